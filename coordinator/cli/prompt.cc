@@ -1,0 +1,64 @@
+#include "coordinator/cli/prompt.h"
+
+#include <cstdio>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
+#include "common/chat_template.h"
+
+namespace tandem::cli {
+
+absl::StatusOr<std::vector<int32_t>> ParseIdList(const std::string& text) {
+  std::vector<int32_t> ids;
+  for (absl::string_view part : absl::StrSplit(text, ',')) {
+    part = absl::StripAsciiWhitespace(part);
+    int32_t id;
+    if (part.empty() || !absl::SimpleAtoi(part, &id) || id < 0) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("--prompt-ids: \"", part, "\" is not a non-negative integer"));
+    }
+    ids.push_back(id);
+  }
+  return ids;
+}
+
+absl::StatusOr<std::string> RenderChat(const std::string& model_dir, const std::string& messages_json,
+                                       bool add_generation_prompt) {
+  auto messages = nlohmann::ordered_json::parse(messages_json, nullptr, /*allow_exceptions=*/false);
+  if (messages.is_discarded() || !messages.is_array()) {
+    return absl::InvalidArgumentError("--messages must be a JSON list of {\"role\", \"content\"} objects");
+  }
+  return RenderChatFromDirectory(model_dir, messages, add_generation_prompt);
+}
+
+absl::StatusOr<std::vector<int32_t>> PromptToIds(const PromptFlags& f, const std::string& model_dir,
+                                                 const Tokenizer* tokenizer) {
+  const int given = f.text.has_value() + f.ids.has_value() + f.chat.has_value() + f.messages.has_value();
+  if (given != 1) {
+    return absl::InvalidArgumentError(
+        "give exactly one of --prompt, --prompt-ids, --chat (or --messages)");
+  }
+  if (f.ids) return ParseIdList(*f.ids);
+  if (!tokenizer) return absl::FailedPreconditionError("this model has no tokenizer");
+  if (f.text) return tokenizer->Encode(*f.text, /*add_special_tokens=*/true);
+  std::string messages_json;
+  if (f.chat) {
+    nlohmann::ordered_json messages = nlohmann::ordered_json::array();
+    messages.push_back({{"role", "user"}, {"content", *f.chat}});
+    messages_json = messages.dump();
+  } else {
+    messages_json = *f.messages;
+  }
+  TANDEM_ASSIGN_OR_RETURN(std::string rendered, RenderChat(model_dir, messages_json, true));
+  return tokenizer->Encode(rendered, /*add_special_tokens=*/false);
+}
+
+void PrintJson(const nlohmann::json& object) {
+  const std::string text = object.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+  std::fwrite(text.data(), 1, text.size(), stdout);
+  std::fputc('\n', stdout);
+  std::fflush(stdout);
+}
+
+}  // namespace tandem::cli

@@ -1,0 +1,36 @@
+// Turning the CLI's prompt flags into token ids and printing JSON results.
+#pragma once
+
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "common/status.h"
+#include "common/tokenizer.h"
+#include "nlohmann/json.hpp"
+
+namespace tandem::cli {
+
+struct PromptFlags {
+  std::optional<std::string> text;        // --prompt: tokenized with the BOS the tokenizer asks for
+  std::optional<std::string> ids;         // --prompt-ids 1,2,3
+  std::optional<std::string> chat;        // --chat "user message"
+  std::optional<std::string> messages;    // --messages JSON list of {role, content}
+};
+
+// "1,2,3" -> ids; a clear error on anything else.
+absl::StatusOr<std::vector<int32_t>> ParseIdList(const std::string& text);
+
+// Exactly one of the flags must be set. Chats render the model directory's chat template with
+// add_generation_prompt and are tokenized without adding special tokens again.
+absl::StatusOr<std::vector<int32_t>> PromptToIds(const PromptFlags& flags, const std::string& model_dir,
+                                                 const Tokenizer* tokenizer);
+
+// Renders `messages_json` (a JSON list) with the model's chat template.
+absl::StatusOr<std::string> RenderChat(const std::string& model_dir, const std::string& messages_json,
+                                       bool add_generation_prompt);
+
+// One JSON object on one line of stdout (invalid UTF-8 replaced, never an exception).
+void PrintJson(const nlohmann::json& object);
+
+}  // namespace tandem::cli

@@ -1,0 +1,109 @@
+#include "coordinator/cpu_engine.h"
+
+#include <cmath>
+
+#include "coordinator/attention.h"
+#include "coordinator/router.h"
+#include "kernels/cpu/elementwise.h"
+#include "kernels/cpu/linear.h"
+
+namespace tandem {
+namespace {
+
+// out = down(silu(gate x) * up x), for T tokens.
+void DenseMlp(const MlpWeights& w, const float* x, int64_t num_tokens, float* out) {
+  const int64_t inter = w.gate.rows;
+  std::vector<float> gate(num_tokens * inter), up(num_tokens * inter);
+  Linear(x, num_tokens, w.gate, gate.data());
+  Linear(x, num_tokens, w.up, up.data());
+  SiluMul(gate.data(), up.data(), num_tokens * inter);
+  Linear(gate.data(), num_tokens, w.down, out);
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<CpuEngine>> CpuEngine::Create(
+    const ModelConfig& config, const Checkpoint& checkpoint,
+    std::unique_ptr<ExpertExecutor> experts) {
+  if (!experts) return absl::InvalidArgumentError("CpuEngine needs an ExpertExecutor");
+  TANDEM_ASSIGN_OR_RETURN(ModelWeights weights, LoadModelWeights(config, checkpoint));
+  return std::unique_ptr<CpuEngine>(new CpuEngine(config, std::move(weights), std::move(experts)));
+}
+
+absl::Status CpuEngine::Mlp(int64_t l, const float* x, int64_t num_tokens, float* out) {
+  const LayerWeights& lw = weights_.layers[l];
+  const int64_t h = config_.hidden_size;
+  if (!lw.is_moe) {
+    DenseMlp(lw.dense, x, num_tokens, out);
+    return absl::OkStatus();
+  }
+  const MoeConfig& moe = config_.moe;
+  std::vector<float> logits(num_tokens * moe.num_experts);
+  Linear(x, num_tokens, lw.router, logits.data());
+  std::vector<int32_t> ids(num_tokens * moe.top_k);
+  std::vector<float> weights(num_tokens * moe.top_k);
+  const float* bias = lw.score_correction_bias.empty() ? nullptr : lw.score_correction_bias.data();
+  for (int64_t t = 0; t < num_tokens; ++t)
+    RouteToken(moe, logits.data() + t * moe.num_experts, bias, ids.data() + t * moe.top_k,
+               weights.data() + t * moe.top_k);
+  MoeBatch batch{static_cast<int32_t>(l), num_tokens, moe.top_k, x, ids.data(), weights.data()};
+  TANDEM_RETURN_IF_ERROR(experts_->Run(batch, out));
+  if (!lw.shared.empty()) {
+    std::vector<float> shared(num_tokens * h);
+    DenseMlp(lw.shared, x, num_tokens, shared.data());
+    if (!lw.shared_expert_gate.empty()) {  // Qwen2-MoE: sigmoid-gated shared expert
+      std::vector<float> g(num_tokens);
+      Linear(x, num_tokens, lw.shared_expert_gate, g.data());
+      for (int64_t t = 0; t < num_tokens; ++t) {
+        const float s = 1.0f / (1.0f + std::exp(-g[t]));
+        for (int64_t d = 0; d < h; ++d) shared[t * h + d] *= s;
+      }
+    }
+    AddInPlace(out, shared.data(), num_tokens * h);
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::vector<float>> CpuEngine::Forward(std::span<const int32_t> tokens,
+                                                      KvCache& cache) {
+  const int64_t num_tokens = static_cast<int64_t>(tokens.size());
+  const int64_t h = config_.hidden_size, start = cache.length();
+  if (num_tokens == 0) return absl::InvalidArgumentError("no tokens to run");
+  if (start + num_tokens > cache.capacity()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("sequence of ", start + num_tokens, " tokens exceeds the context length ",
+                     cache.capacity()));
+  }
+  std::vector<float> x(num_tokens * h);
+  for (int64_t t = 0; t < num_tokens; ++t) {
+    const int32_t id = tokens[t];
+    if (id < 0 || id >= config_.vocab_size)
+      return absl::InvalidArgumentError(
+          absl::StrCat("token id ", id, " is outside the vocabulary [0, ", config_.vocab_size, ")"));
+    weights_.embed.RowToFloat(id, x.data() + t * h);
+  }
+  std::vector<float> normed(num_tokens * h), block(num_tokens * h);
+  for (int64_t l = 0; l < config_.num_layers; ++l) {
+    const LayerWeights& lw = weights_.layers[l];
+    RmsNorm(x.data(), lw.input_norm.data(), num_tokens, h, config_.rms_norm_eps, normed.data());
+    if (config_.use_mla) {
+      MlaAttention(config_, lw.mla, rope_, l, normed.data(), num_tokens, start, cache, block.data());
+    } else {
+      GqaAttention(config_, lw.gqa, rope_, l, normed.data(), num_tokens, start, cache, block.data());
+    }
+    AddInPlace(x.data(), block.data(), num_tokens * h);
+    RmsNorm(x.data(), lw.post_attention_norm.data(), num_tokens, h, config_.rms_norm_eps,
+            normed.data());
+    TANDEM_RETURN_IF_ERROR(Mlp(l, normed.data(), num_tokens, block.data()));
+    AddInPlace(x.data(), block.data(), num_tokens * h);
+  }
+  cache.Advance(num_tokens);
+  std::vector<float> last(h);
+  RmsNormRow(x.data() + (num_tokens - 1) * h, weights_.final_norm.data(), h, config_.rms_norm_eps,
+             last.data());
+  std::vector<float> logits(config_.vocab_size);
+  Linear(last.data(), 1, weights_.output(), logits.data());
+  return logits;
+}
+
+}  // namespace tandem

@@ -1,0 +1,64 @@
+#include "coordinator/weight_loader.h"
+
+#include "absl/strings/match.h"
+
+namespace tandem {
+
+std::array<int64_t, 2> WeightLoader::Fp8Block() const {
+  if (config_.fp8_block_rows > 0) return {config_.fp8_block_rows, config_.fp8_block_cols};
+  return {128, 128};
+}
+
+absl::StatusOr<WeightMatrix> WeightLoader::Matrix(const std::string& name, int64_t rows,
+                                                  int64_t cols) const {
+  WeightMatrix m;
+  m.rows = rows;
+  m.cols = cols;
+  const int64_t shape[2] = {rows, cols};
+  if (checkpoint_.StoredAsBf16OrNarrower(name)) {
+    TANDEM_ASSIGN_OR_RETURN(m.bf16, checkpoint_.ReadBf16(name, shape, Fp8Block()));
+  } else {
+    m.is_f32 = true;
+    TANDEM_ASSIGN_OR_RETURN(m.f32, checkpoint_.ReadFloat32(name, shape, Fp8Block()));
+  }
+  if (absl::EndsWith(name, ".weight")) {
+    const std::string bias = name.substr(0, name.size() - 6) + "bias";
+    if (checkpoint_.Has(bias)) {
+      TANDEM_ASSIGN_OR_RETURN(m.bias, Vector(bias, rows));
+    }
+  }
+  return m;
+}
+
+absl::StatusOr<WeightMatrix> WeightLoader::MatrixFrom3d(const std::string& name, int64_t index,
+                                                        int64_t row_begin, int64_t rows,
+                                                        int64_t cols) const {
+  TANDEM_ASSIGN_OR_RETURN(const TensorView* view, checkpoint_.Get(name));
+  if (view->shape.size() != 3 || index >= view->shape[0] || row_begin + rows > view->shape[1] ||
+      view->shape[2] != cols) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        view->file, ": tensor ", name, " has an unexpected shape for expert ", index));
+  }
+  const int64_t per_matrix = view->shape[1] * cols;
+  const int64_t offset = index * per_matrix + row_begin * cols;
+  WeightMatrix m;
+  m.rows = rows;
+  m.cols = cols;
+  if (checkpoint_.StoredAsBf16OrNarrower(name)) {
+    TANDEM_ASSIGN_OR_RETURN(std::vector<uint16_t> all, checkpoint_.ReadBf16(name));
+    m.bf16.assign(all.begin() + offset, all.begin() + offset + rows * cols);
+  } else {
+    m.is_f32 = true;
+    TANDEM_ASSIGN_OR_RETURN(std::vector<float> all, checkpoint_.ReadFloat32(name));
+    m.f32.assign(all.begin() + offset, all.begin() + offset + rows * cols);
+  }
+  return m;
+}
+
+absl::StatusOr<std::vector<float>> WeightLoader::Vector(const std::string& name,
+                                                        int64_t size) const {
+  const int64_t shape[1] = {size};
+  return checkpoint_.ReadFloat32(name, shape, Fp8Block());
+}
+
+}  // namespace tandem

@@ -1,0 +1,37 @@
+// Reads named weights of a checkpoint into the engine's in-memory types, checking shapes against
+// the config. bf16 and FP8 tensors are held as bf16 (FP8 dequantized at load with its block
+// scales); f32 and f16 tensors as f32, so no precision is lost. Used at load time by one thread.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "common/checkpoint.h"
+#include "common/model_config.h"
+#include "kernels/cpu/linear.h"
+
+namespace tandem {
+
+class WeightLoader {
+ public:
+  WeightLoader(const Checkpoint& checkpoint, const ModelConfig& config)
+      : checkpoint_(checkpoint), config_(config) {}
+
+  bool Has(const std::string& name) const { return checkpoint_.Has(name); }
+
+  // A [rows x cols] matrix; its `.bias` companion (name with .weight -> .bias) is loaded when present.
+  absl::StatusOr<WeightMatrix> Matrix(const std::string& name, int64_t rows, int64_t cols) const;
+  // Rows [row_begin, row_begin + rows) of matrix `index` of a 3-D tensor [n x total_rows x cols]
+  // (transformers >= 5 fused experts).
+  absl::StatusOr<WeightMatrix> MatrixFrom3d(const std::string& name, int64_t index, int64_t row_begin,
+                                            int64_t rows, int64_t cols) const;
+  // A 1-D f32 vector of `size` values (norm weights, biases).
+  absl::StatusOr<std::vector<float>> Vector(const std::string& name, int64_t size) const;
+
+ private:
+  std::array<int64_t, 2> Fp8Block() const;
+  const Checkpoint& checkpoint_;
+  const ModelConfig& config_;
+};
+
+}  // namespace tandem

@@ -1,0 +1,19 @@
+// Small element-wise ops of the CPU engine, in f32. Reentrant; no threads of their own.
+#pragma once
+
+#include <cstdint>
+
+namespace tandem {
+
+// out[i] = x[i] / sqrt(mean(x^2) + eps) * weight[i], for one row of n values. out may alias x.
+void RmsNormRow(const float* x, const float* weight, int64_t n, double eps, float* out);
+// RmsNormRow over `rows` consecutive rows.
+void RmsNorm(const float* x, const float* weight, int64_t rows, int64_t n, double eps, float* out);
+// gate[i] = silu(gate[i]) * up[i].
+void SiluMul(float* gate, const float* up, int64_t n);
+// In-place softmax of n values (n >= 1).
+void SoftmaxInPlace(float* x, int64_t n);
+// x[i] += y[i].
+void AddInPlace(float* x, const float* y, int64_t n);
+
+}  // namespace tandem

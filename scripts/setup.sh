@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# Installs every Debian package Tandem's build and tests need (run as root, or with sudo available).
+set -euo pipefail
+packages=(
+  build-essential cmake ninja-build pkg-config
+  libabsl-dev libspdlog-dev libfmt-dev libpcre2-dev nlohmann-json3-dev libcli11-dev
+  libgtest-dev
+)
+SUDO=""
+if [ "$(id -u)" != 0 ]; then SUDO=sudo; fi
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -q
+$SUDO apt-get install -y -q --no-install-recommends "${packages[@]}"

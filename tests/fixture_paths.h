@@ -1,0 +1,36 @@
+// Locating the committed fixtures (tests/fixtures/<arch>/) from tests.
+#pragma once
+
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "nlohmann/json.hpp"
+
+namespace tandem::testing {
+
+inline std::string FixturesDir() { return std::string(TANDEM_SOURCE_DIR) + "/tests/fixtures"; }
+
+// Model fixture directories (those with a config.json and a reference.json), sorted.
+inline std::vector<std::string> ModelFixtureDirs() {
+  std::vector<std::string> dirs;
+  std::error_code ec;
+  for (const auto& entry : std::filesystem::directory_iterator(FixturesDir(), ec)) {
+    if (std::filesystem::exists(entry.path() / "config.json") &&
+        std::filesystem::exists(entry.path() / "reference.json"))
+      dirs.push_back(entry.path().string());
+  }
+  std::sort(dirs.begin(), dirs.end());
+  return dirs;
+}
+
+inline nlohmann::json ReadJson(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return nlohmann::json::parse(ss.str());
+}
+
+}  // namespace tandem::testing

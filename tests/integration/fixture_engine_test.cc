@@ -1,0 +1,116 @@
+// The CPU engine against transformers' float64 reference outputs on every fixture architecture,
+// under both config.json layouts: last-position logits within 1e-3 and 16 greedy ids identical.
+#include <filesystem>
+
+#include "coordinator/generator.h"
+#include "coordinator/loaded_model.h"
+#include "gtest/gtest.h"
+#include "tests/fixture_paths.h"
+
+namespace tandem {
+namespace {
+
+struct Case {
+  std::string dir;
+  std::string config_file;  // config.json or config.legacy.json
+};
+
+std::vector<Case> Cases() {
+  std::vector<Case> cases;
+  for (const std::string& dir : testing::ModelFixtureDirs()) {
+    for (const char* cfg : {"config.json", "config.legacy.json"}) {
+      if (std::filesystem::exists(dir + "/" + cfg)) cases.push_back({dir, cfg});
+    }
+  }
+  return cases;
+}
+
+std::string CaseName(const ::testing::TestParamInfo<Case>& info) {
+  std::string name = std::filesystem::path(info.param.dir).filename().string() +
+                     (info.param.config_file == "config.json" ? "_v5_layout" : "_hub_layout");
+  return name;
+}
+
+class FixtureEngineTest : public ::testing::TestWithParam<Case> {
+ protected:
+  void SetUp() override {
+    LoadOptions options;
+    options.config_path = GetParam().dir + "/" + GetParam().config_file;
+    auto model = LoadModel(GetParam().dir, options);
+    ASSERT_TRUE(model.ok()) << model.status();
+    model_ = std::make_unique<LoadedModel>(std::move(*model));
+    reference_ = testing::ReadJson(GetParam().dir + "/reference.json");
+  }
+  std::unique_ptr<LoadedModel> model_;
+  nlohmann::json reference_;
+};
+
+TEST_P(FixtureEngineTest, LastLogitsMatchTransformers) {
+  const auto prompt = reference_["logits"]["prompt_ids"].get<std::vector<int32_t>>();
+  const auto expected = reference_["logits"]["last_logits"].get<std::vector<double>>();
+  KvCache cache = model_->engine->NewCache(model_->max_model_len);
+  auto logits = model_->engine->Forward(prompt, cache);
+  ASSERT_TRUE(logits.ok()) << logits.status();
+  ASSERT_EQ(logits->size(), expected.size());
+  double max_err = 0;
+  for (size_t i = 0; i < expected.size(); ++i)
+    max_err = std::max(max_err, std::abs((*logits)[i] - expected[i]));
+  std::printf("[ fixture ] %s %s: max |logit error| = %.3g\n", model_->config.model_type.c_str(),
+              GetParam().config_file.c_str(), max_err);
+  EXPECT_LT(max_err, 1e-3);
+}
+
+TEST_P(FixtureEngineTest, IncrementalDecodeMatchesOneShotPrefill) {
+  // Feeding the prompt one token at a time through the KV cache gives the same last logits.
+  const auto prompt = reference_["logits"]["prompt_ids"].get<std::vector<int32_t>>();
+  KvCache one_shot = model_->engine->NewCache(model_->max_model_len);
+  auto expected = model_->engine->Forward(prompt, one_shot);
+  ASSERT_TRUE(expected.ok());
+  KvCache cache = model_->engine->NewCache(model_->max_model_len);
+  absl::StatusOr<std::vector<float>> logits;
+  for (int32_t id : prompt) {
+    logits = model_->engine->Forward(std::vector<int32_t>{id}, cache);
+    ASSERT_TRUE(logits.ok()) << logits.status();
+  }
+  for (size_t i = 0; i < expected->size(); ++i) EXPECT_NEAR((*logits)[i], (*expected)[i], 1e-4);
+}
+
+TEST_P(FixtureEngineTest, GreedyIdsMatchTransformers) {
+  GenerateRequest request;
+  request.prompt_ids = reference_["greedy"]["prompt_ids"].get<std::vector<int32_t>>();
+  const auto expected = reference_["greedy"]["ids"].get<std::vector<int32_t>>();
+  request.max_tokens = static_cast<int64_t>(expected.size());
+  request.ignore_eos = true;
+  auto result = Generate(*model_->engine, model_->tokenizer.get(), model_->max_model_len, request);
+  ASSERT_TRUE(result.ok()) << result.status();
+  EXPECT_EQ(result->ids, expected);
+  EXPECT_EQ(result->finish_reason, "length");
+}
+
+TEST_P(FixtureEngineTest, OutOfVocabularyTokenIsAnError) {
+  KvCache cache = model_->engine->NewCache(model_->max_model_len);
+  auto logits = model_->engine->Forward(
+      std::vector<int32_t>{1, static_cast<int32_t>(model_->config.vocab_size)}, cache);
+  EXPECT_EQ(logits.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(cache.length(), 0);
+}
+
+TEST_P(FixtureEngineTest, ContextOverflowIsAnError) {
+  KvCache cache = model_->engine->NewCache(4);
+  auto logits = model_->engine->Forward(std::vector<int32_t>{1, 2, 3, 4, 5}, cache);
+  EXPECT_EQ(logits.status().code(), absl::StatusCode::kInvalidArgument);
+}
+
+INSTANTIATE_TEST_SUITE_P(AllArchitectures, FixtureEngineTest, ::testing::ValuesIn(Cases()),
+                         CaseName);
+GTEST_ALLOW_UNINSTANTIATED_PARAMETERIZED_TEST(FixtureEngineTest);
+
+TEST(FixturePresence, EveryArchitectureHasAFixture) {
+  for (const char* arch : {"qwen2_moe", "qwen3_moe", "deepseek_v2", "deepseek_v3", "mixtral"}) {
+    EXPECT_TRUE(std::filesystem::exists(testing::FixturesDir() + "/" + arch + "/reference.json"))
+        << arch;
+  }
+}
+
+}  // namespace
+}  // namespace tandem
