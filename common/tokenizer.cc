@@ -7,7 +7,6 @@
 #include <fstream>
 #include <sstream>
 
-#include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "common/status.h"
 #include "common/tokenizer_added_tokens.h"
@@ -36,7 +35,7 @@ namespace {
 
 // Prefixes a component error with the file it came from, keeping the status code.
 absl::Status InFile(std::string_view file, const absl::Status& s) {
-  return absl::Status(s.code(), absl::StrCat(file, ": ", s.message()));
+  return absl::Status(s.code(), Cat(file, ": ", std::string(s.message())));
 }
 
 absl::StatusOr<Json> ParseJsonText(const std::string& text, std::string_view file) {
@@ -44,14 +43,15 @@ absl::StatusOr<Json> ParseJsonText(const std::string& text, std::string_view fil
   if (j.is_discarded()) {
     // Parse again with exceptions for nlohmann's message (it names the byte offset).
     try {
-      (void)Json::parse(text);
+      Json unused = Json::parse(text);
+      (void)unused;
     } catch (const Json::exception& e) {
-      return absl::InvalidArgumentError(absl::StrCat(file, ": malformed JSON: ", e.what()));
+      return absl::InvalidArgumentError(Cat(file, ": malformed JSON: ", e.what()));
     }
-    return absl::InvalidArgumentError(absl::StrCat(file, ": malformed JSON"));
+    return absl::InvalidArgumentError(Cat(file, ": malformed JSON"));
   }
   if (!j.is_object()) {
-    return absl::InvalidArgumentError(absl::StrCat(file, ": top level is not a JSON object"));
+    return absl::InvalidArgumentError(Cat(file, ": top level is not a JSON object"));
   }
   return j;
 }
@@ -78,7 +78,7 @@ absl::Status ParseTokenizerJson(const Json& j, TokenizerImpl* t) {
   if (type.empty() && FindField(*model, "merges") != nullptr) type = "BPE";
   if (type != "BPE") {
     return absl::UnimplementedError(
-        absl::StrCat("unsupported tokenizer model '", type.empty() ? "(no type)" : type,
+        Cat("unsupported tokenizer model '", type.empty() ? "(no type)" : type,
                      "' (only BPE is supported)"));
   }
   TANDEM_ASSIGN_OR_RETURN(t->model, BpeModel::Parse(*model));
@@ -102,10 +102,10 @@ absl::Status ParseTokenizerJson(const Json& j, TokenizerImpl* t) {
 
 absl::StatusOr<std::string> ReadFile(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
-  if (!in) return absl::NotFoundError(absl::StrCat(path, ": cannot open file"));
+  if (!in) return absl::NotFoundError(Cat(path, ": cannot open file"));
   std::ostringstream ss;
   ss << in.rdbuf();
-  if (in.bad()) return absl::DataLossError(absl::StrCat(path, ": read error"));
+  if (in.bad()) return absl::DataLossError(Cat(path, ": read error"));
   return ss.str();
 }
 
@@ -176,8 +176,8 @@ Tokenizer::Tokenizer(std::unique_ptr<TokenizerImpl> impl) : impl_(std::move(impl
 Tokenizer::~Tokenizer() = default;
 
 absl::StatusOr<std::unique_ptr<Tokenizer>> Tokenizer::FromDirectory(const std::string& dir) {
-  const std::string tok_path = absl::StrCat(dir, "/tokenizer.json");
-  const std::string cfg_path = absl::StrCat(dir, "/tokenizer_config.json");
+  const std::string tok_path = tokenizer_internal::Cat(dir, "/tokenizer.json");
+  const std::string cfg_path = tokenizer_internal::Cat(dir, "/tokenizer_config.json");
   TANDEM_ASSIGN_OR_RETURN(std::string tok, tokenizer_internal::ReadFile(tok_path));
   std::string cfg;
   if (std::ifstream(cfg_path).good()) {

@@ -3,7 +3,6 @@
 
 #include <algorithm>
 
-#include "absl/strings/str_cat.h"
 #include "common/status.h"
 #include "common/tokenizer_normalizer.h"
 #include "common/tokenizer_unicode.h"
@@ -85,7 +84,7 @@ absl::StatusOr<std::unique_ptr<AddedVocabulary>> AddedVocabulary::Parse(
   if (!j->is_array()) return JsonError("added_tokens", "must be an array");
   for (size_t i = 0; i < j->size(); ++i) {
     const Json& e = (*j)[i];
-    const std::string where = absl::StrCat("added_tokens[", i, "]");
+    const std::string where = Cat("added_tokens[", i, "]");
     if (!e.is_object()) return JsonError(where, "must be an object");
     AddedToken t;
     TANDEM_ASSIGN_OR_RETURN(t.content, GetString(e, "content", where));
@@ -102,7 +101,17 @@ absl::StatusOr<std::unique_ptr<AddedVocabulary>> AddedVocabulary::Parse(
     TANDEM_ASSIGN_OR_RETURN(t.normalized, GetBool(e, "normalized", where, !t.special));
     if (!IsValidUtf8(t.content)) return JsonError(where, "content is not valid UTF-8");
     if (t.content.empty() || v->by_content_.count(t.content) != 0) continue;
-    if (auto model_id = model.TokenToId(t.content)) t.id = *model_id;
+    // Ids as the HF library assigns them on load (the file's "id" is only checked there): the
+    // model's id when the content is in its vocabulary, else the next id after the vocabulary
+    // and the added tokens so far.
+    if (auto model_id = model.TokenToId(t.content)) {
+      t.id = *model_id;
+    } else {
+      const int64_t vocab_count = static_cast<int64_t>(model.vocab_count());
+      t.id = (v->tokens_.empty()) ? vocab_count
+             : (v->max_id_ >= vocab_count || vocab_count == 0) ? v->max_id_ + 1
+                                                               : vocab_count;
+    }
     size_t index = v->tokens_.size();
     v->by_content_[t.content] = static_cast<int32_t>(index);
     v->by_id_[t.id] = index;

@@ -6,7 +6,6 @@
 #include <cstdio>
 #include <queue>
 
-#include "absl/strings/str_cat.h"
 #include "common/status.h"
 #include "common/tokenizer_unicode.h"
 
@@ -42,14 +41,14 @@ absl::StatusOr<std::pair<std::string, std::string>> ParseMerge(const Json& m, si
     const std::string& s = m.get_ref<const std::string&>();
     size_t sp = s.find(' ');
     if (sp == std::string::npos) {
-      return JsonError(kWhere, absl::StrCat("merge #", index, " '", s, "' has no space"));
+      return JsonError(kWhere, Cat("merge #", index, " '", s, "' has no space"));
     }
     return std::make_pair(s.substr(0, sp), s.substr(sp + 1));
   }
   if (m.is_array() && m.size() == 2 && m[0].is_string() && m[1].is_string()) {
     return std::make_pair(m[0].get<std::string>(), m[1].get<std::string>());
   }
-  return JsonError(kWhere, absl::StrCat("merge #", index,
+  return JsonError(kWhere, Cat("merge #", index,
                                         " must be \"a b\" or [\"a\", \"b\"]"));
 }
 
@@ -65,7 +64,7 @@ absl::StatusOr<std::unique_ptr<BpeModel>> BpeModel::Parse(const Json& j) {
   for (auto it = vocab->begin(); it != vocab->end(); ++it) {
     const Json& v = it.value();
     if (!v.is_number_integer() || v.get<int64_t>() < 0 || v.get<int64_t>() > INT32_MAX) {
-      return JsonError(kWhere, absl::StrCat("vocab entry '", it.key(),
+      return JsonError(kWhere, Cat("vocab entry '", it.key(),
                                             "' must map to a non-negative integer id"));
     }
     int32_t id = static_cast<int32_t>(v.get<int64_t>());
@@ -113,14 +112,14 @@ absl::StatusOr<std::unique_ptr<BpeModel>> BpeModel::Parse(const Json& j) {
       auto a = m->TokenToId(pair.first);
       auto b = m->TokenToId(pair.second);
       if (!a || !b || pair.second.size() < prefix_len) {
-        return JsonError(kWhere, absl::StrCat("merge #", i, " uses token '",
+        return JsonError(kWhere, Cat("merge #", i, " uses token '",
                                               !a ? pair.first : pair.second,
                                               "' that is not in the vocabulary"));
       }
       std::string merged = pair.first + pair.second.substr(prefix_len);
       auto id = m->TokenToId(merged);
       if (!id) {
-        return JsonError(kWhere, absl::StrCat("merge #", i, " makes token '", merged,
+        return JsonError(kWhere, Cat("merge #", i, " makes token '", merged,
                                               "' that is not in the vocabulary"));
       }
       m->merges_[PairKey(*a, *b)] = {static_cast<uint32_t>(i), *id};
@@ -174,8 +173,8 @@ void BpeModel::MergeWord(std::string_view word, std::vector<int32_t>* out) const
     syms.push_back(Symbol{id, n - 1, -1, true});
     if (n > 0) syms[n - 1].next = n;
   };
-  // Pending unknown: its id (fused runs of unknown characters become one).
-  std::optional<int32_t> unk;
+  // Pending unknown token id, -1 for none (fused runs of unknown characters become one).
+  int32_t unk = -1;
   std::string s;
   for (size_t i = 0; i < word.size();) {
     size_t len = Utf8CharLen(word, i);
@@ -186,8 +185,8 @@ void BpeModel::MergeWord(std::string_view word, std::vector<int32_t>* out) const
     if (is_last) s += end_of_word_suffix_;
     i += len;
     if (auto id = TokenToId(s)) {
-      if (unk) add(*unk);
-      unk.reset();
+      if (unk >= 0) add(unk);
+      unk = -1;
       add(*id);
       continue;
     }
@@ -200,11 +199,11 @@ void BpeModel::MergeWord(std::string_view word, std::vector<int32_t>* out) const
       }
     }
     if (unk_id_) {
-      if (unk && !fuse_unk_) add(*unk);
+      if (unk >= 0 && !fuse_unk_) add(unk);
       unk = *unk_id_;
     }
   }
-  if (unk) add(*unk);
+  if (unk >= 0) add(unk);
 
   std::priority_queue<Candidate> queue;
   auto push_pair = [&](int32_t pos) {

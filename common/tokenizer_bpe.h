@@ -38,6 +38,7 @@ class BpeModel {
   std::optional<int32_t> TokenToId(std::string_view token) const;
   const std::string* IdToToken(int32_t id) const;  // nullptr if unknown
   int32_t max_id() const { return max_id_; }       // -1 for an empty vocabulary
+  size_t vocab_count() const { return vocab_.size(); }
 
  private:
   BpeModel() = default;

@@ -3,7 +3,6 @@
 
 #include <optional>
 
-#include "absl/strings/str_cat.h"
 #include "common/status.h"
 #include "common/tokenizer_byte_level.h"
 #include "common/tokenizer_regex.h"
@@ -184,7 +183,7 @@ absl::StatusOr<size_t> GetCount(const Json& j, std::string_view key, std::string
   const Json* f = FindField(j, key);
   if (f == nullptr) return 0;
   if (!f->is_number_unsigned() && !(f->is_number_integer() && f->get<int64_t>() >= 0)) {
-    return JsonError(where, absl::StrCat("field '", key, "' must be a non-negative integer"));
+    return JsonError(where, Cat("field '", key, "' must be a non-negative integer"));
   }
   return static_cast<size_t>(f->get<int64_t>());
 }
@@ -201,7 +200,7 @@ std::string Decoder::Decode(std::vector<std::string> tokens) const {
 absl::StatusOr<std::unique_ptr<Decoder>> ParseDecoder(const Json& j) {
   if (!j.is_object()) return JsonError("decoder", "must be an object or null");
   const std::string type = TypeOf(j);
-  const std::string where = absl::StrCat("decoder.", type);
+  const std::string where = Cat("decoder.", type);
   if (type == "ByteLevel") return std::make_unique<ByteLevelDecoder>();
   if (type == "ByteFallback") return std::make_unique<ByteFallbackDecoder>();
   if (type == "Fuse") return std::make_unique<FuseDecoder>();
@@ -240,7 +239,7 @@ absl::StatusOr<std::unique_ptr<Decoder>> ParseDecoder(const Json& j) {
     return std::make_unique<SequenceDecoder>(std::move(parts));
   }
   if (type.empty()) return JsonError("decoder", "missing field 'type'");
-  return absl::UnimplementedError(absl::StrCat("unsupported decoder '", type, "'"));
+  return absl::UnimplementedError(Cat("unsupported decoder '", type, "'"));
 }
 
 }  // namespace tandem::tokenizer_internal

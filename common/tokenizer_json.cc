@@ -1,14 +1,13 @@
 // Checked tokenizer.json field accessors (see tokenizer_json.h).
 #include "common/tokenizer_json.h"
 
-#include "absl/strings/str_cat.h"
 #include "common/tokenizer_regex.h"
 #include "common/tokenizer_unicode.h"
 
 namespace tandem::tokenizer_internal {
 
 absl::Status JsonError(std::string_view where, std::string_view what) {
-  return absl::InvalidArgumentError(absl::StrCat(where, ": ", what));
+  return absl::InvalidArgumentError(Cat(where, ": ", what));
 }
 
 const Json* FindField(const Json& obj, std::string_view key) {
@@ -21,8 +20,8 @@ const Json* FindField(const Json& obj, std::string_view key) {
 absl::StatusOr<std::string> GetString(const Json& obj, std::string_view key,
                                       std::string_view where) {
   const Json* f = FindField(obj, key);
-  if (f == nullptr) return JsonError(where, absl::StrCat("missing field '", key, "'"));
-  if (!f->is_string()) return JsonError(where, absl::StrCat("field '", key, "' is not a string"));
+  if (f == nullptr) return JsonError(where, Cat("missing field '", key, "'"));
+  if (!f->is_string()) return JsonError(where, Cat("field '", key, "' is not a string"));
   return f->get<std::string>();
 }
 
@@ -31,7 +30,7 @@ absl::StatusOr<bool> GetBool(const Json& obj, std::string_view key, std::string_
   const Json* f = FindField(obj, key);
   if (f == nullptr) return default_value;
   if (!f->is_boolean()) {
-    return JsonError(where, absl::StrCat("field '", key, "' is not a boolean"));
+    return JsonError(where, Cat("field '", key, "' is not a boolean"));
   }
   return f->get<bool>();
 }
@@ -42,7 +41,7 @@ absl::StatusOr<std::string> GetChar(const Json& obj, std::string_view key,
   if (!s.ok()) return s.status();
   size_t len = 0;
   if (s->empty() || DecodeUtf8(*s, 0, &len) < 0 || len != s->size()) {
-    return JsonError(where, absl::StrCat("field '", key, "' must be a single character"));
+    return JsonError(where, Cat("field '", key, "' must be a single character"));
   }
   return s;
 }
@@ -50,18 +49,18 @@ absl::StatusOr<std::string> GetChar(const Json& obj, std::string_view key,
 absl::StatusOr<std::unique_ptr<Regex>> GetPattern(const Json& obj, std::string_view key,
                                                   std::string_view where) {
   const Json* p = FindField(obj, key);
-  if (p == nullptr) return JsonError(where, absl::StrCat("missing field '", key, "'"));
+  if (p == nullptr) return JsonError(where, Cat("missing field '", key, "'"));
   if (p->is_object()) {
     if (const Json* s = FindField(*p, "String"); s != nullptr && s->is_string()) {
       return Regex::Literal(s->get<std::string>());
     }
     if (const Json* r = FindField(*p, "Regex"); r != nullptr && r->is_string()) {
       absl::StatusOr<std::unique_ptr<Regex>> re = Regex::Compile(r->get<std::string>());
-      if (!re.ok()) return JsonError(where, re.status().message());
+      if (!re.ok()) return JsonError(where, std::string(re.status().message()));
       return re;
     }
   }
-  return JsonError(where, absl::StrCat("field '", key,
+  return JsonError(where, Cat("field '", key,
                                        "' must be {\"String\": \"...\"} or {\"Regex\": \"...\"}"));
 }
 

@@ -9,6 +9,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <type_traits>
 
 #include "absl/status/statusor.h"
 #include "nlohmann/json.hpp"
@@ -17,6 +18,24 @@ namespace tandem::tokenizer_internal {
 
 class Regex;
 using Json = nlohmann::json;
+
+// String concatenation of std::string_view / strings / integers (absl::StrCat does not take
+// std::string_view where absl::string_view is its own type, as in Debian's Abseil).
+namespace cat_internal {
+inline void Append(std::string* out, std::string_view s) { out->append(s); }
+inline void Append(std::string* out, const char* s) { out->append(s); }
+inline void Append(std::string* out, char c) { out->push_back(c); }
+template <typename T, typename = std::enable_if_t<std::is_integral_v<T>>>
+void Append(std::string* out, T v) {
+  out->append(std::to_string(v));
+}
+}  // namespace cat_internal
+template <typename... Args>
+std::string Cat(const Args&... args) {
+  std::string out;
+  (cat_internal::Append(&out, args), ...);
+  return out;
+}
 
 // A span of the input on its way through normalization, pre-tokenization and the model.
 struct Piece {

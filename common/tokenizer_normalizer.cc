@@ -3,7 +3,6 @@
 
 #include <vector>
 
-#include "absl/strings/str_cat.h"
 #include "common/status.h"
 #include "common/tokenizer_regex.h"
 #include "common/tokenizer_unicode.h"
@@ -117,7 +116,7 @@ class SequenceNormalizer : public Normalizer {
 absl::StatusOr<std::unique_ptr<Normalizer>> ParseNormalizer(const Json& j) {
   if (!j.is_object()) return JsonError("normalizer", "must be an object or null");
   const std::string type = TypeOf(j);
-  const std::string where = absl::StrCat("normalizer.", type);
+  const std::string where = Cat("normalizer.", type);
   if (type == "NFC") return std::make_unique<NfcNormalizer>();
   if (type == "NFD") return std::make_unique<NfdNormalizer>();
   if (type == "Prepend") {
@@ -149,7 +148,7 @@ absl::StatusOr<std::unique_ptr<Normalizer>> ParseNormalizer(const Json& j) {
     return std::make_unique<SequenceNormalizer>(std::move(parts));
   }
   if (type.empty()) return JsonError("normalizer", "missing field 'type'");
-  return absl::UnimplementedError(absl::StrCat("unsupported normalizer '", type, "'"));
+  return absl::UnimplementedError(Cat("unsupported normalizer '", type, "'"));
 }
 
 }  // namespace tandem::tokenizer_internal

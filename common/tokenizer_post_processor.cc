@@ -3,8 +3,6 @@
 
 #include <string>
 
-#include "absl/strings/str_cat.h"
-#include "absl/strings/str_split.h"
 #include "common/status.h"
 
 namespace tandem::tokenizer_internal {
@@ -15,17 +13,17 @@ constexpr std::string_view kWhere = "post_processor.TemplateProcessing";
 absl::StatusOr<std::vector<int32_t>> SpecialIds(const Json& specials, const std::string& name) {
   const Json* entry = FindField(specials, name);
   if (entry == nullptr) {
-    return JsonError(kWhere, absl::StrCat("special token '", name,
+    return JsonError(kWhere, Cat("special token '", name,
                                           "' is not in 'special_tokens'"));
   }
   const Json* ids = FindField(*entry, "ids");
   if (ids == nullptr || !ids->is_array()) {
-    return JsonError(kWhere, absl::StrCat("special token '", name, "' has no 'ids' array"));
+    return JsonError(kWhere, Cat("special token '", name, "' has no 'ids' array"));
   }
   std::vector<int32_t> out;
   for (const Json& id : *ids) {
     if (!id.is_number_integer() || id.get<int64_t>() < 0 || id.get<int64_t>() > INT32_MAX) {
-      return JsonError(kWhere, absl::StrCat("special token '", name, "' has a bad id"));
+      return JsonError(kWhere, Cat("special token '", name, "' has a bad id"));
     }
     out.push_back(static_cast<int32_t>(id.get<int64_t>()));
   }
@@ -42,15 +40,24 @@ absl::StatusOr<SpecialTemplate> ParseTemplate(const Json& j) {
   // "<s>:0 $A:0" that the Python constructor also accepts.
   std::vector<std::pair<bool, std::string>> pieces;  // (is_sequence, special name)
   if (single->is_string()) {
-    for (std::string_view part :
-         absl::StrSplit(single->get_ref<const std::string&>(), ' ', absl::SkipEmpty())) {
-      std::string_view name = part.substr(0, part.rfind(':') == std::string_view::npos
-                                                 ? part.size()
-                                                 : part.rfind(':'));
+    std::vector<std::string> parts;
+    std::string cur;
+    for (char c : single->get_ref<const std::string&>() + " ") {
+      if (c != ' ') {
+        cur.push_back(c);
+      } else if (!cur.empty()) {
+        parts.push_back(std::move(cur));
+        cur.clear();
+      }
+    }
+    for (const std::string& part : parts) {
+      // "name:type_id"; the type id does not matter for ids.
+      const size_t colon = part.rfind(':');
+      std::string name = part.substr(0, colon == std::string::npos ? part.size() : colon);
       if (part.size() > 1 && part[0] == '$') {
         pieces.emplace_back(true, "");
       } else {
-        pieces.emplace_back(false, std::string(name));
+        pieces.emplace_back(false, std::move(name));
       }
     }
   } else if (single->is_array()) {
@@ -106,7 +113,7 @@ absl::StatusOr<SpecialTemplate> ParsePostProcessor(const Json& j) {
     return all;
   }
   if (type.empty()) return JsonError("post_processor", "missing field 'type'");
-  return absl::UnimplementedError(absl::StrCat("unsupported post_processor '", type, "'"));
+  return absl::UnimplementedError(Cat("unsupported post_processor '", type, "'"));
 }
 
 }  // namespace tandem::tokenizer_internal

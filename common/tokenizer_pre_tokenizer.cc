@@ -6,7 +6,6 @@
 #include <functional>
 #include <utility>
 
-#include "absl/strings/str_cat.h"
 #include "common/status.h"
 #include "common/tokenizer_byte_level.h"
 #include "common/tokenizer_regex.h"
@@ -212,7 +211,7 @@ absl::StatusOr<Behavior> ParseBehavior(const Json& j, std::string_view where) {
   if (b == "MergedWithPrevious") return Behavior::kMergedWithPrevious;
   if (b == "MergedWithNext") return Behavior::kMergedWithNext;
   if (b == "Contiguous") return Behavior::kContiguous;
-  return JsonError(where, absl::StrCat("unknown behavior '", b, "'"));
+  return JsonError(where, Cat("unknown behavior '", b, "'"));
 }
 
 absl::StatusOr<std::unique_ptr<PreTokenizer>> ParseMetaspace(const Json& j,
@@ -245,7 +244,7 @@ absl::StatusOr<std::unique_ptr<PreTokenizer>> ParseMetaspace(const Json& j,
 absl::StatusOr<std::unique_ptr<PreTokenizer>> ParsePreTokenizer(const Json& j) {
   if (!j.is_object()) return JsonError("pre_tokenizer", "must be an object or null");
   const std::string type = TypeOf(j);
-  const std::string where = absl::StrCat("pre_tokenizer.", type);
+  const std::string where = Cat("pre_tokenizer.", type);
   if (type == "ByteLevel") {
     TANDEM_ASSIGN_OR_RETURN(bool add_prefix_space, GetBool(j, "add_prefix_space", where, true));
     TANDEM_ASSIGN_OR_RETURN(bool use_regex, GetBool(j, "use_regex", where, true));
@@ -281,7 +280,7 @@ absl::StatusOr<std::unique_ptr<PreTokenizer>> ParsePreTokenizer(const Json& j) {
     return std::make_unique<SequencePreTokenizer>(std::move(parts));
   }
   if (type.empty()) return JsonError("pre_tokenizer", "missing field 'type'");
-  return absl::UnimplementedError(absl::StrCat("unsupported pre_tokenizer '", type, "'"));
+  return absl::UnimplementedError(Cat("unsupported pre_tokenizer '", type, "'"));
 }
 
 }  // namespace tandem::tokenizer_internal

@@ -4,7 +4,7 @@
 
 #include <pcre2.h>
 
-#include "absl/strings/str_cat.h"
+#include "common/tokenizer_json.h"
 #include "common/tokenizer_unicode.h"
 
 namespace tandem::tokenizer_internal {
@@ -46,7 +46,7 @@ absl::StatusOr<std::unique_ptr<Regex>> Regex::Compile(std::string_view pattern) 
   if (code == nullptr) {
     PCRE2_UCHAR buf[256];
     pcre2_get_error_message(error_code, buf, sizeof buf);
-    return absl::InvalidArgumentError(absl::StrCat("invalid regex '", pattern, "': ",
+    return absl::InvalidArgumentError(Cat("invalid regex '", pattern, "': ",
                                                    reinterpret_cast<const char*>(buf),
                                                    " at offset ", error_offset));
   }

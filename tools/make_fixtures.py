@@ -355,7 +355,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--out", required=True)
     ap.add_argument("--only", default="")
-    ap.add_argument("--max-attempts", type=int, default=40)
+    ap.add_argument("--max-attempts", type=int, default=60)
     args = ap.parse_args()
 
     import torch
@@ -457,8 +457,16 @@ def train_sentencepiece_style(vocab_size):
     t0.pre_tokenizer = pre_tokenizers.Split("▁", behavior="merged_with_next")
     specials = ["<unk>", "<s>", "</s>"]
     trainer = trainers.BpeTrainer(vocab_size=vocab_size - 256, min_frequency=2,
-                                  show_progress=False, special_tokens=specials, limit_alphabet=120)
-    t0.train_from_iterator(CORPUS, trainer=trainer)
+                                  show_progress=False, special_tokens=specials)
+    # Keep only the 120 most frequent characters (ties by code point, so runs are reproducible;
+    # the trainer's own limit_alphabet breaks ties at random): the rest become <0xNN> tokens.
+    counts = {}
+    for line in CORPUS:
+        for ch in line:
+            counts[ch] = counts.get(ch, 0) + 1
+    keep = {c for c, _ in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[:120]} | {" "}
+    t0.train_from_iterator(["".join(ch for ch in line if ch in keep) for line in CORPUS],
+                           trainer=trainer)
     j = json.loads(t0.to_str())
     learned = sorted(j["model"]["vocab"].items(), key=lambda kv: kv[1])
     vocab = {s: i for i, s in enumerate(specials)}
@@ -706,17 +714,20 @@ def from_ckpt_names(ck, arch):
     return out
 
 
-def init_tensor(name, shape, g):
+def init_tensor(name, shape, g, tied=False):
     import torch
     randn = lambda: torch.randn(shape, generator=g, dtype=torch.float32)
     if name.endswith("e_score_correction_bias"):
         return 0.1 * randn()
+    if tied and name == "model.norm.weight":
+        return 2.0 + 0.3 * randn()  # tied: small embeddings, so widen the logit spread here
     if len(shape) == 1 and ("norm" in name):
         return 1.0 + 0.2 * randn()
     if name.endswith(".bias"):
         return 0.2 * randn()
     if name.endswith("embed_tokens.weight"):
-        return 0.5 * randn()
+        # Tied (also the LM head): small, or each token's own logit dominates and greedy repeats.
+        return (0.1 if tied else 0.5) * randn()
     if name.endswith("lm_head.weight"):
         return 0.25 * randn()
     if re.search(r"\.(gate|shared_expert_gate)\.weight$", name):  # routers
@@ -763,7 +774,7 @@ def make_weights(model, arch, cfg, seed):
     sdt = getattr(torch, STORE_DTYPE[arch])
     stored, eff = {}, {}
     for name in sorted(names):
-        w = init_tensor(name, names[name], g)
+        w = init_tensor(name, names[name], g, tied=getattr(cfg, "tie_word_embeddings", False))
         if name.endswith("e_score_correction_bias"):
             stored[name] = w.clone()  # F32 like the real checkpoint
             eff[name] = w.double()
@@ -826,13 +837,13 @@ def router_margin(module, x):
     group-limited routing, between the topk_group-th and next group score)."""
     import torch
     x = x.double().reshape(-1, module.weight.shape[1])
-    logits = x @ module.weight.double().t()
+    logits = x @ module.weight.detach().double().t()
     k = module.top_k
     cls = type(module).__name__
     E = logits.shape[1]
     margins = []
     if "DeepseekV3" in cls:
-        s = torch.sigmoid(logits) + module.e_score_correction_bias.double()
+        s = torch.sigmoid(logits) + module.e_score_correction_bias.detach().double()
         G, tg = module.num_group, module.topk_group
         gs = s.view(-1, G, E // G).topk(2, dim=-1)[0].sum(-1)
         gsorted = gs.sort(dim=-1, descending=True)[0]
@@ -1014,7 +1025,8 @@ def make_arch_fixture(arch, out_dir, max_attempts):
         probe.inputs = []
         forward_logits(model, greedy_prompt + gen_ids)
         m2 = probe.margin()
-        ok = min(gaps) > 2e-3 and min(m1, m2) > 1e-4
+        distinct = len(set(gen_ids))
+        ok = min(gaps) > 2e-3 and min(m1, m2) > 1e-4 and distinct >= 6
         log(f"  seed {seed}: min_top2_gap {min(gaps):.4g}, router margin {min(m1, m2):.4g}, "
             f"logit std {float(logits.std()):.3g}, greedy {gen_ids} -> {'OK' if ok else 'retry'}")
         if ok:
@@ -1025,6 +1037,8 @@ def make_arch_fixture(arch, out_dir, max_attempts):
     seed, stored, eff, logits, gen_ids, gaps, margin = chosen
     files = save_safetensors(stored, out_dir, shard=(arch == "deepseek_v2"))
     log(f"  wrote {files}: {len(stored)} tensors")
+    extra_info = diagnostics(arch, model, cfg, stored, eff, logits_prompt, logits,
+                             greedy_prompt, gen_ids)
 
     # ---- tokenizer / chat references
     hf = load_hf_tokenizer(out_dir, arch)
@@ -1033,7 +1047,7 @@ def make_arch_fixture(arch, out_dir, max_attempts):
         "info": {"arch": arch, "seed": seed, "transformers": transformers.__version__,
                  "torch": torch.__version__, "stored_dtype": STORE_DTYPE[arch] +
                  (" + F8_E4M3 128x128 blocks" if arch == "deepseek_v3" else ""),
-                 "min_router_margin": margin,
+                 "min_router_margin": margin, **extra_info,
                  "note": "logits/greedy: float64 transformers forward (eager attention, eager "
                          "experts), weights = stored values upcast"},
         "tokenize": tokenize_refs(tok, COMMON_TEXTS + FAMILY_TEXTS[fam_name], hf, arch),
@@ -1043,11 +1057,109 @@ def make_arch_fixture(arch, out_dir, max_attempts):
                    "last_logits": [float(x) for x in logits.tolist()]},
         "greedy": {"prompt_text": GREEDY_PROMPT, "prompt_ids": greedy_prompt, "ids": gen_ids,
                    "min_top2_gap": min(gaps), "top2_gaps": gaps},
+        "debug": debug_trace(model, logits_prompt),
     }
     write_json(os.path.join(out_dir, "reference.json"), ref)
 
     # ---- round trips: the written files must reproduce the reference logits
     verify_roundtrip(arch, out_dir, stored, cfg, logits_prompt, logits)
+
+
+def debug_trace(model, prompt):
+    """Intermediate values of the logits-prompt forward, for debugging an engine layer by layer:
+    embeddings, each decoder layer's output (residual stream), the final norm's output, and per
+    MoE layer the chosen experts (ascending id) with their final routing weights."""
+    import torch
+    rec = {"layer_outputs": [], "routing": {}}
+    first = lambda o: o[0] if isinstance(o, (tuple, list)) else o
+    hooks = []
+
+    def h_router(name):
+        layer = re.search(r"layers\.(\d+)\.", name).group(1)
+
+        def f(m, a, o):
+            w, idx = o[1].detach(), o[2].detach()
+            order = idx.argsort(dim=-1)
+            rec["routing"][layer] = {"experts": idx.gather(-1, order).tolist(),
+                                     "weights": w.gather(-1, order).double().tolist()}
+        return f
+
+    inner = model.model
+    hooks.append(inner.embed_tokens.register_forward_hook(
+        lambda m, a, o: rec.__setitem__("embeddings", first(o)[0].double().tolist())))
+    for layer in inner.layers:
+        hooks.append(layer.register_forward_hook(
+            lambda m, a, o: rec["layer_outputs"].append(first(o)[0].double().tolist())))
+    hooks.append(inner.norm.register_forward_hook(
+        lambda m, a, o: rec.__setitem__("final_norm", first(o)[0].double().tolist())))
+    for name, mod in model.named_modules():
+        if re.search(r"Top[kK]Router$", type(mod).__name__):
+            hooks.append(mod.register_forward_hook(h_router(name)))
+    try:
+        forward_logits(model, prompt)
+    finally:
+        for h in hooks:
+            h.remove()
+    return rec
+
+
+def diagnostics(arch, model, cfg, stored, eff, prompt, ref_logits, greedy_prompt, gen_ids):
+    """Informational checks; they change no reference."""
+    import torch
+    info = {}
+    # 1. KV-cache decoding reproduces the no-cache greedy loop.
+    try:
+        with torch.no_grad():
+            out = model(input_ids=torch.tensor([greedy_prompt]), use_cache=True)
+            pkv, ids, worst = out.past_key_values, [], 0.0
+            nxt = int(out.logits[0, -1].argmax())
+            for step in range(len(gen_ids)):
+                ids.append(nxt)
+                if step + 1 == len(gen_ids):
+                    break
+                out = model(input_ids=torch.tensor([[nxt]]), past_key_values=pkv, use_cache=True)
+                pkv = out.past_key_values
+                full = forward_logits(model, greedy_prompt + ids)[-1]
+                worst = max(worst, float((out.logits[0, -1].double() - full).abs().max()))
+                nxt = int(out.logits[0, -1].argmax())
+        log(f"  [{arch}] KV-cache greedy {'==' if ids == gen_ids else '!='} no-cache greedy; "
+            f"max |cached - uncached logits| {worst:.3g}")
+        if ids != gen_ids:
+            problem(arch, f"cached greedy {ids} != uncached {gen_ids}")
+    except Exception:
+        log(f"  [{arch}] KV-cache check failed: {traceback.format_exc()}")
+    if arch != "deepseek_v3":
+        return info
+    # 2. FP8: what skipping the bf16 rounding after dequantization would change.
+    try:
+        eff2 = dict(eff)
+        for k, v in stored.items():
+            if v.dtype == torch.float8_e4m3fn and k in eff2:
+                eff2[k] = dequant_fp8_block(v, stored[k + "_scale_inv"]).double()
+        m2 = new_model(cfg)
+        load_effective(m2, eff2, arch, cfg)
+        d = float((forward_logits(m2, prompt)[-1] - ref_logits).abs().max())
+        info["fp8_without_bf16_rounding_max_logit_diff"] = d
+        log(f"  [{arch}] fp8 dequant kept in f32 (no bf16 rounding): max |logit diff| {d:.3g}")
+    except Exception:
+        log(f"  [{arch}] fp8 no-rounding check failed: {traceback.format_exc()}")
+    # 3. transformers' own Fp8Dequantize on ragged (160-row / 160-col) and one-block tensors.
+    try:
+        from transformers.integrations.finegrained_fp8 import Fp8Dequantize
+        op = Fp8Dequantize(None)
+        for k in ("model.layers.0.mlp.gate_proj.weight", "model.layers.0.mlp.down_proj.weight",
+                  "model.layers.1.self_attn.kv_b_proj.weight"):
+            mine = dequant_fp8_block(stored[k], stored[k + "_scale_inv"])
+            try:
+                theirs = op._dequantize_one(stored[k], stored[k + "_scale_inv"], torch.float32)
+                log(f"  [{arch}] transformers Fp8Dequantize vs 128x128-block dequant on {k} "
+                    f"{tuple(stored[k].shape)} scale {tuple(stored[k + '_scale_inv'].shape)}: "
+                    f"max |diff| {float((mine - theirs).abs().max()):.3g}")
+            except Exception as ex:
+                log(f"  [{arch}] transformers Fp8Dequantize on {k}: {ex!r}")
+    except Exception:
+        log(f"  [{arch}] Fp8Dequantize import failed: {traceback.format_exc().splitlines()[-1]}")
+    return info
 
 
 def chat_refs(hf, tok, template, where):

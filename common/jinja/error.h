@@ -9,6 +9,8 @@
 
 #include <stdexcept>
 #include <string>
+#include <string_view>
+#include <type_traits>
 #include <utility>
 
 namespace tandem::jinja {
@@ -40,6 +42,26 @@ class JinjaError : public std::runtime_error {
   int line_;
   int column_;
 };
+
+namespace internal {
+inline void AppendPiece(std::string* out, std::string_view s) { out->append(s); }
+inline void AppendPiece(std::string* out, const char* s) { out->append(s); }
+inline void AppendPiece(std::string* out, const std::string& s) { out->append(s); }
+template <typename T>
+  requires std::is_integral_v<T> && (!std::is_same_v<T, char>) && (!std::is_same_v<T, bool>)
+void AppendPiece(std::string* out, T v) {
+  out->append(std::to_string(v));
+}
+}  // namespace internal
+
+// Concatenates strings, string_views and integers (absl::StrCat without its string_view
+// type constraints).
+template <typename... Args>
+std::string Cat(const Args&... args) {
+  std::string out;
+  (internal::AppendPiece(&out, args), ...);
+  return out;
+}
 
 // Throws a runtime error (line filled in later by the evaluator).
 [[noreturn]] inline void Fail(std::string message) {

@@ -3,10 +3,12 @@
 #include "common/jinja/lexer.h"
 
 #include <algorithm>
+#include <cctype>
+#include <cerrno>
 #include <cmath>
 #include <cstdlib>
+#include <cstring>
 
-#include "absl/strings/str_cat.h"
 #include "common/jinja/error.h"
 #include "common/jinja/text.h"
 
@@ -239,13 +241,13 @@ class Lexer {
             break;
           }
         }
-        if (op.empty()) Error(absl::StrCat("unexpected char '", std::string(1, c), "'"), p);
+        if (op.empty()) Error(Cat("unexpected char '", std::string(1, c), "'"), p);
         if (op == "(" || op == "[" || op == "{") {
           balance.push_back(op == "(" ? ')' : op == "[" ? ']' : '}');
         } else if (op == ")" || op == "]" || op == "}") {
-          if (balance.empty()) Error(absl::StrCat("unexpected '", op, "'"), p);
+          if (balance.empty()) Error(Cat("unexpected '", op, "'"), p);
           if (balance.back() != op[0]) {
-            Error(absl::StrCat("unexpected '", op, "', expected '", std::string(1, balance.back()),
+            Error(Cat("unexpected '", op, "', expected '", std::string(1, balance.back()),
                                "'"),
                   p);
           }
@@ -356,7 +358,7 @@ class Lexer {
           char32_t v = 0;
           for (int i = 0; i < n; ++i) {
             int h = q < src_.size() ? HexValue(src_[q]) : -1;
-            if (h < 0) Error(absl::StrCat("truncated \\", std::string(1, e), " escape"), q);
+            if (h < 0) Error(Cat("truncated \\", std::string(1, e), " escape"), q);
             v = v * 16 + h;
             ++q;
           }

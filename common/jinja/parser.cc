@@ -3,8 +3,6 @@
 
 #include <initializer_list>
 
-#include "absl/strings/str_cat.h"
-#include "absl/strings/str_join.h"
 #include "common/jinja/error.h"
 #include "common/jinja/lexer.h"
 
@@ -38,7 +36,7 @@ class Parser {
 
   Body ParseTemplate() {
     Body body = Subparse({});
-    if (Cur().type != TT::kEnd) Fail(Cur(), absl::StrCat("unexpected '", Describe(Cur()), "'"));
+    if (Cur().type != TT::kEnd) Fail(Cur(), Cat("unexpected '", Describe(Cur()), "'"));
     return body;
   }
 
@@ -68,12 +66,12 @@ class Parser {
   }
   const Token& Expect(TT type, std::string_view what) {
     if (Cur().type != type) {
-      Fail(Cur(), absl::StrCat("expected ", what, ", got '", Describe(Cur()), "'"));
+      Fail(Cur(), Cat("expected ", what, ", got '", Describe(Cur()), "'"));
     }
     return Next();
   }
   void ExpectOp(std::string_view op) {
-    if (!IsOp(op)) Fail(Cur(), absl::StrCat("expected '", op, "', got '", Describe(Cur()), "'"));
+    if (!IsOp(op)) Fail(Cur(), Cat("expected '", op, "', got '", Describe(Cur()), "'"));
     Next();
   }
   std::string ExpectName() { return Expect(TT::kName, "name").value; }
@@ -105,11 +103,11 @@ class Parser {
       const Token& t = Cur();
       if (t.type == TT::kEnd) {
         if (end_names.size() == 0) return body;
-        std::vector<std::string> quoted;
-        for (auto n : end_names) quoted.push_back(absl::StrCat("'", n, "'"));
-        Fail(t, absl::StrCat("Unexpected end of template. Jinja was looking for the following "
+        std::string quoted;
+        for (auto n : end_names) quoted += Cat(quoted.empty() ? "" : " or ", "'", n, "'");
+        Fail(t, Cat("Unexpected end of template. Jinja was looking for the following "
                              "tags: ",
-                             absl::StrJoin(quoted, " or "),
+                             quoted,
                              ". The innermost block that needs to be closed is '", innermost,
                              "'."));
       }
@@ -139,14 +137,14 @@ class Parser {
         }
         body.push_back(ParseStatement());
       } else {
-        Fail(t, absl::StrCat("unexpected '", Describe(t), "'"));
+        Fail(t, Cat("unexpected '", Describe(t), "'"));
       }
     }
   }
 
   // After the end name of a block: consume it and the block end.
   void EndBlock(std::string_view name) {
-    if (!SkipName(name)) Fail(Cur(), absl::StrCat("expected '", name, "'"));
+    if (!SkipName(name)) Fail(Cur(), Cat("expected '", name, "'"));
     Expect(TT::kBlockEnd, "end of statement block");
   }
 
@@ -167,7 +165,7 @@ class Parser {
     if (tag == "set") return ParseSet();
     if (tag == "macro") return ParseMacro();
     if (tag == "break" || tag == "continue") {
-      if (loop_depth_ == 0) Fail(t, absl::StrCat("'", tag, "' outside of a loop"));
+      if (loop_depth_ == 0) Fail(t, Cat("'", tag, "' outside of a loop"));
       auto s = NewStmt(tag == "break" ? Stmt::Kind::kBreak : Stmt::Kind::kContinue, t);
       Next();
       Expect(TT::kBlockEnd, "end of statement block");
@@ -188,7 +186,7 @@ class Parser {
       Expect(TT::kBlockEnd, "end of statement block");
       std::string end = "end" + tag;
       s->body = Subparse({end}, tag);
-      if (!SkipName(end)) Fail(Cur(), absl::StrCat("expected '", end, "'"));
+      if (!SkipName(end)) Fail(Cur(), Cat("expected '", end, "'"));
       if (tag == "block" && Cur().type == TT::kName) Next();
       Expect(TT::kBlockEnd, "end of statement block");
       return s;
@@ -196,9 +194,9 @@ class Parser {
     static const char* kUnsupported[] = {"call", "include", "import", "from", "extends",
                                          "do", "autoescape"};
     for (const char* u : kUnsupported) {
-      if (tag == u) Fail(t, absl::StrCat("the '", tag, "' tag is not supported"));
+      if (tag == u) Fail(t, Cat("the '", tag, "' tag is not supported"));
     }
-    Fail(t, absl::StrCat("Encountered unknown tag '", tag, "'."));
+    Fail(t, Cat("Encountered unknown tag '", tag, "'."));
   }
 
   StmtPtr ParseFor() {
@@ -316,7 +314,7 @@ class Parser {
       }
       if (Cur().type != TT::kName) {
         if (!target.names.empty() && is_tuple) break;  // trailing comma
-        Fail(Cur(), absl::StrCat("can't assign to '", Describe(Cur()), "'"));
+        Fail(Cur(), Cat("can't assign to '", Describe(Cur()), "'"));
       }
       bool stop = false;
       for (auto n : extra_end) stop = stop || Cur().value == n;
@@ -324,7 +322,7 @@ class Parser {
       const std::string& n = Cur().value;
       if (n == "true" || n == "false" || n == "none" || n == "True" || n == "False" ||
           n == "None") {
-        Fail(Cur(), absl::StrCat("can't assign to '", n, "'"));
+        Fail(Cur(), Cat("can't assign to '", n, "'"));
       }
       target.names.push_back(Next().value);
     }
@@ -365,7 +363,7 @@ class Parser {
     if (!is_tuple) {
       if (!items.empty()) return std::move(items[0]);
       if (!explicit_parens) {
-        Fail(Cur(), absl::StrCat("Expected an expression, got '", Describe(Cur()), "'"));
+        Fail(Cur(), Cat("Expected an expression, got '", Describe(Cur()), "'"));
       }
     }
     auto e = MakeExpr(Expr::Kind::kTuple, at);
@@ -567,7 +565,7 @@ class Parser {
       ExpectOp("}");
       return e;
     }
-    Fail(t, absl::StrCat("unexpected '", Describe(t), "'"));
+    Fail(t, Cat("unexpected '", Describe(t), "'"));
   }
 
   ExprPtr ParsePostfix(ExprPtr node) {

@@ -5,7 +5,6 @@
 #include <cmath>
 #include <cstdio>
 
-#include "absl/strings/str_cat.h"
 #include "common/jinja/error.h"
 #include "common/jinja/text.h"
 
@@ -304,13 +303,13 @@ const Value* CallArgs::Get(size_t index, std::string_view name) const {
 void CallArgs::Check(std::string_view fn, size_t max_positional,
                      std::initializer_list<std::string_view> names) const {
   if (positional.size() > max_positional) {
-    Fail(absl::StrCat(fn, "() takes at most ", max_positional, " positional argument",
+    Fail(Cat(fn, "() takes at most ", max_positional, " positional argument",
                       max_positional == 1 ? "" : "s", " (", positional.size(), " given)"));
   }
   for (const auto& [k, v] : keyword) {
     bool known = false;
     for (std::string_view n : names) known = known || n == k;
-    if (!known) Fail(absl::StrCat(fn, "() got an unexpected keyword argument '", k, "'"));
+    if (!known) Fail(Cat(fn, "() got an unexpected keyword argument '", k, "'"));
   }
 }
 
@@ -377,7 +376,7 @@ int Compare(const Value& a, const Value& b, std::string_view op) {
     }
     return x.size() < y.size() ? -1 : (x.size() > y.size() ? 1 : 0);
   }
-  Fail(absl::StrCat("'", op, "' not supported between instances of '", a.TypeName(), "' and '",
+  Fail(Cat("'", op, "' not supported between instances of '", a.TypeName(), "' and '",
                     b.TypeName(), "'"));
 }
 
