@@ -8,7 +8,7 @@
 // filters/tests, as jinja2 reports them at compile time) are InvalidArgument with
 // "line:column"; a template's raise_exception(msg) is InvalidArgument whose message is exactly
 // msg; other render errors are InvalidArgument naming the template line; runaway templates
-// (output > 256 MiB, > 50M loop iterations, call depth > 64) are ResourceExhausted.
+// (output > 256 MiB, > 10M loop iterations, call depth > 64) are ResourceExhausted.
 //
 // Supported Jinja: see the report in common/jinja/README.md.
 #pragma once

@@ -77,9 +77,9 @@ absl::Status ParseTokenizerJson(const Json& j, TokenizerImpl* t) {
   std::string type = TypeOf(*model);
   if (type.empty() && FindField(*model, "merges") != nullptr) type = "BPE";
   if (type != "BPE") {
-    return absl::UnimplementedError(
-        Cat("unsupported tokenizer model '", type.empty() ? "(no type)" : type,
-                     "' (only BPE is supported)"));
+    return absl::UnimplementedError(Cat("unsupported tokenizer model '",
+                                        type.empty() ? "(no type)" : type,
+                                        "' (only BPE is supported)"));
   }
   TANDEM_ASSIGN_OR_RETURN(t->model, BpeModel::Parse(*model));
   if (const Json* n = FindField(j, "normalizer"); n != nullptr) {
@@ -94,9 +94,8 @@ absl::Status ParseTokenizerJson(const Json& j, TokenizerImpl* t) {
   static const Json kNull;
   const Json* post = FindField(j, "post_processor");
   TANDEM_ASSIGN_OR_RETURN(t->special, ParsePostProcessor(post != nullptr ? *post : kNull));
-  TANDEM_ASSIGN_OR_RETURN(
-      t->added, AddedVocabulary::Parse(FindField(j, "added_tokens"), *t->model,
-                                       t->normalizer.get()));
+  TANDEM_ASSIGN_OR_RETURN(t->added, AddedVocabulary::Parse(FindField(j, "added_tokens"), *t->model,
+                                                           t->normalizer.get()));
   return absl::OkStatus();
 }
 
@@ -147,9 +146,10 @@ absl::StatusOr<std::unique_ptr<TokenizerImpl>> Load(const std::string& tokenizer
       t->eos_token = **eos;
       t->eos_id = token_id(t->eos_token);
     }
-    // Without a post-processor, transformers' Llama-style tokenizers build the template from
-    // add_bos_token / add_eos_token. With one, the tokenizer.json template wins (transformers 5
-    // ignores these flags when tokenizer.json exists; in real checkpoints they agree).
+    // Without a post-processor, transformers 4's Llama-family tokenizers build the template
+    // from add_bos_token / add_eos_token, and so does this class. With one, the tokenizer.json
+    // template wins, as in transformers 5 (which drops these flags when tokenizer.json exists);
+    // in real checkpoints the two agree.
     if (FindField(j, "post_processor") == nullptr) {
       if (*add_bos && t->bos_id) t->special.prefix = {*t->bos_id};
       if (*add_eos && t->eos_id) t->special.suffix = {*t->eos_id};
@@ -157,7 +157,7 @@ absl::StatusOr<std::unique_ptr<TokenizerImpl>> Load(const std::string& tokenizer
   }
   if (!config_names_bos && !t->special.prefix.empty()) {
     t->bos_id = t->special.prefix.front();
-    if (const std::string* s = t->added->IdToToken(*t->bos_id)) {
+    if (const std::string* s = t->added->ContentOf(*t->bos_id)) {
       t->bos_token = *s;
     } else if (const std::string* m = t->model->IdToToken(*t->bos_id)) {
       t->bos_token = *m;
@@ -189,9 +189,9 @@ absl::StatusOr<std::unique_ptr<Tokenizer>> Tokenizer::FromDirectory(const std::s
 
 absl::StatusOr<std::unique_ptr<Tokenizer>> Tokenizer::FromJson(
     const std::string& tokenizer_json, const std::string& tokenizer_config_json) {
-  TANDEM_ASSIGN_OR_RETURN(auto impl,
-                          tokenizer_internal::Load(tokenizer_json, tokenizer_config_json,
-                                                   "tokenizer.json", "tokenizer_config.json"));
+  TANDEM_ASSIGN_OR_RETURN(
+      auto impl, tokenizer_internal::Load(tokenizer_json, tokenizer_config_json, "tokenizer.json",
+                                          "tokenizer_config.json"));
   return std::unique_ptr<Tokenizer>(new Tokenizer(std::move(impl)));
 }
 

@@ -81,8 +81,11 @@ class Tokenizer {
 // Incremental detokenizer for one generation: feed ids as they are sampled, get back only text
 // that is complete (a multi-byte character split across tokens is held back until its last byte
 // arrives). The concatenation of every Add() and Finish() result equals
-// tokenizer.Decode(all_ids, skip_special_tokens) for well-formed output; invalid bytes become
-// U+FFFD exactly as Decode renders them. Not thread-safe; the Tokenizer must outlive it.
+// tokenizer.Decode(all_ids, skip_special_tokens) whenever the bytes are valid UTF-8. Invalid
+// bytes come out as U+FFFD and never stall the stream (text is released after at most 8 pending
+// tokens); the one difference from Decode is that a byte-fallback tokenizer's Decode replaces a
+// whole run of <0xNN> tokens when any byte in it is bad, while characters the stream already
+// released stay as they were. Not thread-safe; the Tokenizer must outlive it.
 class StreamingDecoder {
  public:
   explicit StreamingDecoder(const Tokenizer& tok, bool skip_special_tokens = true);

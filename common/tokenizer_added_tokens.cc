@@ -13,7 +13,7 @@ namespace tandem::tokenizer_internal {
 struct AddedVocabulary::Trie {
   struct Node {
     std::vector<std::pair<uint8_t, int32_t>> children;  // sorted by byte
-    int32_t token = -1;                                  // index in tokens_ ending here
+    int32_t token = -1;                                 // index in tokens_ ending here
   };
   std::vector<Node> nodes{Node{}};
 
@@ -108,10 +108,12 @@ absl::StatusOr<std::unique_ptr<AddedVocabulary>> AddedVocabulary::Parse(
       t.id = *model_id;
     } else {
       const int64_t vocab_count = static_cast<int64_t>(model.vocab_count());
-      t.id = (v->tokens_.empty()) ? vocab_count
+      t.id = (v->tokens_.empty())                              ? vocab_count
              : (v->max_id_ >= vocab_count || vocab_count == 0) ? v->max_id_ + 1
                                                                : vocab_count;
     }
+    t.decoded = t.content;
+    if (t.normalized && normalizer != nullptr) normalizer->Normalize(&t.decoded);
     size_t index = v->tokens_.size();
     v->by_content_[t.content] = static_cast<int32_t>(index);
     v->by_id_[t.id] = index;
@@ -126,10 +128,8 @@ absl::StatusOr<std::unique_ptr<AddedVocabulary>> AddedVocabulary::Parse(
       if (t.special != (pass == 0)) continue;
       if (!t.normalized) {
         v->raw_trie_->Insert(t.content, static_cast<int32_t>(i));
-      } else {
-        std::string pattern = t.content;
-        if (normalizer != nullptr) normalizer->Normalize(&pattern);
-        if (!pattern.empty()) v->normalized_trie_->Insert(pattern, static_cast<int32_t>(i));
+      } else if (!t.decoded.empty()) {
+        v->normalized_trie_->Insert(t.decoded, static_cast<int32_t>(i));
       }
     }
   }
@@ -164,8 +164,8 @@ void AddedVocabulary::SplitPieces(const Trie& trie, std::vector<Piece>* pieces) 
       const AddedToken& tok = tokens_[index];
       if (tok.single_word) {
         int32_t before = CharBefore(s, start), after = CharAt(s, stop);
-        bool start_space = before < 0 || !IsAlphanumeric(before);
-        bool stop_space = after < 0 || !IsAlphanumeric(after);
+        bool start_space = before < 0 || !IsWordChar(before);
+        bool stop_space = after < 0 || !IsWordChar(after);
         if (!start_space || !stop_space) continue;
       }
       if (tok.lstrip) {
@@ -186,7 +186,9 @@ void AddedVocabulary::SplitPieces(const Trie& trie, std::vector<Piece>* pieces) 
           stop += Utf8CharLen(s, stop);
         }
       }
-      if (start < start_offset) start = start_offset;  // an rstrip ate into this match
+      // The previous token's rstrip may have eaten into this match (or all of it).
+      if (stop <= start_offset) continue;
+      start = std::max(start, start_offset);
       emit(start_offset, start, -1);
       emit(start, stop, tok.id);
       start_offset = stop;
@@ -218,6 +220,11 @@ std::optional<int32_t> AddedVocabulary::TokenToId(std::string_view content) cons
 
 const std::string* AddedVocabulary::IdToToken(int32_t id) const {
   auto it = by_id_.find(id);
+  return it == by_id_.end() ? nullptr : &tokens_[it->second].decoded;
+}
+
+const std::string* AddedVocabulary::ContentOf(int32_t id) const {
+  auto it = by_id_.find(id);
   return it == by_id_.end() ? nullptr : &tokens_[it->second].content;
 }
 
@@ -227,8 +234,8 @@ bool AddedVocabulary::IsSpecialContent(std::string_view content) const {
 }
 
 bool AddedVocabulary::IsSpecialId(int32_t id) const {
-  const std::string* content = IdToToken(id);
-  return content != nullptr && IsSpecialContent(*content);
+  auto it = by_id_.find(id);
+  return it != by_id_.end() && tokens_[it->second].special;
 }
 
 }  // namespace tandem::tokenizer_internal

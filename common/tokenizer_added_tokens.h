@@ -25,6 +25,9 @@ class Normalizer;
 
 struct AddedToken {
   std::string content;
+  // What id -> token gives: the content, normalized when `normalized` (as the HF library does,
+  // so e.g. "hey" under a Prepend("▁") normalizer decodes as "▁hey").
+  std::string decoded;
   int32_t id = -1;
   bool special = false;
   bool single_word = false;
@@ -47,7 +50,11 @@ class AddedVocabulary {
   std::vector<Piece> Split(std::string_view text, const Normalizer* normalizer) const;
 
   std::optional<int32_t> TokenToId(std::string_view content) const;
-  const std::string* IdToToken(int32_t id) const;  // nullptr if not an added token
+  // The token's `decoded` form; nullptr if not an added token.
+  const std::string* IdToToken(int32_t id) const;
+  // The token's content as written in tokenizer.json; nullptr if not an added token.
+  const std::string* ContentOf(int32_t id) const;
+  // True when `content` is the (unnormalized) content of a special token.
   bool IsSpecialContent(std::string_view content) const;
   bool IsSpecialId(int32_t id) const;
   int32_t max_id() const { return max_id_; }
@@ -59,10 +66,10 @@ class AddedVocabulary {
   void SplitPieces(const Trie& trie, std::vector<Piece>* pieces) const;
 
   std::vector<AddedToken> tokens_;
-  TokenMap by_content_;                             // content -> index in tokens_
-  std::unordered_map<int32_t, size_t> by_id_;       // id -> index in tokens_
-  std::unique_ptr<Trie> raw_trie_;                  // normalized=false tokens
-  std::unique_ptr<Trie> normalized_trie_;           // normalized=true tokens, normalized
+  TokenMap by_content_;                        // content -> index in tokens_
+  std::unordered_map<int32_t, size_t> by_id_;  // id -> index in tokens_
+  std::unique_ptr<Trie> raw_trie_;             // normalized=false tokens
+  std::unique_ptr<Trie> normalized_trie_;      // normalized=true tokens, normalized
   int32_t max_id_ = -1;
 };
 

@@ -48,8 +48,7 @@ absl::StatusOr<std::pair<std::string, std::string>> ParseMerge(const Json& m, si
   if (m.is_array() && m.size() == 2 && m[0].is_string() && m[1].is_string()) {
     return std::make_pair(m[0].get<std::string>(), m[1].get<std::string>());
   }
-  return JsonError(kWhere, Cat("merge #", index,
-                                        " must be \"a b\" or [\"a\", \"b\"]"));
+  return JsonError(kWhere, Cat("merge #", index, " must be \"a b\" or [\"a\", \"b\"]"));
 }
 
 }  // namespace
@@ -64,8 +63,8 @@ absl::StatusOr<std::unique_ptr<BpeModel>> BpeModel::Parse(const Json& j) {
   for (auto it = vocab->begin(); it != vocab->end(); ++it) {
     const Json& v = it.value();
     if (!v.is_number_integer() || v.get<int64_t>() < 0 || v.get<int64_t>() > INT32_MAX) {
-      return JsonError(kWhere, Cat("vocab entry '", it.key(),
-                                            "' must map to a non-negative integer id"));
+      return JsonError(kWhere,
+                       Cat("vocab entry '", it.key(), "' must map to a non-negative integer id"));
     }
     int32_t id = static_cast<int32_t>(v.get<int64_t>());
     m->vocab_[it.key()] = id;
@@ -112,15 +111,14 @@ absl::StatusOr<std::unique_ptr<BpeModel>> BpeModel::Parse(const Json& j) {
       auto a = m->TokenToId(pair.first);
       auto b = m->TokenToId(pair.second);
       if (!a || !b || pair.second.size() < prefix_len) {
-        return JsonError(kWhere, Cat("merge #", i, " uses token '",
-                                              !a ? pair.first : pair.second,
-                                              "' that is not in the vocabulary"));
+        return JsonError(kWhere, Cat("merge #", i, " uses token '", !a ? pair.first : pair.second,
+                                     "' that is not in the vocabulary"));
       }
       std::string merged = pair.first + pair.second.substr(prefix_len);
       auto id = m->TokenToId(merged);
       if (!id) {
-        return JsonError(kWhere, Cat("merge #", i, " makes token '", merged,
-                                              "' that is not in the vocabulary"));
+        return JsonError(
+            kWhere, Cat("merge #", i, " makes token '", merged, "' that is not in the vocabulary"));
       }
       m->merges_[PairKey(*a, *b)] = {static_cast<uint32_t>(i), *id};
     }

@@ -124,7 +124,8 @@ class StripDecoder : public Decoder {
     const size_t n = content_.size();
     for (std::string& t : *tokens) {
       size_t begin = 0, end = t.size();
-      for (size_t i = 0; i < start_ && end - begin >= n && t.compare(begin, n, content_) == 0; ++i) {
+      for (size_t i = 0; i < start_ && end - begin >= n && t.compare(begin, n, content_) == 0;
+           ++i) {
         begin += n;
       }
       for (size_t i = 0; i < stop_ && end - begin >= n && t.compare(end - n, n, content_) == 0;

@@ -35,8 +35,7 @@ absl::StatusOr<bool> GetBool(const Json& obj, std::string_view key, std::string_
   return f->get<bool>();
 }
 
-absl::StatusOr<std::string> GetChar(const Json& obj, std::string_view key,
-                                    std::string_view where) {
+absl::StatusOr<std::string> GetChar(const Json& obj, std::string_view key, std::string_view where) {
   absl::StatusOr<std::string> s = GetString(obj, key, where);
   if (!s.ok()) return s.status();
   size_t len = 0;
@@ -60,8 +59,8 @@ absl::StatusOr<std::unique_ptr<Regex>> GetPattern(const Json& obj, std::string_v
       return re;
     }
   }
-  return JsonError(where, Cat("field '", key,
-                                       "' must be {\"String\": \"...\"} or {\"Regex\": \"...\"}"));
+  return JsonError(where,
+                   Cat("field '", key, "' must be {\"String\": \"...\"} or {\"Regex\": \"...\"}"));
 }
 
 std::optional<std::string> LiteralPattern(const Json& obj, std::string_view key) {

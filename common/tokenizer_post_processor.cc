@@ -13,8 +13,7 @@ constexpr std::string_view kWhere = "post_processor.TemplateProcessing";
 absl::StatusOr<std::vector<int32_t>> SpecialIds(const Json& specials, const std::string& name) {
   const Json* entry = FindField(specials, name);
   if (entry == nullptr) {
-    return JsonError(kWhere, Cat("special token '", name,
-                                          "' is not in 'special_tokens'"));
+    return JsonError(kWhere, Cat("special token '", name, "' is not in 'special_tokens'"));
   }
   const Json* ids = FindField(*entry, "ids");
   if (ids == nullptr || !ids->is_array()) {
@@ -36,31 +35,9 @@ absl::StatusOr<SpecialTemplate> ParseTemplate(const Json& j) {
   static const Json kEmpty = Json::object();
   const Json* specials = FindField(j, "special_tokens");
   if (specials == nullptr) specials = &kEmpty;
-  // Pieces: {"SpecialToken": {"id": ...}} / {"Sequence": {"id": "A"}}, or the string form
-  // "<s>:0 $A:0" that the Python constructor also accepts.
+  // Pieces: {"SpecialToken": {"id": ...}} / {"Sequence": {"id": "A"}}.
   std::vector<std::pair<bool, std::string>> pieces;  // (is_sequence, special name)
-  if (single->is_string()) {
-    std::vector<std::string> parts;
-    std::string cur;
-    for (char c : single->get_ref<const std::string&>() + " ") {
-      if (c != ' ') {
-        cur.push_back(c);
-      } else if (!cur.empty()) {
-        parts.push_back(std::move(cur));
-        cur.clear();
-      }
-    }
-    for (const std::string& part : parts) {
-      // "name:type_id"; the type id does not matter for ids.
-      const size_t colon = part.rfind(':');
-      std::string name = part.substr(0, colon == std::string::npos ? part.size() : colon);
-      if (part.size() > 1 && part[0] == '$') {
-        pieces.emplace_back(true, "");
-      } else {
-        pieces.emplace_back(false, std::move(name));
-      }
-    }
-  } else if (single->is_array()) {
+  if (single->is_array()) {
     for (const Json& p : *single) {
       if (const Json* s = FindField(p, "SpecialToken"); s != nullptr) {
         TANDEM_ASSIGN_OR_RETURN(std::string name, GetString(*s, "id", kWhere));
@@ -72,7 +49,7 @@ absl::StatusOr<SpecialTemplate> ParseTemplate(const Json& j) {
       }
     }
   } else {
-    return JsonError(kWhere, "'single' must be an array or a string");
+    return JsonError(kWhere, "'single' must be an array");
   }
   SpecialTemplate t;
   bool seen_sequence = false;

@@ -132,7 +132,7 @@ class ByteLevelPreTokenizer : public PreTokenizer {
       : add_prefix_space_(add_prefix_space), re_(std::move(re)) {}
   void PreTokenize(std::vector<Piece>* pieces) const override {
     ForEachFreePiece(pieces, [&](Piece& p, std::vector<Piece>* out) {
-      if (add_prefix_space_ && (p.text.empty() || p.text[0] != ' ')) p.text.insert(0, " ");
+      if (add_prefix_space_ && (p.text.empty() || p.text[0] != ' ')) p.text = " " + p.text;
       size_t first = out->size();
       if (re_ != nullptr) {
         EmitSplits(p, CoverSpans(re_->FindAll(p.text), p.text.size(), false), Behavior::kIsolated,
@@ -171,9 +171,9 @@ class MetaspacePreTokenizer : public PreTokenizer {
         }
       }
       bool starts = text.compare(0, replacement_.size(), replacement_) == 0;
-      if (!starts && (scheme_ == PrependScheme::kAlways ||
-                      (scheme_ == PrependScheme::kFirst && p.at_start))) {
-        text.insert(0, replacement_);
+      if (!starts &&
+          (scheme_ == PrependScheme::kAlways || (scheme_ == PrependScheme::kFirst && p.at_start))) {
+        text = replacement_ + text;
       }
       p.text = std::move(text);
       if (split_) {

@@ -31,6 +31,63 @@ pcre2_match_context* MatchContext() {
   return tmc.ctx;
 }
 
+// Unicode White_Space, which is what \s means in Oniguruma (the HF library's engine). PCRE2's
+// UCP \s additionally matches U+180E (it follows \h), so patterns are rewritten to use this
+// explicit set instead.
+constexpr char kWhiteSpaceSet[] =
+    "\\t\\n\\x0B\\f\\r\\x20\\x85\\xA0\\x{1680}\\x{2000}-\\x{200A}\\x{2028}\\x{2029}"
+    "\\x{202F}\\x{205F}\\x{3000}";
+
+// Replaces \s (inside and outside classes) and \S (outside classes) by kWhiteSpaceSet.
+// Understands escapes, \Q...\E quoting, character classes and POSIX [:name:] items, which is
+// all that is needed to tell where a backslash-s is.
+std::string OnigWhitespace(std::string_view p) {
+  std::string out;
+  out.reserve(p.size() + 64);
+  bool in_class = false;
+  for (size_t i = 0; i < p.size();) {
+    char c = p[i];
+    if (c == '\\' && i + 1 < p.size()) {
+      char d = p[i + 1];
+      if (d == 's') {
+        out += in_class ? std::string(kWhiteSpaceSet) : Cat("[", kWhiteSpaceSet, "]");
+      } else if (d == 'S' && !in_class) {
+        out += Cat("[^", kWhiteSpaceSet, "]");
+      } else if (d == 'Q') {
+        size_t end = p.find("\\E", i + 2);
+        if (end == std::string_view::npos) end = p.size();
+        out.append(p.substr(i, std::min(end + 2, p.size()) - i));
+        i = std::min(end + 2, p.size());
+        continue;
+      } else {
+        out.append(p.substr(i, 2));
+      }
+      i += 2;
+      continue;
+    }
+    if (!in_class && c == '[') {
+      in_class = true;
+      out.push_back(c);
+      ++i;
+      if (i < p.size() && p[i] == '^') out.push_back(p[i++]);
+      if (i < p.size() && p[i] == ']') out.push_back(p[i++]);  // a leading ']' is literal
+      continue;
+    }
+    if (in_class && c == '[' && i + 1 < p.size() && p[i + 1] == ':') {
+      size_t end = p.find(":]", i + 2);
+      if (end != std::string_view::npos) {
+        out.append(p.substr(i, end + 2 - i));
+        i = end + 2;
+        continue;
+      }
+    }
+    if (in_class && c == ']') in_class = false;
+    out.push_back(c);
+    ++i;
+  }
+  return out;
+}
+
 struct MatchDataDeleter {
   void operator()(pcre2_match_data* md) const { pcre2_match_data_free(md); }
 };
@@ -40,15 +97,18 @@ struct MatchDataDeleter {
 absl::StatusOr<std::unique_ptr<Regex>> Regex::Compile(std::string_view pattern) {
   int error_code = 0;
   PCRE2_SIZE error_offset = 0;
-  pcre2_code* code =
-      pcre2_compile(reinterpret_cast<PCRE2_SPTR>(pattern.data()), pattern.size(),
-                    PCRE2_UTF | PCRE2_UCP, &error_code, &error_offset, nullptr);
+  const std::string rewritten = OnigWhitespace(pattern);
+  pcre2_code* code = pcre2_compile(reinterpret_cast<PCRE2_SPTR>(rewritten.data()), rewritten.size(),
+                                   PCRE2_UTF | PCRE2_UCP, &error_code, &error_offset, nullptr);
   if (code == nullptr) {
     PCRE2_UCHAR buf[256];
     pcre2_get_error_message(error_code, buf, sizeof buf);
-    return absl::InvalidArgumentError(Cat("invalid regex '", pattern, "': ",
-                                                   reinterpret_cast<const char*>(buf),
-                                                   " at offset ", error_offset));
+    return absl::InvalidArgumentError(Cat("invalid regex '", pattern,
+                                          "': ", reinterpret_cast<const char*>(buf), " at offset ",
+                                          error_offset,
+                                          rewritten == pattern ? ""
+                                                               : " (of the form "
+                                                                 "with \\s spelled out)"));
   }
   // JIT is an optimization only: when unavailable pcre2_match interprets.
   pcre2_jit_compile(code, PCRE2_JIT_COMPLETE);

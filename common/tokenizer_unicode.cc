@@ -20,8 +20,8 @@ constexpr char32_t kNCount = kVCount * kTCount, kSCount = kLCount * kNCount;
 uint32_t Ccc(char32_t c) {
   if (c < 0x300) return 0;
   const CccRange* end = kCccRanges + kCccRangesSize;
-  const CccRange* it =
-      std::upper_bound(kCccRanges, end, c, [](char32_t v, const CccRange& r) { return v < r.first; });
+  const CccRange* it = std::upper_bound(kCccRanges, end, c,
+                                        [](char32_t v, const CccRange& r) { return v < r.first; });
   if (it == kCccRanges) return 0;
   --it;
   return c <= it->last ? it->ccc : 0;
@@ -232,16 +232,16 @@ std::string Utf8Lossy(std::string_view s) {
 
 bool IsWhitespace(char32_t c) {
   return (c >= 0x09 && c <= 0x0D) || c == 0x20 || c == 0x85 || c == 0xA0 || c == 0x1680 ||
-         (c >= 0x2000 && c <= 0x200A) || c == 0x2028 || c == 0x2029 || c == 0x202F ||
-         c == 0x205F || c == 0x3000;
+         (c >= 0x2000 && c <= 0x200A) || c == 0x2028 || c == 0x2029 || c == 0x202F || c == 0x205F ||
+         c == 0x3000;
 }
 
-bool IsAlphanumeric(char32_t c) {
+bool IsWordChar(char32_t c) {
   if (c < 0x80) {
-    return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
+    return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_';
   }
   static const Regex* re = [] {
-    auto r = Regex::Compile("^[\\p{Alphabetic}\\p{N}]");
+    auto r = Regex::Compile("^[\\p{Alphabetic}\\p{M}\\p{Nd}\\p{Pc}\\x{200C}\\x{200D}]");
     return r.ok() ? r->release() : nullptr;
   }();
   if (re == nullptr) return false;

@@ -1,6 +1,6 @@
 // Unicode helpers for the tokenizer: UTF-8 decoding with Rust's error semantics, lossy
 // conversion (U+FFFD per maximal invalid subpart, as Rust's String::from_utf8_lossy), Rust's
-// char::is_whitespace / is_alphanumeric, and NFC / NFD normalization (Unicode 15 tables in
+// char::is_whitespace and regex \w, and NFC / NFD normalization (Unicode 15 tables in
 // tokenizer_unicode_data.cc). Pure functions; safe from any thread.
 #pragma once
 
@@ -27,8 +27,9 @@ std::string Utf8Lossy(std::string_view s);
 
 // Rust char::is_whitespace (Unicode White_Space).
 bool IsWhitespace(char32_t c);
-// Rust char::is_alphanumeric (Alphabetic or Numeric), via PCRE2's Unicode tables.
-bool IsAlphanumeric(char32_t c);
+// Rust regex's \w (Alphabetic, Mark, Decimal_Number, Connector_Punctuation, Join_Control),
+// which the HF library uses to decide whether an added token touches a word; via PCRE2's tables.
+bool IsWordChar(char32_t c);
 
 // Unicode normalization forms C and D of valid UTF-8 text.
 std::string NormalizeNfc(std::string_view s);

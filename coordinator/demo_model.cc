@@ -3,6 +3,7 @@
 #include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <algorithm>
 #include <random>
 
 #include "common/bf16.h"
@@ -70,12 +71,37 @@ class TensorBuilder {
     Bf16(name, {rows, cols}, 1.0f / std::sqrt(static_cast<float>(cols)));
   }
   void Norm(const std::string& name, int64_t n) { Bf16(name, {n}, 0.0f, 1.0f); }
+  // Replaces tensors `a` and `b` (same trailing dims) by their row concatenation `name`.
+  absl::Status Concat(const std::string& name, const std::string& a, const std::string& b) {
+    auto find = [&](const std::string& n) {
+      return std::find_if(tensors_.begin(), tensors_.end(), [&](auto& t) { return t.name == n; });
+    };
+    auto ia = find(a), ib = find(b);
+    if (ia == tensors_.end() || ib == tensors_.end()) return absl::InternalError("demo: bad concat");
+    TensorToWrite joined{name, ia->dtype, ia->shape, ia->bytes};
+    joined.shape[0] += ib->shape[0];
+    joined.bytes.insert(joined.bytes.end(), ib->bytes.begin(), ib->bytes.end());
+    tensors_.erase(find(b));
+    tensors_.erase(find(a));
+    tensors_.push_back(std::move(joined));
+    return absl::OkStatus();
+  }
   std::vector<TensorToWrite>& tensors() { return tensors_; }
 
  private:
   Gaussian rng_{20261124};
   std::vector<TensorToWrite> tensors_;
 };
+
+// Whole-word tokens (GPT-2 "Ġ" = leading space) appended to the byte vocabulary. The demo's LM
+// head favours them, so its random continuations read as words rather than raw bytes.
+constexpr const char* kDemoWords[] = {
+    "the", "experts", "run", "on", "CPU", "GPU", "and", "tokens", "flow", "through", "layers",
+    "of", "memory", "sockets", "rings", "shared", "attention", "router", "picks", "a", "few",
+    "while", "cache", "keeps", "every", "step", "fast", "model", "weights", "stream", "from",
+    "DRAM", "into", "AMX", "tiles", "latent", "keys", "values", "decode", "prefill", "batch",
+    "workers", "wait", "graph", "replays", "deferred", "overlap", "hybrid", "inference", "is",
+    "in", "tandem", "with", "each", "other", "to", "bandwidth", "compute", "kernels", "quietly"};
 
 constexpr const char* kChatTemplate =
     "{{ bos_token }}{% for message in messages %}"
@@ -91,9 +117,13 @@ absl::Status WriteJson(const std::string& path, const json& doc) {
   return absl::OkStatus();
 }
 
+constexpr int kNumWords = sizeof(kDemoWords) / sizeof(kDemoWords[0]);
+constexpr int kFirstWordId = 260;
+
 json TokenizerJson(int bos, int eos, int user, int assistant) {
   json vocab = json::object();
   for (int b = 0; b < 256; ++b) vocab[ByteToken(b)] = b;
+  for (int w = 0; w < kNumWords; ++w) vocab[ByteToken(' ') + kDemoWords[w]] = kFirstWordId + w;
   json added = json::array();
   const std::pair<const char*, int> specials[] = {{"<｜begin▁of▁sentence｜>", bos},
                                                    {"<｜end▁of▁sentence｜>", eos},
@@ -137,7 +167,7 @@ absl::Status WriteDemoModel(const std::string& dir) {
   std::error_code ec;
   std::filesystem::create_directories(dir, ec);
   if (ec) return absl::PermissionDeniedError(absl::StrCat("cannot create ", dir, ": ", ec.message()));
-  const int bos = 256, eos = 257, user = 258, assistant = 259, vocab = 260;
+  const int bos = 256, eos = 257, user = 258, assistant = 259, vocab = kFirstWordId + kNumWords;
 
   json config = {
       {"architectures", {"DeepseekV3ForCausalLM"}},
@@ -218,7 +248,10 @@ absl::Status WriteDemoModel(const std::string& dir) {
     t.Linear(p + "mlp.shared_experts.down_proj.weight", kHidden, kMoeInter);
   }
   t.Norm("model.norm.weight", kHidden);
-  t.Linear("lm_head.weight", vocab, kHidden);
+  // LM head: word tokens get full-size rows, bytes and specials small ones (see kDemoWords).
+  t.Bf16("lm_head.weight.bytes", {kFirstWordId, kHidden}, 0.02f);
+  t.Bf16("lm_head.weight.words", {kNumWords, kHidden}, 0.5f);
+  TANDEM_RETURN_IF_ERROR(t.Concat("lm_head.weight", "lm_head.weight.bytes", "lm_head.weight.words"));
   return WriteSafetensors(dir + "/model.safetensors", t.tensors(), {{"format", "pt"}});
 }
 

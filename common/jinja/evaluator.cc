@@ -190,45 +190,68 @@ void Evaluator::Assign(const Target& t, const Value& v) {
 void Evaluator::ExecFor(const Stmt& s) {
   Value iterable = Eval(*s.expr);
   std::vector<Value> items = Iterate(iterable);
-  Restore<ScopePtr> scope(&scope_, std::make_shared<Scope>(Scope{scope_, {}}));
+  // jinja2 gives each iteration a fresh frame: assignments in the body neither leak out of the
+  // loop nor survive into the next iteration. The frame (and the `loop` object) are recycled
+  // when nothing kept a reference to them.
+  const ScopePtr outer = scope_;
+  Restore<ScopePtr> scope(&scope_, outer);
+  ScopePtr frame;
+  auto fresh_frame = [&] {
+    if (frame && frame.use_count() <= 2) {
+      frame->vars.clear();
+    } else {
+      frame = std::make_shared<Scope>(Scope{outer, {}});
+    }
+    scope_ = frame;
+  };
   if (s.filter) {
     std::vector<Value> kept;
     for (Value& item : items) {
       CountIterations(1);
+      fresh_frame();
       Assign(s.target, item);
       if (Eval(*s.filter).Truthy()) kept.push_back(std::move(item));
     }
     items = std::move(kept);
   }
   const int64_t n = static_cast<int64_t>(items.size());
+  std::shared_ptr<ObjectData> loop;
   for (int64_t i = 0; i < n; ++i) {
     CountIterations(1);
-    auto loop = std::make_shared<ObjectData>();
-    loop->items.reserve(12);
-    loop->items.emplace_back("index0", Value(i));
-    loop->items.emplace_back("index", Value(i + 1));
-    loop->items.emplace_back("revindex0", Value(n - i - 1));
-    loop->items.emplace_back("revindex", Value(n - i));
-    loop->items.emplace_back("first", Value(i == 0));
-    loop->items.emplace_back("last", Value(i == n - 1));
-    loop->items.emplace_back("length", Value(n));
-    loop->items.emplace_back("depth", Value(1));
-    loop->items.emplace_back("depth0", Value(0));
-    loop->items.emplace_back(
-        "previtem", i > 0 ? items[i - 1] : Value::Undefined("there is no previous item"));
-    loop->items.emplace_back("nextitem",
-                             i + 1 < n ? items[i + 1] : Value::Undefined("there is no next item"));
-    loop->items.emplace_back(
-        "cycle", Value::Function("loop.cycle", [i](Evaluator&, const CallArgs& args) -> Value {
-          if (args.positional.empty()) Fail("no items for cycling given");
-          return args.positional[i % args.positional.size()];
-        }));
-    scope_->vars["loop"] = Value::Object(std::move(loop));
+    fresh_frame();
+    if (!loop || loop.use_count() > 1) {
+      loop = std::make_shared<ObjectData>();
+      for (const char* key : {"index0", "index", "revindex0", "revindex", "first", "last",
+                              "length", "depth", "depth0", "previtem", "nextitem"}) {
+        loop->items.emplace_back(key, Value());
+      }
+      std::weak_ptr<ObjectData> weak = loop;
+      loop->items.emplace_back(
+          "cycle", Value::Function("loop.cycle", [weak](Evaluator&, const CallArgs& args) {
+            std::shared_ptr<ObjectData> self = weak.lock();
+            if (!self) Fail("loop.cycle() called outside of its loop");
+            if (args.positional.empty()) Fail("no items for cycling given");
+            return args.positional[self->items[0].second.AsInt() % args.positional.size()];
+          }));
+    }
+    auto& f = loop->items;
+    f[0].second = Value(i);
+    f[1].second = Value(i + 1);
+    f[2].second = Value(n - i - 1);
+    f[3].second = Value(n - i);
+    f[4].second = Value(i == 0);
+    f[5].second = Value(i == n - 1);
+    f[6].second = Value(n);
+    f[7].second = Value(1);
+    f[8].second = Value(0);
+    f[9].second = i > 0 ? items[i - 1] : Value::Undefined("there is no previous item");
+    f[10].second = i + 1 < n ? items[i + 1] : Value::Undefined("there is no next item");
+    scope_->vars["loop"] = Value::Object(loop);
     Assign(s.target, items[i]);
     if (ExecBody(s.body) == Flow::kBreak) break;
   }
   if (n == 0) {
-    scope_->vars.erase("loop");
+    fresh_frame();
     ExecBody(s.else_body);
   }
 }
@@ -264,7 +287,7 @@ void Evaluator::ExecMacroDef(const Stmt& s) {
         kwargs->Set(k, v);
       }
     }
-    frame->vars["varargs"] = Value::Array(std::move(varargs));
+    frame->vars["varargs"] = Value::Array(std::move(varargs), /*is_tuple=*/true);
     frame->vars["kwargs"] = Value::Object(std::move(kwargs));
     Restore<ScopePtr> scope(&ev.scope_, frame);
     for (const auto& p : params) {

@@ -14,9 +14,9 @@
 #include <memory>
 #include <string>
 #include <utility>
+#include <unordered_map>
 #include <vector>
 
-#include <unordered_map>
 #include "common/jinja/ast.h"
 #include "common/jinja/value.h"
 
@@ -24,7 +24,7 @@ namespace tandem::jinja {
 
 struct RenderLimits {
   size_t max_output_bytes = size_t{256} << 20;  // all output, including captured blocks
-  int64_t max_loop_iterations = 50'000'000;      // total across all loops of a render
+  int64_t max_loop_iterations = 10'000'000;      // total across all loops of a render
   int max_call_depth = 64;                       // nested macro / filter calls
 };
 

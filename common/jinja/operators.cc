@@ -17,10 +17,15 @@ constexpr size_t kMaxRepeatBytes = size_t{1} << 28;
                     b.TypeName(), "'"));
 }
 
-int64_t CheckedInt(bool overflow, int64_t v) {
-  if (overflow) Fail("integer overflow");
-  return v;
+template <typename Op>
+int64_t CheckedInt(Op op, int64_t x, int64_t y) {
+  int64_t r = 0;
+  if (op(x, y, &r)) Fail("integer overflow");
+  return r;
 }
+bool AddOverflow(int64_t x, int64_t y, int64_t* r) { return __builtin_add_overflow(x, y, r); }
+bool SubOverflow(int64_t x, int64_t y, int64_t* r) { return __builtin_sub_overflow(x, y, r); }
+bool MulOverflow(int64_t x, int64_t y, int64_t* r) { return __builtin_mul_overflow(x, y, r); }
 
 Value Repeat(const Value& seq, int64_t n) {
   if (n < 0) n = 0;
@@ -89,10 +94,10 @@ Value Arith(std::string_view op, const Value& a, const Value& b) {
       return Value(std::pow(x, y));
     }
   } else {
-    int64_t x = a.AsInt(), y = b.AsInt(), r = 0;
-    if (op == "+") return Value(CheckedInt(__builtin_add_overflow(x, y, &r), r));
-    if (op == "-") return Value(CheckedInt(__builtin_sub_overflow(x, y, &r), r));
-    if (op == "*") return Value(CheckedInt(__builtin_mul_overflow(x, y, &r), r));
+    int64_t x = a.AsInt(), y = b.AsInt();
+    if (op == "+") return Value(CheckedInt(AddOverflow, x, y));
+    if (op == "-") return Value(CheckedInt(SubOverflow, x, y));
+    if (op == "*") return Value(CheckedInt(MulOverflow, x, y));
     if (op == "//") return Value(FloorDiv(x, y));
     if (op == "%") return Value(PyMod(x, y));
     if (op == "**") {
@@ -103,9 +108,9 @@ Value Arith(std::string_view op, const Value& a, const Value& b) {
       int64_t result = 1;
       int64_t base = x;
       while (y > 0) {
-        if (y & 1) result = CheckedInt(__builtin_mul_overflow(result, base, &r), r);
+        if (y & 1) result = CheckedInt(MulOverflow, result, base);
         y >>= 1;
-        if (y > 0) base = CheckedInt(__builtin_mul_overflow(base, base, &r), r);
+        if (y > 0) base = CheckedInt(MulOverflow, base, base);
       }
       return Value(result);
     }

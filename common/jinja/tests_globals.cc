@@ -157,7 +157,9 @@ Value Range(Evaluator&, const CallArgs& a) {
 
 // dict(mapping_or_pairs?, **kwargs) -> fresh attribute bag (shared by dict() and namespace()).
 std::shared_ptr<ObjectData> DictFromArgs(const CallArgs& a, std::string_view fn) {
-  a.Check(fn, 1, {});
+  if (a.positional.size() > 1) {
+    Fail(Cat(fn, "() expected at most 1 positional argument, got ", a.positional.size()));
+  }
   auto data = std::make_shared<ObjectData>();
   if (!a.positional.empty()) {
     const Value& init = a.positional[0];

@@ -1,6 +1,7 @@
 // Value model (see value.h).
 #include "common/jinja/value.h"
 
+#include <algorithm>
 #include <charconv>
 #include <cmath>
 #include <cstdio>
@@ -24,7 +25,15 @@ Value* ObjectData::Find(std::string_view key) {
   return nullptr;
 }
 
+namespace {
+int CheckDepth(int depth) {
+  if (depth > kMaxValueDepth) Fail(Cat("value nested deeper than ", kMaxValueDepth, " levels"));
+  return depth;
+}
+}  // namespace
+
 void ObjectData::Set(std::string key, Value value) {
+  depth = std::max(depth, CheckDepth(value.depth() + 1));
   if (Value* v = Find(key)) {
     *v = std::move(value);
   } else {
@@ -56,6 +65,8 @@ Value Value::None() {
 Value Value::Array(std::vector<Value> items, bool is_tuple) {
   Value v;
   auto data = std::make_shared<ArrayData>();
+  for (const Value& item : items) data->depth = std::max(data->depth, item.depth() + 1);
+  CheckDepth(data->depth);
   data->items = std::move(items);
   data->is_tuple = is_tuple;
   v.data_ = std::move(data);
@@ -64,12 +75,22 @@ Value Value::Array(std::vector<Value> items, bool is_tuple) {
 
 Value Value::Object(std::shared_ptr<ObjectData> data) {
   Value v;
+  if (data) {
+    for (const auto& [k, item] : data->items) data->depth = std::max(data->depth, item.depth() + 1);
+    CheckDepth(data->depth);
+  }
   v.data_ = data ? std::move(data) : std::make_shared<ObjectData>();
   return v;
 }
 
 Value Value::Namespace(std::shared_ptr<NamespaceData> data) {
   Value v;
+  if (data) {
+    for (const auto& [k, item] : data->attrs.items) {
+      data->attrs.depth = std::max(data->attrs.depth, item.depth() + 1);
+    }
+    CheckDepth(data->attrs.depth);
+  }
   v.data_ = data ? std::move(data) : std::make_shared<NamespaceData>();
   return v;
 }
@@ -80,7 +101,10 @@ Value Value::Function(std::string name, NativeFn fn) {
   return v;
 }
 
-Value Value::FromJson(const nlohmann::ordered_json& json) {
+Value Value::FromJson(const nlohmann::ordered_json& json) { return FromJsonAt(json, 0); }
+
+Value Value::FromJsonAt(const nlohmann::ordered_json& json, int level) {
+  if (level > kMaxValueDepth) Fail(Cat("JSON nested deeper than ", kMaxValueDepth, " levels"));
   using J = nlohmann::ordered_json::value_t;
   switch (json.type()) {
     case J::null:
@@ -102,14 +126,14 @@ Value Value::FromJson(const nlohmann::ordered_json& json) {
     case J::array: {
       std::vector<Value> items;
       items.reserve(json.size());
-      for (const auto& item : json) items.push_back(FromJson(item));
+      for (const auto& item : json) items.push_back(FromJsonAt(item, level + 1));
       return Array(std::move(items));
     }
     case J::object: {
       auto data = std::make_shared<ObjectData>();
       data->items.reserve(json.size());
       for (auto it = json.begin(); it != json.end(); ++it) {
-        data->items.emplace_back(it.key(), FromJson(it.value()));
+        data->items.emplace_back(it.key(), FromJsonAt(it.value(), level + 1));
       }
       return Object(std::move(data));
     }
@@ -121,7 +145,19 @@ Value Value::FromJson(const nlohmann::ordered_json& json) {
 
 int64_t Value::AsInt() const {
   if (IsBool()) return AsBool() ? 1 : 0;
+  if (!IsInt()) {
+    RequireDefined(*this);
+    Fail(Cat("'", TypeName(), "' object cannot be interpreted as an integer"));
+  }
   return std::get<int64_t>(data_);
+}
+
+const std::string& Value::AsString() const {
+  if (!IsString()) {
+    RequireDefined(*this);
+    Fail(Cat("expected a string, got '", TypeName(), "'"));
+  }
+  return *std::get<StrPtr>(data_);
 }
 
 double Value::AsDouble() const {
@@ -136,6 +172,15 @@ const void* Value::identity() const {
     case Type::kNamespace: return &ns();
     case Type::kCallable: return &callable();
     default: return nullptr;
+  }
+}
+
+int Value::depth() const {
+  switch (type()) {
+    case Type::kArray: return array().depth;
+    case Type::kObject: return object().depth;
+    case Type::kNamespace: return ns().attrs.depth;
+    default: return 0;
   }
 }
 
@@ -249,41 +294,47 @@ std::string PyStringRepr(std::string_view s) {
 }
 
 std::string Value::Repr() const {
+  std::string out;
+  AppendRepr(&out, 0);
+  return out;
+}
+
+void Value::AppendRepr(std::string* out, int level) const {
+  if (level > kMaxValueDepth) Fail("value nested too deeply to print (recursive namespace?)");
   switch (type()) {
-    case Type::kUndefined: return "Undefined";
-    case Type::kNone: return "None";
-    case Type::kBool: return AsBool() ? "True" : "False";
-    case Type::kInt: return std::to_string(AsInt());
-    case Type::kFloat: return PyFloatRepr(AsDouble());
-    case Type::kString: return PyStringRepr(AsString());
+    case Type::kUndefined: *out += "Undefined"; return;
+    case Type::kNone: *out += "None"; return;
+    case Type::kBool: *out += AsBool() ? "True" : "False"; return;
+    case Type::kInt: *out += std::to_string(AsInt()); return;
+    case Type::kFloat: *out += PyFloatRepr(AsDouble()); return;
+    case Type::kString: *out += PyStringRepr(AsString()); return;
     case Type::kArray: {
       const ArrayData& a = array();
-      std::string out = a.is_tuple ? "(" : "[";
+      *out += a.is_tuple ? "(" : "[";
       for (size_t i = 0; i < a.items.size(); ++i) {
-        if (i) out += ", ";
-        out += a.items[i].Repr();
+        if (i) *out += ", ";
+        a.items[i].AppendRepr(out, level + 1);
       }
-      if (a.is_tuple && a.items.size() == 1) out += ",";
-      out += a.is_tuple ? ")" : "]";
-      return out;
+      if (a.is_tuple && a.items.size() == 1) *out += ",";
+      *out += a.is_tuple ? ")" : "]";
+      return;
     }
-    case Type::kObject: {
-      std::string out = "{";
-      bool first = true;
-      for (const auto& [k, v] : object().items) {
-        if (!first) out += ", ";
-        first = false;
-        out += PyStringRepr(k) + ": " + v.Repr();
-      }
-      return out + "}";
-    }
+    case Type::kObject:
     case Type::kNamespace: {
-      Value attrs = Object(std::make_shared<ObjectData>(ns().attrs));
-      return "<Namespace " + attrs.Repr() + ">";
+      const ObjectData& o = IsObject() ? object() : ns().attrs;
+      *out += IsObject() ? "{" : "<Namespace {";
+      bool first = true;
+      for (const auto& [k, v] : o.items) {
+        if (!first) *out += ", ";
+        first = false;
+        *out += PyStringRepr(k) + ": ";
+        v.AppendRepr(out, level + 1);
+      }
+      *out += IsObject() ? "}" : "}>";
+      return;
     }
-    case Type::kCallable: return "<function " + callable().name + ">";
+    case Type::kCallable: *out += "<function " + callable().name + ">"; return;
   }
-  return "";
 }
 
 std::string Value::Str() const {

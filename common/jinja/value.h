@@ -26,14 +26,20 @@ class Evaluator;
 class Value;
 struct CallArgs;
 
+// Containers record their nesting depth (1 + deepest child container) so that runaway nesting
+// is refused when built (kMaxValueDepth) instead of overflowing the stack later.
+constexpr int kMaxValueDepth = 1000;
+
 struct ArrayData {
   std::vector<Value> items;
   bool is_tuple = false;
+  int depth = 1;
 };
 
 // Insertion-ordered string-keyed map (Python dict with str keys).
 struct ObjectData {
   std::vector<std::pair<std::string, Value>> items;
+  int depth = 1;
   const Value* Find(std::string_view key) const;
   Value* Find(std::string_view key);
   void Set(std::string key, Value value);
@@ -86,19 +92,22 @@ class Value {
   bool IsCallable() const { return type() == Type::kCallable; }
 
   bool AsBool() const { return std::get<bool>(data_); }
+  // Typed accessors; a value of another type throws JinjaError (Python's TypeError).
   int64_t AsInt() const;    // bool or int
   double AsDouble() const;  // bool, int or float
-  const std::string& AsString() const { return *std::get<StrPtr>(data_); }
+  const std::string& AsString() const;
   ArrayData& array() const { return *std::get<std::shared_ptr<ArrayData>>(data_); }
   ObjectData& object() const { return *std::get<std::shared_ptr<ObjectData>>(data_); }
   NamespaceData& ns() const { return *std::get<std::shared_ptr<NamespaceData>>(data_); }
   const CallableData& callable() const { return *std::get<std::shared_ptr<CallableData>>(data_); }
   const std::string& undefined_message() const { return *std::get<UndefPtr>(data_).message; }
   const void* identity() const;  // for `is sameas` on reference types
+  int depth() const;              // container nesting depth; 0 for scalars
 
   bool Truthy() const;
   std::string Str() const;   // Python str(); undefined -> ""
   std::string Repr() const;  // Python repr()
+  void AppendRepr(std::string* out, int level) const;
   std::string TypeName() const;  // Python type name: 'str', 'int', 'dict', 'NoneType', ...
 
  private:
@@ -106,6 +115,7 @@ class Value {
     std::shared_ptr<const std::string> message;
   };
   using StrPtr = std::shared_ptr<const std::string>;
+  static Value FromJsonAt(const nlohmann::ordered_json& json, int level);
   std::variant<UndefPtr, std::nullptr_t, bool, int64_t, double, StrPtr, std::shared_ptr<ArrayData>,
                std::shared_ptr<ObjectData>, std::shared_ptr<NamespaceData>,
                std::shared_ptr<CallableData>>

@@ -28,11 +28,14 @@ std::string LayerPrefix(int64_t layer);
 MoeTensorNames MoeNames(const ModelConfig& cfg, int64_t layer);
 ExpertTensorNames ExpertNames(const ModelConfig& cfg, int64_t layer, int64_t expert);
 
+// The layout Qwen and DeepSeek share: router mlp.gate, experts mlp.experts.N.{gate,up,down}_proj,
+// and (when `shared_module` is not empty) a shared MLP mlp.<shared_module>.{gate,up,down}_proj.
+MoeTensorNames MlpStyleMoeNames(int64_t layer, const std::string& shared_module);
+ExpertTensorNames MlpStyleExpertNames(int64_t layer, int64_t expert);
+
 // Families' own files provide these.
 MoeTensorNames QwenMoeNames(const ModelConfig& cfg, int64_t layer);
-ExpertTensorNames QwenExpertNames(int64_t layer, int64_t expert);
 MoeTensorNames DeepseekMoeNames(const ModelConfig& cfg, int64_t layer);
-ExpertTensorNames DeepseekExpertNames(int64_t layer, int64_t expert);
 MoeTensorNames MixtralMoeNames(const ModelConfig& cfg, int64_t layer);
 ExpertTensorNames MixtralExpertNames(int64_t layer, int64_t expert);
 

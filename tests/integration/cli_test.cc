@@ -5,6 +5,8 @@
 #include <array>
 #include <cstdio>
 #include <filesystem>
+#include <fstream>
+#include <sstream>
 
 #include "gtest/gtest.h"
 #include "tests/fixture_paths.h"
@@ -12,16 +14,16 @@
 namespace tandem {
 namespace {
 
-struct Run {
+struct CliRun {
   int exit_code;
   std::string out;
   std::string err;
 };
 
-Run RunTandem(const std::string& args) {
+CliRun RunTandem(const std::string& args) {
   const std::string err_path = ::testing::TempDir() + "/tandem_stderr.txt";
   const std::string cmd = std::string(TANDEM_BIN) + " " + args + " 2>" + err_path;
-  Run r{-1, "", ""};
+  CliRun r{-1, "", ""};
   FILE* pipe = popen(cmd.c_str(), "r");
   if (!pipe) return r;
   std::array<char, 4096> buf;
@@ -48,7 +50,7 @@ TEST(Cli, GenerateJsonMatchesReferenceGreedyIds) {
     const auto ref = testing::ReadJson(Fixture(arch) + "/reference.json");
     std::string ids;
     for (const auto& id : ref["greedy"]["prompt_ids"]) ids += (ids.empty() ? "" : ",") + id.dump();
-    const Run r = RunTandem("generate --model " + Fixture(arch) + " --prompt-ids " + ids +
+    const CliRun r = RunTandem("generate --model " + Fixture(arch) + " --prompt-ids " + ids +
                             " --max-tokens 16 --ignore-eos --json");
     ASSERT_EQ(r.exit_code, 0) << r.err;
     const auto out = nlohmann::json::parse(r.out);
@@ -64,7 +66,7 @@ TEST(Cli, LogitsJsonMatchesReference) {
   const auto ref = testing::ReadJson(Fixture("mixtral") + "/reference.json");
   std::string ids;
   for (const auto& id : ref["logits"]["prompt_ids"]) ids += (ids.empty() ? "" : ",") + id.dump();
-  const Run r = RunTandem("logits --model " + Fixture("mixtral") + " --prompt-ids " + ids + " --json");
+  const CliRun r = RunTandem("logits --model " + Fixture("mixtral") + " --prompt-ids " + ids + " --json");
   ASSERT_EQ(r.exit_code, 0) << r.err;
   const auto out = nlohmann::json::parse(r.out);
   const auto& expected = ref["logits"]["last_logits"];
@@ -82,23 +84,23 @@ TEST(Cli, TokenizeJsonMatchesReference) {
   std::string quoted = "'";
   for (char c : text) quoted += c == '\'' ? std::string("'\\''") : std::string(1, c);
   quoted += "'";
-  const Run r = RunTandem("tokenize --model " + Fixture("qwen2_moe") + " --text " + quoted + " --json");
+  const CliRun r = RunTandem("tokenize --model " + Fixture("qwen2_moe") + " --text " + quoted + " --json");
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_EQ(nlohmann::json::parse(r.out)["ids"], item["ids"]);
 }
 
 TEST(Cli, DemoGeneratesFromItsOwnCheckpoint) {
   const std::string dir = ::testing::TempDir() + "/tandem_demo_model";
-  const Run r = RunTandem("demo --dir " + dir + " --max-tokens 8 --json");
+  const CliRun r = RunTandem("demo --dir " + dir + " --max-tokens 8 --json");
   ASSERT_EQ(r.exit_code, 0) << r.err;
   const auto out = nlohmann::json::parse(r.out);
   EXPECT_EQ(out["ids"].size(), 8u);
   // Deterministic: a second run writes the same model and generates the same ids.
-  const Run again = RunTandem("demo --dir " + dir + " --max-tokens 8 --json");
+  const CliRun again = RunTandem("demo --dir " + dir + " --max-tokens 8 --json");
   ASSERT_EQ(again.exit_code, 0) << again.err;
   EXPECT_EQ(nlohmann::json::parse(again.out)["ids"], out["ids"]);
   // The written directory is a normal model directory for the other commands.
-  const Run gen = RunTandem("generate --model " + dir + " --chat hello --max-tokens 4 --json");
+  const CliRun gen = RunTandem("generate --model " + dir + " --chat hello --max-tokens 4 --json");
   ASSERT_EQ(gen.exit_code, 0) << gen.err;
 }
 
@@ -118,7 +120,7 @@ TEST(Cli, BadInputIsAClearError) {
   };
   if (!HasFixture("qwen3_moe")) GTEST_SKIP() << "fixture qwen3_moe not generated yet";
   for (const Case& c : cases) {
-    const Run r = RunTandem(c.args);
+    const CliRun r = RunTandem(c.args);
     EXPECT_NE(r.exit_code, 0) << c.args;
     EXPECT_NE(r.err.find(c.message), std::string::npos) << c.args << "\nstderr: " << r.err;
   }

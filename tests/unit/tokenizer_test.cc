@@ -8,6 +8,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <random>
 #include <sstream>
 #include <thread>
 
@@ -49,8 +50,8 @@ absl::Status LoadError(const std::string& tok, const std::string& config = "") {
   return t.ok() ? absl::OkStatus() : t.status();
 }
 
-constexpr char kQwen2Pattern[] =
-    R"((?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+)";
+constexpr char kQwen2Pattern[] = R"((?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N})"
+                                 R"(| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+)";
 
 // Byte-level BPE in Qwen2's layout. Ids 0..255 are the single bytes (id = byte value), merges
 // on top (256..269), then special tokens (270..272).
@@ -59,20 +60,20 @@ Json QwenStyle(bool pair_merges) {
   Json vocab = Json::object();
   for (int b = 0; b < 256; ++b) vocab[ByteChar(b)] = b;
   const std::vector<std::pair<std::string, std::string>> merges = {
-      {"h", "e"},         // 256 he
-      {"l", "l"},         // 257 ll
-      {"he", "ll"},       // 258 hell
-      {"hell", "o"},      // 259 hello
-      {"Ġ", "w"},         // 260 Ġw
-      {"o", "r"},         // 261 or
-      {"Ġw", "or"},       // 262 Ġwor
-      {"l", "d"},         // 263 ld
-      {"Ġwor", "ld"},     // 264 Ġworld
-      {"Ġ", "Ġ"},         // 265 ĠĠ
-      {"Ċ", "Ċ"},         // 266 ĊĊ
-      {"ä", "¸"},         // 267 ä¸
-      {"ä¸", "Ń"},       // 268 ä¸Ń  (中 = E4 B8 AD)
-      {"1", "2"},         // 269 12
+      {"h", "e"},      // 256 he
+      {"l", "l"},      // 257 ll
+      {"he", "ll"},    // 258 hell
+      {"hell", "o"},   // 259 hello
+      {"Ġ", "w"},      // 260 Ġw
+      {"o", "r"},      // 261 or
+      {"Ġw", "or"},    // 262 Ġwor
+      {"l", "d"},      // 263 ld
+      {"Ġwor", "ld"},  // 264 Ġworld
+      {"Ġ", "Ġ"},      // 265 ĠĠ
+      {"Ċ", "Ċ"},      // 266 ĊĊ
+      {"ä", "¸"},      // 267 ä¸
+      {"ä¸", "Ń"},     // 268 ä¸Ń  (中 = E4 B8 AD)
+      {"1", "2"},      // 269 12
   };
   Json m = Json::array();
   int id = 256;
@@ -87,8 +88,13 @@ Json QwenStyle(bool pair_merges) {
   Json added = Json::array();
   int sid = kEndOfText;
   for (const char* s : {"<|endoftext|>", "<|im_start|>", "<|im_end|>"}) {
-    added.push_back({{"id", sid++}, {"content", s}, {"single_word", false}, {"lstrip", false},
-                     {"rstrip", false}, {"normalized", false}, {"special", true}});
+    added.push_back({{"id", sid++},
+                     {"content", s},
+                     {"single_word", false},
+                     {"lstrip", false},
+                     {"rstrip", false},
+                     {"normalized", false},
+                     {"special", true}});
   }
   return {
       {"version", "1.0"},
@@ -166,8 +172,13 @@ Json SentencePieceStyle() {
   Json added = Json::array();
   int sid = 0;
   for (const char* s : {"<unk>", "<s>", "</s>"}) {
-    added.push_back({{"id", sid++}, {"content", s}, {"single_word", false}, {"lstrip", false},
-                     {"rstrip", false}, {"normalized", false}, {"special", true}});
+    added.push_back({{"id", sid++},
+                     {"content", s},
+                     {"single_word", false},
+                     {"lstrip", false},
+                     {"rstrip", false},
+                     {"normalized", false},
+                     {"special", true}});
   }
   return {
       {"version", "1.0"},
@@ -229,8 +240,8 @@ Json CharLevel(const std::string& chars, Json added) {
 
 Json Added(int id, const std::string& content, bool special, bool lstrip = false,
            bool rstrip = false, bool single_word = false, bool normalized = false) {
-  return {{"id", id},         {"content", content}, {"single_word", single_word},
-          {"lstrip", lstrip}, {"rstrip", rstrip},   {"normalized", normalized},
+  return {{"id", id},          {"content", content}, {"single_word", single_word},
+          {"lstrip", lstrip},  {"rstrip", rstrip},   {"normalized", normalized},
           {"special", special}};
 }
 
@@ -262,6 +273,12 @@ TEST(TokenizerByteLevel, Qwen2RegexSplitsSpacesAndNewlines) {
   // Contractions are matched case-insensitively: "I" | "'M" ; punctuation run " ?!" absorbs
   // the following newlines.
   EXPECT_EQ(tok->Encode("I'M ?!\n\nx", false), (Ids{'I', '\'', 'M', 32, '?', '!', 266, 'x'}));
+  // \s is Unicode White_Space as in Oniguruma, so U+180E (E1 A0 8E) is not a space (PCRE2's own
+  // \s would take it): "a" | " " | " \u180E" (punctuation-like run) | "b".
+  EXPECT_EQ(tok->Encode("a  \xE1\xA0\x8E"
+                        "b",
+                        false),
+            (Ids{'a', 32, 32, 0xE1, 0xA0, 0x8E, 'b'}));
 }
 
 TEST(TokenizerByteLevel, CjkAndEmoji) {
@@ -285,8 +302,9 @@ TEST(TokenizerByteLevel, RoundTrips) {
   ASSERT_NE(tok, nullptr);
   for (const char* text :
        {"hello world", "  leading and trailing  ", "a\n\n\nb\r\n\tc", "    \n    ",
-        "中文：你好，世界！", "emoji 😀👍🏽 and ZWJ 👨‍👩‍👧", "mixed 123 4567 español Ελληνικά",
-        "tabs\t\tand   spaces", "", "\n", " ", "it's we'll THEY'RE"}) {
+        "中文：你好，世界！", "emoji 😀👍🏽 and ZWJ 👨‍👩‍👧",
+        "mixed 123 4567 español Ελληνικά", "tabs\t\tand   spaces", "", "\n", " ",
+        "it's we'll THEY'RE"}) {
     SCOPED_TRACE(text);
     EXPECT_EQ(tok->Decode(tok->Encode(text, false), false), text);
   }
@@ -322,7 +340,10 @@ TEST(TokenizerByteLevel, DecodeDropsUnknownIdsAndSurvivesInvalidUtf8) {
   ASSERT_NE(tok, nullptr);
   EXPECT_EQ(tok->Decode(Ids{259, -5, 100000, 264}, false), "hello world");
   // E4 B8 (truncated 中) is one maximal invalid subpart: one U+FFFD; 0xFF alone: another.
-  EXPECT_EQ(tok->Decode(Ids{0xE4, 0xB8, 'a', 0xFF}, false), "\xEF\xBF\xBD" "a" "\xEF\xBF\xBD");
+  EXPECT_EQ(tok->Decode(Ids{0xE4, 0xB8, 'a', 0xFF}, false),
+            "\xEF\xBF\xBD"
+            "a"
+            "\xEF\xBF\xBD");
   // E0 80: E0 needs A0..BF next, so E0 and 80 are replaced separately.
   EXPECT_EQ(tok->Decode(Ids{0xE0, 0x80}, false), "\xEF\xBF\xBD\xEF\xBF\xBD");
   EXPECT_EQ(tok->Decode(Ids{}, false), "");
@@ -333,8 +354,16 @@ TEST(TokenizerByteLevel, InvalidUtf8InputIsReplaced) {
   ASSERT_NE(tok, nullptr);
   // "a" 0xFF "b" encodes as "a\uFFFDb" would: U+FFFD = EF BF BD is not a letter, so it and "b"
   // are separate pre-tokens.
-  EXPECT_EQ(tok->Encode("a\xFF" "b", false), tok->Encode("a\xEF\xBF\xBD" "b", false));
-  EXPECT_EQ(tok->Encode("a\xFF" "b", false), (Ids{'a', 0xEF, 0xBF, 0xBD, 'b'}));
+  EXPECT_EQ(tok->Encode("a\xFF"
+                        "b",
+                        false),
+            tok->Encode("a\xEF\xBF\xBD"
+                        "b",
+                        false));
+  EXPECT_EQ(tok->Encode("a\xFF"
+                        "b",
+                        false),
+            (Ids{'a', 0xEF, 0xBF, 0xBD, 'b'}));
 }
 
 TEST(TokenizerByteLevel, GptTwoPatternWithPrefixSpace) {
@@ -382,7 +411,8 @@ TEST(TokenizerByteLevel, DeepSeekV3SequenceOfSplits) {
         {{"type", "Split"},
          {"pattern",
           {{"Regex",
-            "[!\"#$%&'()*+,\\-./:;<=>?@\\[\\\\\\]^_`{|}~][A-Za-z]+|[^\\r\\n\\p{L}\\p{P}\\p{S}]?[\\p{"
+            "[!\"#$%&'()*+,\\-./"
+            ":;<=>?@\\[\\\\\\]^_`{|}~][A-Za-z]+|[^\\r\\n\\p{L}\\p{P}\\p{S}]?[\\p{"
             "L}\\p{M}]+| ?[\\p{P}\\p{S}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+"}}},
          {"behavior", "Isolated"},
          {"invert", false}},
@@ -432,8 +462,7 @@ TEST(TokenizerSentencePiece, ByteFallbackAndUnk) {
   EXPECT_EQ(tok->Encode("中", false), (Ids{259, 3 + 0xE4, 3 + 0xB8, 3 + 0xAD}));
   EXPECT_EQ(tok->Decode(Ids{259, 3 + 0xE4, 3 + 0xB8, 3 + 0xAD}, false), "中");
   // A run of byte tokens that is not valid UTF-8 gives one U+FFFD per byte (ByteFallback).
-  EXPECT_EQ(tok->Decode(Ids{3 + 0xE4, 3 + 0xB8, 271}, false),
-            "\xEF\xBF\xBD\xEF\xBF\xBD hello");
+  EXPECT_EQ(tok->Decode(Ids{3 + 0xE4, 3 + 0xB8, 271}, false), "\xEF\xBF\xBD\xEF\xBF\xBD hello");
 }
 
 TEST(TokenizerSentencePiece, DecodeStripsOneLeadingSpace) {
@@ -473,12 +502,10 @@ TEST(TokenizerSentencePiece, MetaspacePreTokenizerVariant) {
     SCOPED_TRACE(scheme);
     Json j = SentencePieceStyle();
     j["normalizer"] = nullptr;
-    j["pre_tokenizer"] = {{"type", "Metaspace"},
-                          {"replacement", "▁"},
-                          {"prepend_scheme", scheme},
-                          {"split", false}};
-    j["decoder"] = {{"type", "Metaspace"}, {"replacement", "▁"}, {"prepend_scheme", scheme},
-                    {"split", false}};
+    j["pre_tokenizer"] = {
+        {"type", "Metaspace"}, {"replacement", "▁"}, {"prepend_scheme", scheme}, {"split", false}};
+    j["decoder"] = {
+        {"type", "Metaspace"}, {"replacement", "▁"}, {"prepend_scheme", scheme}, {"split", false}};
     auto tok = MustLoad(j);
     ASSERT_NE(tok, nullptr);
     EXPECT_EQ(tok->Encode("hello world", false), (Ids{271, 276}));
@@ -531,11 +558,14 @@ TEST(TokenizerSentencePiece, TemplateWithoutConfigDefinesBos) {
   EXPECT_EQ(tok->Encode("hello", true), (Ids{1, 271}));
 }
 
-TEST(TokenizerSentencePiece, TemplateInStringFormAndEos) {
+TEST(TokenizerSentencePiece, TemplateWithEos) {
   Json j = SentencePieceStyle();
   j["post_processor"] = {{"type", "TemplateProcessing"},
-                         {"single", "<s>:0 $A:0 </s>:0"},
-                         {"pair", "<s>:0 $A:0 $B:1"},
+                         {"single",
+                          {{{"SpecialToken", {{"id", "<s>"}, {"type_id", 0}}}},
+                           {{"Sequence", {{"id", "A"}, {"type_id", 0}}}},
+                           {{"SpecialToken", {{"id", "</s>"}, {"type_id", 0}}}}}},
+                         {"pair", Json::array()},
                          {"special_tokens",
                           {{"<s>", {{"id", "<s>"}, {"ids", {1}}, {"tokens", {"<s>"}}}},
                            {"</s>", {{"id", "</s>"}, {"ids", {2}}, {"tokens", {"</s>"}}}}}}};
@@ -559,16 +589,19 @@ TEST(TokenizerAddedTokens, LstripRstripSingleWord) {
   // rstrip: the spaces after [R] too.
   EXPECT_EQ(tok->Encode("a [R]  b", false), (Ids{0, 2, 11, 1}));
   // single_word: only a free-standing "cat" is the token.
-  EXPECT_EQ(tok->Encode("cat cats xcat", false),
-            (Ids{12, 2, 3, 0, 5, 4, 2, 6, 3, 0, 5}));
+  EXPECT_EQ(tok->Encode("cat cats xcat", false), (Ids{12, 2, 3, 0, 5, 4, 2, 6, 3, 0, 5}));
+  // "Word" is Rust regex's \w: '_' counts, '-' does not (characters missing from the
+  // vocabulary, with no unk token, are dropped).
+  EXPECT_EQ(tok->Encode("_cat", false), (Ids{3, 0, 5}));
+  EXPECT_EQ(tok->Encode("-cat", false), (Ids{12}));
   EXPECT_FALSE(tok->IsSpecial(11));
   EXPECT_TRUE(tok->IsSpecial(10));
   EXPECT_EQ(tok->Decode(Ids{0, 10, 11, 1}, true), "a [R] b");
 }
 
 TEST(TokenizerAddedTokens, LongestMatchFirst) {
-  Json j = CharLevel("ab<>", {Added(4, "<a>", true), Added(5, "<a><b>", true),
-                              Added(6, "<b>", false)});
+  Json j =
+      CharLevel("ab<>", {Added(4, "<a>", true), Added(5, "<a><b>", true), Added(6, "<b>", false)});
   auto tok = MustLoad(j);
   ASSERT_NE(tok, nullptr);
   EXPECT_EQ(tok->Encode("<a><b>", false), (Ids{5}));
@@ -668,11 +701,12 @@ TEST(TokenizerStreaming, GarbageBytesNeverStall) {
 TEST(TokenizerUnicode, Nfc) {
   using tokenizer_internal::NormalizeNfc;
   EXPECT_EQ(NormalizeNfc("plain ascii"), "plain ascii");
-  EXPECT_EQ(NormalizeNfc("e\xCC\x81"), "\xC3\xA9");                  // e + acute -> é
-  EXPECT_EQ(NormalizeNfc("e\xCC\x82\xCC\xA3"), "\xE1\xBB\x87");      // e + ^ + dot below -> ệ
-  EXPECT_EQ(NormalizeNfc("\xE1\x84\x80\xE1\x85\xA1\xE1\x86\xA8"), "\xEA\xB0\x81");  // ᄀ ᅡ ᆨ -> 각
-  EXPECT_EQ(NormalizeNfc("\xE2\x84\xAB"), "\xC3\x85");               // Angstrom sign -> Å
-  EXPECT_EQ(NormalizeNfc("\xEF\xA4\x80"), "\xE8\xB1\x88");           // U+F900 -> U+8C48
+  EXPECT_EQ(NormalizeNfc("e\xCC\x81"), "\xC3\xA9");              // e + acute -> é
+  EXPECT_EQ(NormalizeNfc("e\xCC\x82\xCC\xA3"), "\xE1\xBB\x87");  // e + ^ + dot below -> ệ
+  EXPECT_EQ(NormalizeNfc("\xE1\x84\x80\xE1\x85\xA1\xE1\x86\xA8"),
+            "\xEA\xB0\x81");                                // ᄀ ᅡ ᆨ -> 각
+  EXPECT_EQ(NormalizeNfc("\xE2\x84\xAB"), "\xC3\x85");      // Angstrom sign -> Å
+  EXPECT_EQ(NormalizeNfc("\xEF\xA4\x80"), "\xE8\xB1\x88");  // U+F900 -> U+8C48
   EXPECT_EQ(NormalizeNfc("中文 ok"), "中文 ok");
   EXPECT_EQ(tokenizer_internal::NormalizeNfd("\xC3\xA9"), "e\xCC\x81");
 }
@@ -681,10 +715,12 @@ TEST(TokenizerUnicode, LossyMatchesRust) {
   using tokenizer_internal::Utf8Lossy;
   const std::string r = "\xEF\xBF\xBD";
   EXPECT_EQ(Utf8Lossy("ok"), "ok");
-  EXPECT_EQ(Utf8Lossy("\xF0\x9F\x98"), r);                // truncated 4-byte sequence
-  EXPECT_EQ(Utf8Lossy("\xED\xA0\x80"), r + r + r);        // surrogate: ED then A0, 80
-  EXPECT_EQ(Utf8Lossy("\xC0\xAF"), r + r);                // overlong
-  EXPECT_EQ(Utf8Lossy("a\xE4\xB8" "b"), "a" + r + "b");
+  EXPECT_EQ(Utf8Lossy("\xF0\x9F\x98"), r);          // truncated 4-byte sequence
+  EXPECT_EQ(Utf8Lossy("\xED\xA0\x80"), r + r + r);  // surrogate: ED then A0, 80
+  EXPECT_EQ(Utf8Lossy("\xC0\xAF"), r + r);          // overlong
+  EXPECT_EQ(Utf8Lossy("a\xE4\xB8"
+                      "b"),
+            "a" + r + "b");
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -721,9 +757,8 @@ TEST(TokenizerErrors, MissingAndMistypedFields) {
               absl::StatusCode::kInvalidArgument, "'b' that is not in the vocabulary");
   ExpectError(LoadError(R"({"model": {"type": "BPE", "vocab": {"a": 0}, "merges": ["ab"]}})"),
               absl::StatusCode::kInvalidArgument, "has no space");
-  ExpectError(
-      LoadError(R"({"model": {"type": "BPE", "vocab": {"a": 0}, "merges": [["a", "a"]]}})"),
-      absl::StatusCode::kInvalidArgument, "makes token 'aa'");
+  ExpectError(LoadError(R"({"model": {"type": "BPE", "vocab": {"a": 0}, "merges": [["a", "a"]]}})"),
+              absl::StatusCode::kInvalidArgument, "makes token 'aa'");
   ExpectError(LoadError(R"({"model": {"type": "BPE", "vocab": {}, "merges": [], "dropout": 0.1}})"),
               absl::StatusCode::kUnimplemented, "dropout");
   Json j = QwenStyle(false);
@@ -777,6 +812,34 @@ TEST(TokenizerErrors, MissingDirectory) {
   auto t = Tokenizer::FromDirectory("/nonexistent/tandem/dir");
   ASSERT_FALSE(t.ok());
   ExpectError(t.status(), absl::StatusCode::kNotFound, "/nonexistent/tandem/dir/tokenizer.json");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Robustness: arbitrary bytes in, arbitrary ids in, never a crash, always valid UTF-8 out.
+
+TEST(TokenizerRobustness, GarbageNeverCrashes) {
+  auto qwen = MustLoad(QwenStyle(false), QwenConfig());
+  auto sp = MustLoad(SentencePieceStyle(), SentencePieceConfig());
+  ASSERT_NE(qwen, nullptr);
+  ASSERT_NE(sp, nullptr);
+  std::mt19937 rng(7);
+  for (const Tokenizer* tok : {qwen.get(), sp.get()}) {
+    for (int round = 0; round < 300; ++round) {
+      std::string bytes(rng() % 40, '\0');
+      for (char& c : bytes) c = static_cast<char>(rng() % 256);
+      Ids ids = tok->Encode(bytes, round % 2 == 0);
+      for (int32_t id : ids) EXPECT_TRUE(id >= 0 && id < tok->vocab_size());
+      Ids random_ids(rng() % 20);
+      for (int32_t& id : random_ids) id = static_cast<int32_t>(rng() % 400) - 50;
+      const std::string text = tok->Decode(random_ids, round % 3 == 0);
+      EXPECT_TRUE(tokenizer_internal::IsValidUtf8(text));
+      StreamingDecoder dec(*tok, round % 3 == 0);
+      std::string streamed;
+      for (int32_t id : random_ids) streamed += dec.Add(id);
+      streamed += dec.Finish();
+      EXPECT_TRUE(tokenizer_internal::IsValidUtf8(streamed));
+    }
+  }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -839,9 +902,24 @@ TEST(TokenizerFixtures, MatchHuggingFaceReferences) {
         ++checked;
       }
       if (c.contains("ids_with_special")) {
-        EXPECT_EQ((*tok)->Encode(text, true), c.at("ids_with_special").get<Ids>());
+        const Ids with = c.at("ids_with_special").get<Ids>();
+        EXPECT_EQ((*tok)->Encode(text, true), with);
         ++checked;
+        // add_bos() tells whether add_special_tokens=True puts BOS in front.
+        if (c.contains("ids")) {
+          const Ids without = c.at("ids").get<Ids>();
+          const bool bos_added = with.size() > without.size() && (*tok)->bos_id().has_value() &&
+                                 with.front() == *(*tok)->bos_id();
+          EXPECT_EQ((*tok)->add_bos(), bos_added);
+        }
       }
+    }
+    // Rendered chat prompts are tokenized without special tokens (the template writes BOS).
+    for (const Json& c : ref.value("chat", Json::array())) {
+      if (!c.contains("text") || !c.contains("ids")) continue;
+      SCOPED_TRACE("chat: " + c.at("text").dump());
+      EXPECT_EQ((*tok)->Encode(c.at("text").get<std::string>(), false), c.at("ids").get<Ids>());
+      ++checked;
     }
     for (const Json& c : ref.value("decode", Json::array())) {
       const Ids ids = c.at("ids").get<Ids>();
