@@ -26,8 +26,7 @@ absl::Status ToStatus(const JinjaError& e) {
   switch (e.kind()) {
     case JinjaError::Kind::kSyntax:
       return absl::InvalidArgumentError(absl::StrCat("chat template syntax error at line ",
-                                                     e.line(), ":", e.column(), ": ",
-                                                     e.message()));
+                                                     e.line(), ":", e.column(), ": ", e.message()));
     case JinjaError::Kind::kRaised:
       return absl::InvalidArgumentError(e.message());
     case JinjaError::Kind::kLimit:
@@ -94,8 +93,8 @@ absl::StatusOr<std::string> TemplateFromJson(const nlohmann::ordered_json& t,
   if (t.is_string()) return t.get<std::string>();
   if (t.is_array()) {
     for (const auto& entry : t) {
-      if (entry.is_object() && entry.value("name", "") == "default" &&
-          entry.contains("template") && entry["template"].is_string()) {
+      if (entry.is_object() && entry.value("name", "") == "default" && entry.contains("template") &&
+          entry["template"].is_string()) {
         return entry["template"].get<std::string>();
       }
     }

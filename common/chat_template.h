@@ -10,7 +10,7 @@
 // msg; other render errors are InvalidArgument naming the template line; runaway templates
 // (output > 256 MiB, > 10M loop iterations, call depth > 64) are ResourceExhausted.
 //
-// Supported Jinja: see the report in common/jinja/README.md.
+// Supported Jinja subset and its limits: common/jinja/README.md.
 #pragma once
 
 #include <memory>

@@ -33,7 +33,8 @@ void GqaAttention(const ModelConfig& c, const GqaWeights& w, const Rope& rope, i
   const float scale = static_cast<float>(c.AttentionScale());
   const int64_t group = heads / kv_heads;
   std::vector<float> context(num_tokens * q_width);
-#pragma omp parallel for collapse(2) schedule(dynamic) if (num_tokens * heads > 1)
+#pragma omp parallel for collapse(2) schedule(dynamic) \
+    if (num_tokens * heads * (start + num_tokens) * hd >= (1 << 18))
   for (int64_t t = 0; t < num_tokens; ++t) {
     for (int64_t h = 0; h < heads; ++h) {
       const int64_t visible = start + t + 1;

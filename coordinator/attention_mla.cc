@@ -39,7 +39,8 @@ void MlaAttention(const ModelConfig& c, const MlaWeights& w, const Rope& rope, i
 
   const float scale = static_cast<float>(c.AttentionScale());
   std::vector<float> context(num_tokens * heads * vdim);
-#pragma omp parallel for collapse(2) schedule(dynamic) if (num_tokens * heads > 1)
+#pragma omp parallel for collapse(2) schedule(dynamic) \
+    if (num_tokens * heads * (start + num_tokens) * (rank + rope_dim) >= (1 << 18))
   for (int64_t t = 0; t < num_tokens; ++t) {
     for (int64_t h = 0; h < heads; ++h) {
       const float* qh = q.data() + (t * heads + h) * qk;

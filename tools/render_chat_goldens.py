@@ -302,6 +302,19 @@ feat("err_unpack", "{% for a, b in [[1, 2, 3]] %}{% endfor %}")
 feat("err_tojson_undefined", "{{ nope|tojson }}")
 feat("err_compare_types", "{{ 1 < 'a' }}")
 
+# More corners.
+feat("float_repr", "{{ [0.1, 1e22, 1.5e-7, 123456789.123, 5e-324, 1.7976931348623157e308, 100.0, 1e15, 1e16, 12345678901234567.0, 0.0001, 0.00001, -2.5, 3.0e-4] }} {{ [0.1, 1e22, 1.5e-7, 5e-324, 1e16, 0.00001]|tojson }}")
+feat("str_repr_unicode", "{{ ['\\u2028', '\\x7f', '\\xa0', 'tab\\there', '\\x00', 'ok é 日'] }}")
+feat("ws_mixed_lines", "  text {% if x %}y{% endif %}\n  {%- if x %}\n\n z{% endif %}\n\t{{- x }}\n   {% set q -%}\n  body\n{%- endset %}[{{ q }}]", x=1)
+feat("ws_for_lines", "<ul>\n{% for m in ms %}\n    <li>{{ m }}</li>\n{% endfor %}\n</ul>\n", ms=["a", "b"])
+feat("undefined_patterns", "{{ (nope or {}).get('a', 1) }} {% if nope == 'x' %}eq{% else %}ne{% endif %} {{ nope is not defined and true }} {{ d.a is defined and d.a }} {{ [nope]|length }} {{ nope ~ 'x' }}", d={"a": 0})
+feat("index_patterns", "{% for m in ms %}{{ ms[loop.index0 - 1] }}{{ ms[loop.index0 + 1] if not loop.last else '' }};{% endfor %}{{ (1, 2) == [1, 2] }} {{ {'a': 1}.a }} {{ 'abc' in ['abc'] }} {{ 'x' * true }}", ms=["a", "b", "c"])
+feat("nested_data", "{% for k, v in d.items() %}{{ k }}:{% for x in v %}{{ x.n if x is mapping else x }},{% endfor %}|{% endfor %}", d={"a": [1, {"n": 2}], "b": []})
+feat("err_undefined_chain_is_defined", "{{ nope.x is defined }}")
+feat("err_none_attr", "{{ none.x.y }}")
+feat("err_iterate_int", "{% for x in 3 %}{% endfor %}")
+feat("err_not_callable", "{{ 'abc'() }}")
+
 
 def feature_cases():
     out = []

@@ -63,13 +63,13 @@ struct MacroParam {
 
 struct Stmt {
   enum class Kind {
-    kText,         // text
-    kOutput,       // expr: {{ expr }}
-    kIf,           // branches (condition, body); else_body
-    kFor,          // target, expr = iterable, filter = loop condition (nullable), body, else_body
-    kSet,          // target, expr
-    kSetBlock,     // target, filter = filter chain (nullable), body
-    kMacro,        // name, params, body
+    kText,      // text
+    kOutput,    // expr: {{ expr }}
+    kIf,        // branches (condition, body); else_body
+    kFor,       // target, expr = iterable, filter = loop condition (nullable), body, else_body
+    kSet,       // target, expr
+    kSetBlock,  // target, filter = filter chain (nullable), body
+    kMacro,     // name, params, body
     kBreak,
     kContinue,
     kFilterBlock,  // filter = filter chain, body

@@ -24,7 +24,10 @@ class JinjaError : public std::runtime_error {
     kLimit,    // output / iteration / recursion limits exceeded
   };
   JinjaError(Kind kind, std::string message, int line = 0, int column = 0)
-      : std::runtime_error(message), kind_(kind), message_(std::move(message)), line_(line),
+      : std::runtime_error(message),
+        kind_(kind),
+        message_(std::move(message)),
+        line_(line),
         column_(column) {}
 
   Kind kind() const { return kind_; }
@@ -48,8 +51,8 @@ inline void AppendPiece(std::string* out, std::string_view s) { out->append(s); 
 inline void AppendPiece(std::string* out, const char* s) { out->append(s); }
 inline void AppendPiece(std::string* out, const std::string& s) { out->append(s); }
 template <typename T>
-  requires std::is_integral_v<T> && (!std::is_same_v<T, char>) && (!std::is_same_v<T, bool>)
-void AppendPiece(std::string* out, T v) {
+requires std::is_integral_v<T> &&
+    (!std::is_same_v<T, char>)&&(!std::is_same_v<T, bool>)void AppendPiece(std::string* out, T v) {
   out->append(std::to_string(v));
 }
 }  // namespace internal

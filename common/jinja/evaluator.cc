@@ -17,8 +17,7 @@ std::string ObjectTypeRepr(const Value& v) {
 }
 
 Value NoAttribute(const Value& obj, std::string_view name) {
-  return Value::Undefined(Cat("'", ObjectTypeRepr(obj), "' has no attribute '", name,
-                                       "'"));
+  return Value::Undefined(Cat("'", ObjectTypeRepr(obj), "' has no attribute '", name, "'"));
 }
 
 Value NoElement(const Value& obj, const Value& key) {
@@ -41,6 +40,15 @@ class Restore {
 }  // namespace
 
 Evaluator::Evaluator(RenderLimits limits) : limits_(limits) {}
+
+Evaluator::~Evaluator() {
+  for (const auto& weak : namespaces_) {
+    if (auto ns = weak.lock()) {
+      std::vector<std::pair<std::string, Value>> attrs;
+      attrs.swap(ns->attrs.items);  // empty the namespace first, then drop what it held
+    }
+  }
+}
 
 std::string Evaluator::Render(const Body& body, std::vector<std::pair<std::string, Value>> vars) {
   root_ = std::make_shared<Scope>();
@@ -67,8 +75,7 @@ void Evaluator::CountIterations(int64_t n) {
   iterations_ += n;
   if (iterations_ > limits_.max_loop_iterations) {
     throw JinjaError(JinjaError::Kind::kLimit,
-                     Cat("template exceeds ", limits_.max_loop_iterations,
-                                  " loop iterations"));
+                     Cat("template exceeds ", limits_.max_loop_iterations, " loop iterations"));
   }
 }
 
@@ -170,8 +177,8 @@ void Evaluator::Assign(const Target& t, const Value& v) {
       if (items.size() != t.names.size()) {
         Fail(items.size() > t.names.size()
                  ? Cat("too many values to unpack (expected ", t.names.size(), ")")
-                 : Cat("not enough values to unpack (expected ", t.names.size(),
-                                ", got ", items.size(), ")"));
+                 : Cat("not enough values to unpack (expected ", t.names.size(), ", got ",
+                       items.size(), ")"));
       }
       for (size_t i = 0; i < items.size(); ++i) scope_->vars[t.names[i]] = items[i];
       return;
@@ -221,8 +228,8 @@ void Evaluator::ExecFor(const Stmt& s) {
     fresh_frame();
     if (!loop || loop.use_count() > 1) {
       loop = std::make_shared<ObjectData>();
-      for (const char* key : {"index0", "index", "revindex0", "revindex", "first", "last",
-                              "length", "depth", "depth0", "previtem", "nextitem"}) {
+      for (const char* key : {"index0", "index", "revindex0", "revindex", "first", "last", "length",
+                              "depth", "depth0", "previtem", "nextitem"}) {
         loop->items.emplace_back(key, Value());
       }
       std::weak_ptr<ObjectData> weak = loop;
@@ -259,46 +266,44 @@ void Evaluator::ExecFor(const Stmt& s) {
 void Evaluator::ExecMacroDef(const Stmt& s) {
   std::weak_ptr<Scope> defining = scope_;
   const Stmt* macro = &s;
-  Value fn = Value::Function(s.name, [macro, defining](Evaluator& ev,
-                                                        const CallArgs& args) -> Value {
-    ScopePtr parent = defining.lock();
-    if (!parent) parent = ev.root_;
-    auto frame = std::make_shared<Scope>(Scope{parent, {}});
-    const auto& params = macro->params;
-    std::vector<Value> varargs;
-    for (size_t i = 0; i < args.positional.size(); ++i) {
-      if (i < params.size()) {
-        frame->vars[params[i].name] = args.positional[i];
-      } else {
-        varargs.push_back(args.positional[i]);
-      }
-    }
-    auto kwargs = std::make_shared<ObjectData>();
-    for (const auto& [k, v] : args.keyword) {
-      bool is_param = false;
-      for (const auto& p : params) is_param = is_param || p.name == k;
-      if (is_param) {
-        if (frame->vars.contains(k)) {
-          Fail(Cat("macro '", macro->name, "' got multiple values for argument '", k,
-                            "'"));
+  Value fn =
+      Value::Function(s.name, [macro, defining](Evaluator& ev, const CallArgs& args) -> Value {
+        ScopePtr parent = defining.lock();
+        if (!parent) parent = ev.root_;
+        auto frame = std::make_shared<Scope>(Scope{parent, {}});
+        const auto& params = macro->params;
+        std::vector<Value> varargs;
+        for (size_t i = 0; i < args.positional.size(); ++i) {
+          if (i < params.size()) {
+            frame->vars[params[i].name] = args.positional[i];
+          } else {
+            varargs.push_back(args.positional[i]);
+          }
         }
-        frame->vars[k] = v;
-      } else {
-        kwargs->Set(k, v);
-      }
-    }
-    frame->vars["varargs"] = Value::Array(std::move(varargs), /*is_tuple=*/true);
-    frame->vars["kwargs"] = Value::Object(std::move(kwargs));
-    Restore<ScopePtr> scope(&ev.scope_, frame);
-    for (const auto& p : params) {
-      if (frame->vars.contains(p.name)) continue;
-      frame->vars[p.name] =
-          p.default_value ? ev.Eval(*p.default_value)
-                          : Value::Undefined(Cat("parameter '", p.name,
-                                                          "' was not provided"));
-    }
-    return Value(ev.Capture(macro->body));
-  });
+        auto kwargs = std::make_shared<ObjectData>();
+        for (const auto& [k, v] : args.keyword) {
+          bool is_param = false;
+          for (const auto& p : params) is_param = is_param || p.name == k;
+          if (is_param) {
+            if (frame->vars.contains(k)) {
+              Fail(Cat("macro '", macro->name, "' got multiple values for argument '", k, "'"));
+            }
+            frame->vars[k] = v;
+          } else {
+            kwargs->Set(k, v);
+          }
+        }
+        frame->vars["varargs"] = Value::Array(std::move(varargs), /*is_tuple=*/true);
+        frame->vars["kwargs"] = Value::Object(std::move(kwargs));
+        Restore<ScopePtr> scope(&ev.scope_, frame);
+        for (const auto& p : params) {
+          if (frame->vars.contains(p.name)) continue;
+          frame->vars[p.name] =
+              p.default_value ? ev.Eval(*p.default_value)
+                              : Value::Undefined(Cat("parameter '", p.name, "' was not provided"));
+        }
+        return Value(ev.Capture(macro->body));
+      });
   scope_->vars[s.name] = std::move(fn);
 }
 
@@ -409,8 +414,8 @@ Value Evaluator::EvalInner(const Expr& e) {
       if (Eval(*e.args[0]).Truthy()) return Eval(*e.args[1]);
       if (e.args[2]) return Eval(*e.args[2]);
       return Value::Undefined(Cat("the inline if-expression on line ", e.line,
-                                           " evaluated to false and no else section was "
-                                           "defined."));
+                                  " evaluated to false and no else section was "
+                                  "defined."));
     }
   }
   return Value();
@@ -497,8 +502,8 @@ Value Evaluator::GetDottedAttr(const Value& obj, const std::string& path) {
   size_t start = 0;
   while (true) {
     size_t dot = path.find('.', start);
-    std::string part = path.substr(start, dot == std::string::npos ? std::string::npos
-                                                                    : dot - start);
+    std::string part =
+        path.substr(start, dot == std::string::npos ? std::string::npos : dot - start);
     bool digits = !part.empty() && part.find_first_not_of("0123456789") == std::string::npos;
     cur = digits ? GetItem(cur, Value(static_cast<int64_t>(std::stoll(part))))
                  : GetItem(cur, Value(part));

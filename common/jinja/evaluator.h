@@ -13,8 +13,8 @@
 #include <cstdint>
 #include <memory>
 #include <string>
-#include <utility>
 #include <unordered_map>
+#include <utility>
 #include <vector>
 
 #include "common/jinja/ast.h"
@@ -24,13 +24,16 @@ namespace tandem::jinja {
 
 struct RenderLimits {
   size_t max_output_bytes = size_t{256} << 20;  // all output, including captured blocks
-  int64_t max_loop_iterations = 10'000'000;      // total across all loops of a render
-  int max_call_depth = 64;                       // nested macro / filter calls
+  int64_t max_loop_iterations = 10'000'000;     // total across all loops of a render
+  int max_call_depth = 64;                      // nested macro / filter calls
 };
 
 class Evaluator {
  public:
   explicit Evaluator(RenderLimits limits = {});
+  ~Evaluator();  // breaks reference cycles through namespaces (`set ns.me = ns`)
+  Evaluator(const Evaluator&) = delete;
+  Evaluator& operator=(const Evaluator&) = delete;
 
   // Renders `body` with `vars` (context variables and globals) in the root frame.
   std::string Render(const Body& body, std::vector<std::pair<std::string, Value>> vars);
@@ -46,6 +49,9 @@ class Evaluator {
   // Python iteration: list/tuple items, dict keys, string characters; undefined -> nothing.
   std::vector<Value> Iterate(const Value& v);
   void CountIterations(int64_t n);
+  // Namespaces are the only mutable values, hence the only way to build a reference cycle;
+  // the evaluator empties them when it is destroyed.
+  void TrackNamespace(std::weak_ptr<NamespaceData> ns) { namespaces_.push_back(std::move(ns)); }
 
  private:
   struct Scope {
@@ -76,6 +82,7 @@ class Evaluator {
   size_t total_output_ = 0;
   int64_t iterations_ = 0;
   int call_depth_ = 0;
+  std::vector<std::weak_ptr<NamespaceData>> namespaces_;
 };
 
 }  // namespace tandem::jinja

@@ -50,8 +50,7 @@ Value FAttr(Evaluator&, const Value& v, const CallArgs& a) {
   } else if (auto m = FindMethod(v, name)) {
     return *m;
   }
-  return Value::Undefined(Cat("'", v.TypeName(), " object' has no attribute '", name,
-                                       "'"));
+  return Value::Undefined(Cat("'", v.TypeName(), " object' has no attribute '", name, "'"));
 }
 
 Value FBatch(Evaluator& ev, const Value& v, const CallArgs& a) {
@@ -109,8 +108,8 @@ Value FDictSort(Evaluator& ev, const Value& v, const CallArgs& a) {
   for (const auto& [k, x] : v.object().items) items.push_back(Value::Array({Value(k), x}, true));
   size_t idx = by == "key" ? 0 : 1;
   std::stable_sort(items.begin(), items.end(), [&](const Value& x, const Value& y) {
-    int c = Compare(IgnoreCase(x.array().items[idx], cs), IgnoreCase(y.array().items[idx], cs),
-                    "<");
+    int c =
+        Compare(IgnoreCase(x.array().items[idx], cs), IgnoreCase(y.array().items[idx], cs), "<");
     return reverse ? c > 0 : c < 0;
   });
   return StrList(std::move(items));
@@ -121,12 +120,23 @@ Value FEscape(Evaluator&, const Value& v, const CallArgs& a) {
   std::string out;
   for (char c : v.Str()) {
     switch (c) {
-      case '&': out += "&amp;"; break;
-      case '<': out += "&lt;"; break;
-      case '>': out += "&gt;"; break;
-      case '"': out += "&#34;"; break;
-      case '\'': out += "&#39;"; break;
-      default: out.push_back(c);
+      case '&':
+        out += "&amp;";
+        break;
+      case '<':
+        out += "&lt;";
+        break;
+      case '>':
+        out += "&gt;";
+        break;
+      case '"':
+        out += "&#34;";
+        break;
+      case '\'':
+        out += "&#39;";
+        break;
+      default:
+        out.push_back(c);
     }
   }
   return Value(std::move(out));
@@ -204,8 +214,8 @@ Value FFormat(Evaluator&, const Value& v, const CallArgs& a) {
 Value FIndent(Evaluator&, const Value& v, const CallArgs& a) {
   a.Check("indent", 3, {"width", "first", "blank"});
   const Value* w = a.Get(0, "width");
-  std::string indention = (w && w->IsString()) ? w->AsString()
-                                               : std::string(IntArg(w, 4, "width"), ' ');
+  std::string indention =
+      (w && w->IsString()) ? w->AsString() : std::string(IntArg(w, 4, "width"), ' ');
   bool first = BoolArg(a.Get(1, "first"), false);
   bool blank = BoolArg(a.Get(2, "blank"), false);
   std::string s = v.Str() + "\n";
@@ -240,8 +250,8 @@ Value FJoin(Evaluator& ev, const Value& v, const CallArgs& a) {
   for (const Value& item : ev.Iterate(v)) {
     if (!first) out += sep;
     first = false;
-    out += (attribute && !attribute->IsNone()) ? KeyOf(ev, item, attribute, true).Str()
-                                               : item.Str();
+    out +=
+        (attribute && !attribute->IsNone()) ? KeyOf(ev, item, attribute, true).Str() : item.Str();
   }
   return Value(std::move(out));
 }
@@ -249,11 +259,16 @@ Value FJoin(Evaluator& ev, const Value& v, const CallArgs& a) {
 Value FLength(Evaluator&, const Value& v, const CallArgs& a) {
   a.Check("length", 0, {});
   switch (v.type()) {
-    case Value::Type::kUndefined: return Value(int64_t{0});
-    case Value::Type::kString: return Value(text::Length(v.AsString()));
-    case Value::Type::kArray: return Value(static_cast<int64_t>(v.array().items.size()));
-    case Value::Type::kObject: return Value(static_cast<int64_t>(v.object().items.size()));
-    default: Fail("object of type '" + v.TypeName() + "' has no len()");
+    case Value::Type::kUndefined:
+      return Value(int64_t{0});
+    case Value::Type::kString:
+      return Value(text::Length(v.AsString()));
+    case Value::Type::kArray:
+      return Value(static_cast<int64_t>(v.array().items.size()));
+    case Value::Type::kObject:
+      return Value(static_cast<int64_t>(v.object().items.size()));
+    default:
+      Fail("object of type '" + v.TypeName() + "' has no len()");
   }
 }
 
@@ -301,8 +316,7 @@ Value MinMax(Evaluator& ev, const Value& v, const CallArgs& a, bool want_max) {
   if (items.empty()) return Value::Undefined("No aggregated item, sequence was empty.");
   size_t best = 0;
   for (size_t i = 1; i < items.size(); ++i) {
-    int c = Compare(KeyOf(ev, items[i], attribute, cs), KeyOf(ev, items[best], attribute, cs),
-                    "<");
+    int c = Compare(KeyOf(ev, items[i], attribute, cs), KeyOf(ev, items[best], attribute, cs), "<");
     if (want_max ? c > 0 : c < 0) best = i;
   }
   return items[best];
@@ -350,8 +364,7 @@ Value FReplace(Evaluator&, const Value& v, const CallArgs& a) {
   a.Check("replace", 3, {"old", "new", "count"});
   const Value* count = a.Get(2, "count");
   int64_t n = (count && !count->IsNone()) ? IntArg(count, -1, "count") : -1;
-  return Value(text::Replace(v.Str(), StrArg(a.Get(0, "old"), ""), StrArg(a.Get(1, "new"), ""),
-                             n));
+  return Value(text::Replace(v.Str(), StrArg(a.Get(0, "old"), ""), StrArg(a.Get(1, "new"), ""), n));
 }
 
 Value FReverse(Evaluator& ev, const Value& v, const CallArgs& a) {
@@ -495,20 +508,48 @@ struct FilterEntry {
 };
 
 constexpr FilterEntry kFilters[] = {
-    {"abs", FAbs},           {"attr", FAttr},         {"batch", FBatch},
-    {"capitalize", FCapitalize}, {"center", FCenter}, {"count", FLength},
-    {"d", FDefault},         {"default", FDefault},   {"dictsort", FDictSort},
-    {"e", FEscape},          {"escape", FEscape},     {"forceescape", FEscape},
-    {"first", FFirst},       {"float", FFloat},       {"format", FFormat},
-    {"indent", FIndent},     {"int", FInt},           {"items", FItems},
-    {"join", FJoin},         {"last", FLast},         {"length", FLength},
-    {"list", FList},         {"lower", FLower},       {"map", FMap},
-    {"max", FMax},           {"min", FMin},           {"reject", FReject},
-    {"rejectattr", FRejectAttr}, {"replace", FReplace}, {"reverse", FReverse},
-    {"round", FRound},       {"safe", FSafe},         {"select", FSelect},
-    {"selectattr", FSelectAttr}, {"sort", FSort},     {"string", FString},
-    {"sum", FSum},           {"title", FTitle},       {"tojson", FToJson},
-    {"trim", FTrim},         {"unique", FUnique},     {"upper", FUpper},
+    {"abs", FAbs},
+    {"attr", FAttr},
+    {"batch", FBatch},
+    {"capitalize", FCapitalize},
+    {"center", FCenter},
+    {"count", FLength},
+    {"d", FDefault},
+    {"default", FDefault},
+    {"dictsort", FDictSort},
+    {"e", FEscape},
+    {"escape", FEscape},
+    {"forceescape", FEscape},
+    {"first", FFirst},
+    {"float", FFloat},
+    {"format", FFormat},
+    {"indent", FIndent},
+    {"int", FInt},
+    {"items", FItems},
+    {"join", FJoin},
+    {"last", FLast},
+    {"length", FLength},
+    {"list", FList},
+    {"lower", FLower},
+    {"map", FMap},
+    {"max", FMax},
+    {"min", FMin},
+    {"reject", FReject},
+    {"rejectattr", FRejectAttr},
+    {"replace", FReplace},
+    {"reverse", FReverse},
+    {"round", FRound},
+    {"safe", FSafe},
+    {"select", FSelect},
+    {"selectattr", FSelectAttr},
+    {"sort", FSort},
+    {"string", FString},
+    {"sum", FSum},
+    {"title", FTitle},
+    {"tojson", FToJson},
+    {"trim", FTrim},
+    {"unique", FUnique},
+    {"upper", FUpper},
     {"wordcount", FWordCount},
 };
 

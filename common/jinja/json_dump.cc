@@ -23,14 +23,29 @@ void DumpString(const std::string& s, bool ensure_ascii, std::string* out) {
   out->push_back('"');
   for (char32_t c : text::Decode(s)) {
     switch (c) {
-      case '"': out->append("\\\""); continue;
-      case '\\': out->append("\\\\"); continue;
-      case '\n': out->append("\\n"); continue;
-      case '\r': out->append("\\r"); continue;
-      case '\t': out->append("\\t"); continue;
-      case '\b': out->append("\\b"); continue;
-      case '\f': out->append("\\f"); continue;
-      default: break;
+      case '"':
+        out->append("\\\"");
+        continue;
+      case '\\':
+        out->append("\\\\");
+        continue;
+      case '\n':
+        out->append("\\n");
+        continue;
+      case '\r':
+        out->append("\\r");
+        continue;
+      case '\t':
+        out->append("\\t");
+        continue;
+      case '\b':
+        out->append("\\b");
+        continue;
+      case '\f':
+        out->append("\\f");
+        continue;
+      default:
+        break;
     }
     if (c < 0x20) {
       AppendEscape(c, out);
@@ -59,9 +74,15 @@ class Dumper {
   void Dump(const Value& v, int level, std::string* out) {
     if (level > kMaxDepth) Fail("tojson: value nested too deeply");
     switch (v.type()) {
-      case Value::Type::kNone: out->append("null"); return;
-      case Value::Type::kBool: out->append(v.AsBool() ? "true" : "false"); return;
-      case Value::Type::kInt: out->append(std::to_string(v.AsInt())); return;
+      case Value::Type::kNone:
+        out->append("null");
+        return;
+      case Value::Type::kBool:
+        out->append(v.AsBool() ? "true" : "false");
+        return;
+      case Value::Type::kInt:
+        out->append(std::to_string(v.AsInt()));
+        return;
       case Value::Type::kFloat: {
         double d = v.AsDouble();
         if (std::isnan(d)) {
@@ -73,7 +94,9 @@ class Dumper {
         }
         return;
       }
-      case Value::Type::kString: DumpString(v.AsString(), o_.ensure_ascii, out); return;
+      case Value::Type::kString:
+        DumpString(v.AsString(), o_.ensure_ascii, out);
+        return;
       case Value::Type::kArray: {
         const auto& items = v.array().items;
         if (items.empty()) {

@@ -19,9 +19,7 @@ bool IsWs(char c) {
   return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v';
 }
 bool IsDigit(char c) { return c >= '0' && c <= '9'; }
-bool IsNameStart(char c) {
-  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_';
-}
+bool IsNameStart(char c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_'; }
 bool IsNameChar(char c) { return IsNameStart(c) || IsDigit(c); }
 int HexValue(char c) {
   if (c >= '0' && c <= '9') return c - '0';
@@ -71,8 +69,8 @@ class Lexer {
       }
       char kind = src_[start + 1];
       size_t after = start + 2;
-      char sign = (after < src_.size() && (src_[after] == '-' || src_[after] == '+')) ? src_[after]
-                                                                                      : 0;
+      char sign =
+          (after < src_.size() && (src_[after] == '-' || src_[after] == '+')) ? src_[after] : 0;
       if (sign) ++after;
       std::string text = src_.substr(pos, start - pos);
       if (sign == '-') {
@@ -231,9 +229,9 @@ class Lexer {
       } else if (c == '\'' || c == '"') {
         p = LexString(p);
       } else {
-        static const char* kOps[] = {"//", "**", "==", "!=", ">=", "<=", "+", "-", "/", "*",
-                                     "%",  "~",  "[",  "]",  "(",  ")",  "{", "}", "<", ">",
-                                     "=",  ".",  ":",  "|",  ",",  ";"};
+        static const char* kOps[] = {"//", "**", "==", "!=", ">=", "<=", "+", "-", "/",
+                                     "*",  "%",  "~",  "[",  "]",  "(",  ")", "{", "}",
+                                     "<",  ">",  "=",  ".",  ":",  "|",  ",", ";"};
         std::string op;
         for (const char* candidate : kOps) {
           if (src_.compare(p, std::char_traits<char>::length(candidate), candidate) == 0) {
@@ -247,9 +245,7 @@ class Lexer {
         } else if (op == ")" || op == "]" || op == "}") {
           if (balance.empty()) Error(Cat("unexpected '", op, "'"), p);
           if (balance.back() != op[0]) {
-            Error(Cat("unexpected '", op, "', expected '", std::string(1, balance.back()),
-                               "'"),
-                  p);
+            Error(Cat("unexpected '", op, "', expected '", std::string(1, balance.back()), "'"), p);
           }
           balance.pop_back();
         }
@@ -275,8 +271,8 @@ class Lexer {
       int base = k == 'x' ? 16 : k == 'o' ? 8 : 2;
       size_t q = p + 2;
       int64_t v = 0;
-      while (q < src_.size() && (src_[q] == '_' || (HexValue(src_[q]) >= 0 &&
-                                                    HexValue(src_[q]) < base))) {
+      while (q < src_.size() &&
+             (src_[q] == '_' || (HexValue(src_[q]) >= 0 && HexValue(src_[q]) < base))) {
         if (src_[q] != '_') v = v * base + HexValue(src_[q]);
         ++q;
       }
@@ -340,17 +336,38 @@ class Lexer {
       char e = src_[q + 1];
       q += 2;
       switch (e) {
-        case '\n': break;  // line continuation
-        case '\\': out.push_back('\\'); break;
-        case '\'': out.push_back('\''); break;
-        case '"': out.push_back('"'); break;
-        case 'a': out.push_back('\a'); break;
-        case 'b': out.push_back('\b'); break;
-        case 'f': out.push_back('\f'); break;
-        case 'n': out.push_back('\n'); break;
-        case 'r': out.push_back('\r'); break;
-        case 't': out.push_back('\t'); break;
-        case 'v': out.push_back('\v'); break;
+        case '\n':
+          break;  // line continuation
+        case '\\':
+          out.push_back('\\');
+          break;
+        case '\'':
+          out.push_back('\'');
+          break;
+        case '"':
+          out.push_back('"');
+          break;
+        case 'a':
+          out.push_back('\a');
+          break;
+        case 'b':
+          out.push_back('\b');
+          break;
+        case 'f':
+          out.push_back('\f');
+          break;
+        case 'n':
+          out.push_back('\n');
+          break;
+        case 'r':
+          out.push_back('\r');
+          break;
+        case 't':
+          out.push_back('\t');
+          break;
+        case 'v':
+          out.push_back('\v');
+          break;
         case 'x':
         case 'u':
         case 'U': {

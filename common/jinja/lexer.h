@@ -25,11 +25,11 @@ struct Token {
     kBlockBegin,  // {%
     kBlockEnd,    // %}
     kName,
-    kString,      // value = decoded string
-    kInt,         // int_value
-    kFloat,       // float_value
-    kOperator,    // value = operator text
-    kEnd,         // end of template
+    kString,    // value = decoded string
+    kInt,       // int_value
+    kFloat,     // float_value
+    kOperator,  // value = operator text
+    kEnd,       // end of template
   };
   Type type;
   std::string value;

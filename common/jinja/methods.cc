@@ -73,9 +73,8 @@ Value AffixImpl(const Value& self, const CallArgs& a, bool prefix) {
   std::vector<Value> options = arg->IsArray() ? arg->array().items : std::vector<Value>{*arg};
   for (const Value& o : options) {
     std::string p = RequireStr(&o, name);
-    bool hit = p.size() <= s.size() &&
-               (prefix ? s.compare(0, p.size(), p) == 0
-                       : s.compare(s.size() - p.size(), p.size(), p) == 0);
+    bool hit = p.size() <= s.size() && (prefix ? s.compare(0, p.size(), p) == 0
+                                               : s.compare(s.size() - p.size(), p.size(), p) == 0);
     if (hit) return Value(true);
   }
   return Value(false);
@@ -152,8 +151,7 @@ Value MJoin(const Value& s, const CallArgs& a) {
   std::string out;
   for (size_t i = 0; i < items.size(); ++i) {
     if (!items[i].IsString()) {
-      Fail(Cat("sequence item ", i, ": expected str instance, ", items[i].TypeName(),
-                        " found"));
+      Fail(Cat("sequence item ", i, ": expected str instance, ", items[i].TypeName(), " found"));
     }
     if (i) out += Str(s);
     out += items[i].AsString();
@@ -357,29 +355,54 @@ struct MethodEntry {
 };
 
 constexpr MethodEntry kStrMethods[] = {
-    {"strip", MStrip},         {"lstrip", MLStrip},           {"rstrip", MRStrip},
-    {"split", MSplit},         {"rsplit", MRSplit},           {"splitlines", MSplitLines},
-    {"startswith", MStartsWith}, {"endswith", MEndsWith},     {"upper", MUpper},
-    {"lower", MLower},         {"casefold", MLower},          {"title", MTitle},
-    {"capitalize", MCapitalize}, {"replace", MReplace},       {"find", MFind},
-    {"rfind", MRFind},         {"index", MIndex},             {"rindex", MRIndex},
-    {"count", MCount},         {"join", MJoin},               {"format", MFormat},
-    {"isdigit", CharClass<IsDigitC>}, {"isdecimal", CharClass<IsDigitC>},
-    {"isnumeric", CharClass<IsDigitC>}, {"isalpha", CharClass<IsAlphaC>},
-    {"isalnum", CharClass<IsAlnumC>}, {"isspace", CharClass<text::IsSpace>},
-    {"islower", MIsLower},     {"isupper", MIsUpper},         {"ljust", MLJust},
-    {"rjust", MRJust},         {"center", MCenter},           {"zfill", MZFill},
-    {"partition", MPartition}, {"rpartition", MRPartition},   {"removeprefix", MRemovePrefix},
+    {"strip", MStrip},
+    {"lstrip", MLStrip},
+    {"rstrip", MRStrip},
+    {"split", MSplit},
+    {"rsplit", MRSplit},
+    {"splitlines", MSplitLines},
+    {"startswith", MStartsWith},
+    {"endswith", MEndsWith},
+    {"upper", MUpper},
+    {"lower", MLower},
+    {"casefold", MLower},
+    {"title", MTitle},
+    {"capitalize", MCapitalize},
+    {"replace", MReplace},
+    {"find", MFind},
+    {"rfind", MRFind},
+    {"index", MIndex},
+    {"rindex", MRIndex},
+    {"count", MCount},
+    {"join", MJoin},
+    {"format", MFormat},
+    {"isdigit", CharClass<IsDigitC>},
+    {"isdecimal", CharClass<IsDigitC>},
+    {"isnumeric", CharClass<IsDigitC>},
+    {"isalpha", CharClass<IsAlphaC>},
+    {"isalnum", CharClass<IsAlnumC>},
+    {"isspace", CharClass<text::IsSpace>},
+    {"islower", MIsLower},
+    {"isupper", MIsUpper},
+    {"ljust", MLJust},
+    {"rjust", MRJust},
+    {"center", MCenter},
+    {"zfill", MZFill},
+    {"partition", MPartition},
+    {"rpartition", MRPartition},
+    {"removeprefix", MRemovePrefix},
     {"removesuffix", MRemoveSuffix},
 };
 constexpr MethodEntry kDictMethods[] = {
     {"items", MItems}, {"keys", MKeys}, {"values", MValues}, {"get", MGet}, {"copy", MCopy},
 };
 constexpr MethodEntry kListMethods[] = {
-    {"index", MListIndex}, {"count", MListCount}, {"copy", MCopy},
+    {"index", MListIndex},
+    {"count", MListCount},
+    {"copy", MCopy},
 };
 constexpr const char* kUnsafeDict[] = {"clear", "pop", "popitem", "setdefault", "update"};
-constexpr const char* kUnsafeList[] = {"append", "clear", "pop",  "reverse",
+constexpr const char* kUnsafeList[] = {"append", "clear", "pop",    "reverse",
                                        "insert", "sort",  "extend", "remove"};
 
 template <size_t N>
@@ -387,20 +410,20 @@ std::optional<Value> Bind(const Value& obj, std::string_view name, const MethodE
   for (const MethodEntry& m : table) {
     if (name == m.name) {
       MethodFn fn = m.fn;
-      return Value::Function(m.name, [obj, fn](Evaluator&, const CallArgs& args) {
-        return fn(obj, args);
-      });
+      return Value::Function(m.name,
+                             [obj, fn](Evaluator&, const CallArgs& args) { return fn(obj, args); });
     }
   }
   return std::nullopt;
 }
 
 template <size_t N>
-std::optional<Value> Unsafe(const Value& obj, std::string_view name, const char* const (&names)[N]) {
+std::optional<Value> Unsafe(const Value& obj, std::string_view name,
+                            const char* const (&names)[N]) {
   for (const char* n : names) {
     if (name == n) {
-      return Value::Undefined(Cat("access to attribute '", name, "' of '",
-                                           obj.TypeName(), "' object is unsafe."));
+      return Value::Undefined(
+          Cat("access to attribute '", name, "' of '", obj.TypeName(), "' object is unsafe."));
     }
   }
   return std::nullopt;

@@ -13,8 +13,8 @@ namespace {
 constexpr size_t kMaxRepeatBytes = size_t{1} << 28;
 
 [[noreturn]] void Unsupported(std::string_view op, const Value& a, const Value& b) {
-  Fail(Cat("unsupported operand type(s) for ", op, ": '", a.TypeName(), "' and '",
-                    b.TypeName(), "'"));
+  Fail(Cat("unsupported operand type(s) for ", op, ": '", a.TypeName(), "' and '", b.TypeName(),
+           "'"));
 }
 
 template <typename Op>
@@ -134,8 +134,8 @@ Value BinaryOp(std::string_view op, const Value& a, const Value& b) {
       return Value::Array(std::move(items), a.array().is_tuple);
     }
     if (a.IsString() || (a.IsArray() && !a.array().is_tuple)) {
-      Fail(Cat("can only concatenate ", a.TypeName(), " (not \"", b.TypeName(),
-                        "\") to ", a.TypeName()));
+      Fail(Cat("can only concatenate ", a.TypeName(), " (not \"", b.TypeName(), "\") to ",
+               a.TypeName()));
     }
   }
   if (op == "*") {
@@ -162,8 +162,7 @@ bool Contains(const Value& container, const Value& item) {
       return false;
     case Value::Type::kString:
       if (!item.IsString()) {
-        Fail(Cat("'in <string>' requires string as left operand, not ",
-                          item.TypeName()));
+        Fail(Cat("'in <string>' requires string as left operand, not ", item.TypeName()));
       }
       return container.AsString().find(item.AsString()) != std::string::npos;
     case Value::Type::kArray:
@@ -261,7 +260,7 @@ std::string PercentFormat(const std::string& format, const Value& args) {
       case 'o': {
         if (!arg->IsNumber()) {
           Fail(Cat("%", std::string(1, type), " format: a real number is required, not ",
-                            arg->TypeName()));
+                   arg->TypeName()));
         }
         long long v = arg->IsFloat() ? static_cast<long long>(arg->AsDouble()) : arg->AsInt();
         std::string t(1, type == 'i' ? 'd' : type);

@@ -4,6 +4,7 @@
 
 #include "common/jinja/builtins.h"
 #include "common/jinja/error.h"
+#include "common/jinja/evaluator.h"
 #include "common/jinja/operators.h"
 
 namespace tandem::jinja {
@@ -21,8 +22,7 @@ int64_t IntArg(const Value* v, int64_t fallback, std::string_view what) {
   if (v == nullptr) return fallback;
   if (v->IsInt() || v->IsBool()) return v->AsInt();
   RequireDefined(*v);
-  Fail(Cat("'", v->TypeName(), "' object cannot be interpreted as an integer (", what,
-                    ")"));
+  Fail(Cat("'", v->TypeName(), "' object cannot be interpreted as an integer (", what, ")"));
 }
 
 bool BoolArg(const Value* v, bool fallback) { return v ? v->Truthy() : fallback; }
@@ -116,19 +116,45 @@ struct TestEntry {
 };
 
 constexpr TestEntry kTests[] = {
-    {"boolean", TBoolean},   {"callable", TCallable},  {"defined", TDefined},
-    {"divisibleby", TDivisibleBy}, {"eq", TEq},        {"equalto", TEq},
-    {"==", TEq},             {"escaped", TEscaped},    {"even", TEven},
-    {"false", TFalse},       {"filter", TFilter},      {"float", TFloat},
-    {"ge", TGe},             {">=", TGe},              {"gt", TGt},
-    {"greaterthan", TGt},    {">", TGt},               {"in", TIn},
-    {"integer", TInteger},   {"iterable", TIterable},  {"le", TLe},
-    {"<=", TLe},             {"lower", TLower},        {"lt", TLt},
-    {"lessthan", TLt},       {"<", TLt},               {"mapping", TMapping},
-    {"ne", TNe},             {"!=", TNe},              {"none", TNone},
-    {"number", TNumber},     {"odd", TOdd},            {"sameas", TSameAs},
-    {"sequence", TSequence}, {"string", TString},      {"test", TTest},
-    {"true", TTrue},         {"undefined", TUndefined}, {"upper", TUpper},
+    {"boolean", TBoolean},
+    {"callable", TCallable},
+    {"defined", TDefined},
+    {"divisibleby", TDivisibleBy},
+    {"eq", TEq},
+    {"equalto", TEq},
+    {"==", TEq},
+    {"escaped", TEscaped},
+    {"even", TEven},
+    {"false", TFalse},
+    {"filter", TFilter},
+    {"float", TFloat},
+    {"ge", TGe},
+    {">=", TGe},
+    {"gt", TGt},
+    {"greaterthan", TGt},
+    {">", TGt},
+    {"in", TIn},
+    {"integer", TInteger},
+    {"iterable", TIterable},
+    {"le", TLe},
+    {"<=", TLe},
+    {"lower", TLower},
+    {"lt", TLt},
+    {"lessthan", TLt},
+    {"<", TLt},
+    {"mapping", TMapping},
+    {"ne", TNe},
+    {"!=", TNe},
+    {"none", TNone},
+    {"number", TNumber},
+    {"odd", TOdd},
+    {"sameas", TSameAs},
+    {"sequence", TSequence},
+    {"string", TString},
+    {"test", TTest},
+    {"true", TTrue},
+    {"undefined", TUndefined},
+    {"upper", TUpper},
 };
 
 constexpr int64_t kMaxRange = 100000;  // jinja2.sandbox.MAX_RANGE
@@ -183,9 +209,10 @@ std::shared_ptr<ObjectData> DictFromArgs(const CallArgs& a, std::string_view fn)
 
 Value Dict(Evaluator&, const CallArgs& a) { return Value::Object(DictFromArgs(a, "dict")); }
 
-Value MakeNamespace(Evaluator&, const CallArgs& a) {
+Value MakeNamespace(Evaluator& ev, const CallArgs& a) {
   auto ns = std::make_shared<NamespaceData>();
   ns->attrs = *DictFromArgs(a, "namespace");
+  ev.TrackNamespace(ns);
   return Value::Namespace(std::move(ns));
 }
 

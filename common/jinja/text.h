@@ -41,9 +41,9 @@ int64_t Count(std::string_view s, std::string_view sub);
 
 std::string Lower(std::string_view s);
 std::string Upper(std::string_view s);
-std::string Capitalize(std::string_view s);   // str.capitalize()
-std::string PyTitle(std::string_view s);      // str.title()
-std::string JinjaTitle(std::string_view s);   // jinja2's |title filter
+std::string Capitalize(std::string_view s);  // str.capitalize()
+std::string PyTitle(std::string_view s);     // str.title()
+std::string JinjaTitle(std::string_view s);  // jinja2's |title filter
 
 // Python slice semantics: the indices selected by [start:stop:step] from a sequence of `length`
 // items (step != 0; a missing bound is nullopt).

@@ -167,20 +167,29 @@ double Value::AsDouble() const {
 
 const void* Value::identity() const {
   switch (type()) {
-    case Type::kArray: return &array();
-    case Type::kObject: return &object();
-    case Type::kNamespace: return &ns();
-    case Type::kCallable: return &callable();
-    default: return nullptr;
+    case Type::kArray:
+      return &array();
+    case Type::kObject:
+      return &object();
+    case Type::kNamespace:
+      return &ns();
+    case Type::kCallable:
+      return &callable();
+    default:
+      return nullptr;
   }
 }
 
 int Value::depth() const {
   switch (type()) {
-    case Type::kArray: return array().depth;
-    case Type::kObject: return object().depth;
-    case Type::kNamespace: return ns().attrs.depth;
-    default: return 0;
+    case Type::kArray:
+      return array().depth;
+    case Type::kObject:
+      return object().depth;
+    case Type::kNamespace:
+      return ns().attrs.depth;
+    default:
+      return 0;
   }
 }
 
@@ -210,16 +219,26 @@ bool Value::Truthy() const {
 
 std::string Value::TypeName() const {
   switch (type()) {
-    case Type::kUndefined: return "Undefined";
-    case Type::kNone: return "NoneType";
-    case Type::kBool: return "bool";
-    case Type::kInt: return "int";
-    case Type::kFloat: return "float";
-    case Type::kString: return "str";
-    case Type::kArray: return array().is_tuple ? "tuple" : "list";
-    case Type::kObject: return "dict";
-    case Type::kNamespace: return "Namespace";
-    case Type::kCallable: return "function";
+    case Type::kUndefined:
+      return "Undefined";
+    case Type::kNone:
+      return "NoneType";
+    case Type::kBool:
+      return "bool";
+    case Type::kInt:
+      return "int";
+    case Type::kFloat:
+      return "float";
+    case Type::kString:
+      return "str";
+    case Type::kArray:
+      return array().is_tuple ? "tuple" : "list";
+    case Type::kObject:
+      return "dict";
+    case Type::kNamespace:
+      return "Namespace";
+    case Type::kCallable:
+      return "function";
   }
   return "object";
 }
@@ -302,12 +321,24 @@ std::string Value::Repr() const {
 void Value::AppendRepr(std::string* out, int level) const {
   if (level > kMaxValueDepth) Fail("value nested too deeply to print (recursive namespace?)");
   switch (type()) {
-    case Type::kUndefined: *out += "Undefined"; return;
-    case Type::kNone: *out += "None"; return;
-    case Type::kBool: *out += AsBool() ? "True" : "False"; return;
-    case Type::kInt: *out += std::to_string(AsInt()); return;
-    case Type::kFloat: *out += PyFloatRepr(AsDouble()); return;
-    case Type::kString: *out += PyStringRepr(AsString()); return;
+    case Type::kUndefined:
+      *out += "Undefined";
+      return;
+    case Type::kNone:
+      *out += "None";
+      return;
+    case Type::kBool:
+      *out += AsBool() ? "True" : "False";
+      return;
+    case Type::kInt:
+      *out += std::to_string(AsInt());
+      return;
+    case Type::kFloat:
+      *out += PyFloatRepr(AsDouble());
+      return;
+    case Type::kString:
+      *out += PyStringRepr(AsString());
+      return;
     case Type::kArray: {
       const ArrayData& a = array();
       *out += a.is_tuple ? "(" : "[";
@@ -333,7 +364,9 @@ void Value::AppendRepr(std::string* out, int level) const {
       *out += IsObject() ? "}" : "}>";
       return;
     }
-    case Type::kCallable: *out += "<function " + callable().name + ">"; return;
+    case Type::kCallable:
+      *out += "<function " + callable().name + ">";
+      return;
   }
 }
 
@@ -355,7 +388,7 @@ void CallArgs::Check(std::string_view fn, size_t max_positional,
                      std::initializer_list<std::string_view> names) const {
   if (positional.size() > max_positional) {
     Fail(Cat(fn, "() takes at most ", max_positional, " positional argument",
-                      max_positional == 1 ? "" : "s", " (", positional.size(), " given)"));
+             max_positional == 1 ? "" : "s", " (", positional.size(), " given)"));
   }
   for (const auto& [k, v] : keyword) {
     bool known = false;
@@ -427,8 +460,8 @@ int Compare(const Value& a, const Value& b, std::string_view op) {
     }
     return x.size() < y.size() ? -1 : (x.size() > y.size() ? 1 : 0);
   }
-  Fail(Cat("'", op, "' not supported between instances of '", a.TypeName(), "' and '",
-                    b.TypeName(), "'"));
+  Fail(Cat("'", op, "' not supported between instances of '", a.TypeName(), "' and '", b.TypeName(),
+           "'"));
 }
 
 }  // namespace tandem::jinja

@@ -57,17 +57,27 @@ struct CallableData {
 
 class Value {
  public:
-  enum class Type { kUndefined, kNone, kBool, kInt, kFloat, kString, kArray, kObject, kNamespace,
-                    kCallable };
+  enum class Type {
+    kUndefined,
+    kNone,
+    kBool,
+    kInt,
+    kFloat,
+    kString,
+    kArray,
+    kObject,
+    kNamespace,
+    kCallable
+  };
 
-  Value();  // undefined
-  Value(bool b);                 // NOLINT(google-explicit-constructor)
-  Value(int v);                  // NOLINT
-  Value(int64_t v);              // NOLINT
-  Value(double v);               // NOLINT
-  Value(std::string s);          // NOLINT
-  Value(std::string_view s);     // NOLINT
-  Value(const char* s);          // NOLINT
+  Value();                    // undefined
+  Value(bool b);              // NOLINT(google-explicit-constructor)
+  Value(int v);               // NOLINT
+  Value(int64_t v);           // NOLINT
+  Value(double v);            // NOLINT
+  Value(std::string s);       // NOLINT
+  Value(std::string_view s);  // NOLINT
+  Value(const char* s);       // NOLINT
 
   // `message` is what using the undefined value raises, e.g. "'foo' is undefined".
   static Value Undefined(std::string message);
@@ -102,7 +112,7 @@ class Value {
   const CallableData& callable() const { return *std::get<std::shared_ptr<CallableData>>(data_); }
   const std::string& undefined_message() const { return *std::get<UndefPtr>(data_).message; }
   const void* identity() const;  // for `is sameas` on reference types
-  int depth() const;              // container nesting depth; 0 for scalars
+  int depth() const;             // container nesting depth; 0 for scalars
 
   bool Truthy() const;
   std::string Str() const;   // Python str(); undefined -> ""
@@ -137,7 +147,7 @@ struct CallArgs {
 // Throws the value's error message if it is undefined (used before operations that fail on it).
 void RequireDefined(const Value& v);
 
-bool Equals(const Value& a, const Value& b);                 // Python ==
+bool Equals(const Value& a, const Value& b);                       // Python ==
 int Compare(const Value& a, const Value& b, std::string_view op);  // <0,0,>0; throws if unordered
 std::string PyFloatRepr(double d);
 std::string PyStringRepr(std::string_view s);

@@ -34,11 +34,14 @@ float Dot(const float* a, const float* b, int64_t n) {
   return sum + tail;
 }
 
+// Below this many multiply-adds a parallel region costs more than it saves.
+constexpr int64_t kMinParallelWork = 1 << 18;
+
 template <bool kAccumulate>
 void LinearImpl(const float* x, int64_t num_tokens, const WeightMatrix& w, float* y) {
   const int64_t n_rows = w.rows, k = w.cols;
   const bool add_bias = !kAccumulate && !w.bias.empty();
-#pragma omp parallel if (n_rows * k * num_tokens > 32768)
+#pragma omp parallel if (n_rows * k * num_tokens >= kMinParallelWork)
   {
     std::vector<float> row(w.is_f32 ? 0 : k);
 #pragma omp for schedule(static)

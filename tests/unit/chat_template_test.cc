@@ -11,12 +11,14 @@
 
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <filesystem>
 #include <fstream>
 #include <map>
 #include <random>
 #include <sstream>
 #include <string>
+#include <thread>
 #include <vector>
 
 namespace tandem {
@@ -36,8 +38,8 @@ std::string ReadFileOrDie(const fs::path& p) {
 }
 
 const json& Goldens() {
-  static const json* goldens = new json(json::parse(
-      ReadFileOrDie(kRoot / "tests/fixtures/chat_templates/goldens.json")));
+  static const json* goldens =
+      new json(json::parse(ReadFileOrDie(kRoot / "tests/fixtures/chat_templates/goldens.json")));
   return *goldens;
 }
 
@@ -65,8 +67,7 @@ std::vector<GoldenCase> TemplateCases() {
       sources[tpl] = ReadFileOrDie(kRoot / "tools/chat_templates" / (tpl + ".jinja"));
     }
     json expected = c.contains("text") ? json{{"text", c["text"]}} : json{{"error", c["error"]}};
-    out.push_back({tpl + "_" + c["name"].get<std::string>(), sources[tpl], c["context"],
-                   expected});
+    out.push_back({tpl + "_" + c["name"].get<std::string>(), sources[tpl], c["context"], expected});
   }
   return out;
 }
@@ -143,7 +144,8 @@ TEST(ChatTemplate, ObjectKeyOrderIsKeptByToJson) {
 }
 
 TEST(ChatTemplate, RaiseExceptionIsInvalidArgumentWithExactMessage) {
-  absl::StatusOr<std::string> r = RenderSource("a{{ raise_exception('bad roles') }}b", json::object());
+  absl::StatusOr<std::string> r =
+      RenderSource("a{{ raise_exception('bad roles') }}b", json::object());
   ASSERT_FALSE(r.ok());
   EXPECT_EQ(r.status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_EQ(r.status().message(), "bad roles");
@@ -160,16 +162,17 @@ TEST(ChatTemplate, SyntaxErrorsCarryLineAndColumn) {
   EXPECT_NE(t.status().message().find("No filter named 'nosuchfilter'"), std::string::npos);
   EXPECT_NE(t.status().message().find("line 3:"), std::string::npos) << t.status();
 
-  for (const char* bad : {"{% for x in y %}", "{% if %}", "{{ 'unterminated }}", "{% endif %}",
-                          "{% foo %}", "{{ (1 }}", "{{ [1, 2 }}", "{# open comment",
-                          "{% set %}", "{% macro m( %}{% endmacro %}", "{{ a.b. }}",
-                          "{% break %}", "{{ 1 is is }}", "{% raw %}never closed"}) {
+  for (const char* bad :
+       {"{% for x in y %}", "{% if %}", "{{ 'unterminated }}", "{% endif %}", "{% foo %}",
+        "{{ (1 }}", "{{ [1, 2 }}", "{# open comment", "{% set %}", "{% macro m( %}{% endmacro %}",
+        "{{ a.b. }}", "{% break %}", "{{ 1 is is }}", "{% raw %}never closed"}) {
     EXPECT_FALSE(ChatTemplate::Parse(bad).ok()) << bad;
   }
 }
 
 TEST(ChatTemplate, RuntimeErrorsNameTheLine) {
-  absl::StatusOr<std::string> r = RenderSource("ok\n{% if true %}\n{{ x.y.z }}{% endif %}", json::object());
+  absl::StatusOr<std::string> r =
+      RenderSource("ok\n{% if true %}\n{{ x.y.z }}{% endif %}", json::object());
   ASSERT_FALSE(r.ok());
   EXPECT_NE(r.status().message().find("line 3"), std::string::npos) << r.status();
   EXPECT_NE(r.status().message().find("'x' is undefined"), std::string::npos) << r.status();
@@ -197,7 +200,8 @@ TEST(ChatTemplate, RecursionIsBounded) {
 
 TEST(ChatTemplate, LoopsAreBounded) {
   absl::StatusOr<std::string> r = RenderSource(
-      "{% for a in range(100000) %}{% for b in range(100000) %}{% endfor %}{% endfor %}", json::object());
+      "{% for a in range(100000) %}{% for b in range(100000) %}{% endfor %}{% endfor %}",
+      json::object());
   ASSERT_FALSE(r.ok());
   EXPECT_EQ(r.status().code(), absl::StatusCode::kResourceExhausted) << r.status();
   EXPECT_FALSE(RenderSource("{{ range(1000000)|length }}", {}).ok());
@@ -230,12 +234,11 @@ TEST(ChatTemplate, DeepValuesAreRefusedNotCrashing) {
                             "{% set ns.v = [ns.v] %}{% endfor %}{{ ns.v|length }}",
                             json::object())
                    .ok());
-  EXPECT_FALSE(RenderSource("{% set ns = namespace() %}{% set ns.me = ns %}{{ ns }}",
-                            json::object())
-                   .ok());
-  EXPECT_FALSE(RenderSource("{% set ns = namespace() %}{% set ns.me = ns %}{{ ns|tojson }}",
-                            json::object())
-                   .ok());
+  EXPECT_FALSE(
+      RenderSource("{% set ns = namespace() %}{% set ns.me = ns %}{{ ns }}", json::object()).ok());
+  EXPECT_FALSE(
+      RenderSource("{% set ns = namespace() %}{% set ns.me = ns %}{{ ns|tojson }}", json::object())
+          .ok());
   json context = json::object();
   context["x"] = json::parse(std::string(1200, '[') + std::string(1200, ']'));
   EXPECT_FALSE(RenderSource("{{ x|length }}", context).ok());
@@ -246,10 +249,17 @@ TEST(ChatTemplate, DeepValuesAreRefusedNotCrashing) {
 
 TEST(ChatTemplate, RandomInputNeverCrashes) {
   const std::string alphabet = "{}%#-+ab()[].,:|'\"\\=<>!~*/0123456789 \n\tifornotsetendmacro";
-  const std::vector<std::string> pieces = {
-      "{{", "}}", "{%", "%}", "{#", "#}", "{%-", "-%}", " for x in y ", " if ", " endif ",
-      " endfor ", " set ", " x ", "|", "(", ")", "[", "]", "'s'", " is ", " defined ", " not ",
-      "loop.index", " else ", "1", ".", ",", "=", " macro m() ", " endmacro ", "ns.a", "\n"};
+  const std::vector<std::string> pieces = {"{{",         "}}",      "{%",
+                                           "%}",         "{#",      "#}",
+                                           "{%-",        "-%}",     " for x in y ",
+                                           " if ",       " endif ", " endfor ",
+                                           " set ",      " x ",     "|",
+                                           "(",          ")",       "[",
+                                           "]",          "'s'",     " is ",
+                                           " defined ",  " not ",   "loop.index",
+                                           " else ",     "1",       ".",
+                                           ",",          "=",       " macro m() ",
+                                           " endmacro ", "ns.a",    "\n"};
   std::mt19937 rng(1234);
   json context = {{"y", json::array({1, "two", json::object({{"k", nullptr}})})},
                   {"x", {{"a", 1}}}};
@@ -277,6 +287,16 @@ TEST(ChatTemplate, SharedTemplateRendersConcurrentlyAndRepeatedly) {
   for (int i = 0; i < 3; ++i) EXPECT_EQ(*t->Render(ctx), "3");
   ChatTemplate copy = *t;
   EXPECT_EQ(*copy.Render(ctx), "3");
+
+  std::vector<std::thread> threads;
+  std::atomic<int> good{0};
+  for (int i = 0; i < 4; ++i) {
+    threads.emplace_back([&] {
+      for (int k = 0; k < 200; ++k) good += (t->Render(ctx).value_or("") == "3") ? 1 : 0;
+    });
+  }
+  for (auto& th : threads) th.join();
+  EXPECT_EQ(good.load(), 800);
 }
 
 // --- model directories ----------------------------------------------------------------------
@@ -302,18 +322,16 @@ const json kMessages = json::array({{{"role", "user"}, {"content", "Hi"}}});
 
 TEST(RenderChatFromDirectory, ReadsTemplateAndAddedTokenObjects) {
   TempDir dir;
-  json config = {
-      {"bos_token", {{"__type", "AddedToken"}, {"content", "<s>"}, {"lstrip", false}}},
-      {"eos_token", "</s>"},
-      {"chat_template",
-       "{{ bos_token }}{% for m in messages %}[{{ m.content }}]{% endfor %}"
-       "{% if add_generation_prompt %}>{% endif %}{{ eos_token }}{{ tools is none }}"}};
+  json config = {{"bos_token", {{"__type", "AddedToken"}, {"content", "<s>"}, {"lstrip", false}}},
+                 {"eos_token", "</s>"},
+                 {"chat_template",
+                  "{{ bos_token }}{% for m in messages %}[{{ m.content }}]{% endfor %}"
+                  "{% if add_generation_prompt %}>{% endif %}{{ eos_token }}{{ tools is none }}"}};
   dir.Write("tokenizer_config.json", config.dump());
   absl::StatusOr<std::string> r = RenderChatFromDirectory(dir.path().string(), kMessages, true);
   ASSERT_TRUE(r.ok()) << r.status();
   EXPECT_EQ(*r, "<s>[Hi]></s>True");
-  r = RenderChatFromDirectory(dir.path().string(), kMessages, false,
-                              {{"tools", json::array({1})}});
+  r = RenderChatFromDirectory(dir.path().string(), kMessages, false, {{"tools", json::array({1})}});
   ASSERT_TRUE(r.ok()) << r.status();
   EXPECT_EQ(*r, "<s>[Hi]</s>False");
 }
