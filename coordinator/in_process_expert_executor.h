@@ -1,15 +1,13 @@
-// ExpertExecutor that runs the routed experts in this process, over weights it reads from the
-// checkpoint itself (bf16 / f32, FP8 dequantized at load). Tokens are grouped per expert; each
-// expert's rows run through the CPU linear kernels. Engine thread only.
+// ExpertExecutor that runs the routed experts in this process: the single expert shard holding
+// every expert whole, loaded by this process from the checkpoint. Engine thread only.
 #pragma once
 
 #include <memory>
-#include <vector>
 
 #include "common/checkpoint.h"
 #include "common/model_config.h"
 #include "coordinator/expert_executor.h"
-#include "coordinator/model_weights.h"
+#include "numa_worker/expert_shard.h"
 
 namespace tandem {
 
@@ -18,19 +16,13 @@ class InProcessExpertExecutor : public ExpertExecutor {
   static absl::StatusOr<std::unique_ptr<InProcessExpertExecutor>> Create(
       const ModelConfig& config, const Checkpoint& checkpoint);
 
-  absl::Status Run(const MoeBatch& batch, float* out) override;
+  absl::Status Run(const MoeBatch& batch, float* out) override { return shard_->Run(batch, out); }
   std::string Describe() const override;
-
-  size_t weight_bytes() const;
+  size_t weight_bytes() const { return shard_->weight_bytes(); }
 
  private:
-  explicit InProcessExpertExecutor(const ModelConfig& config) : config_(config) {}
-  ModelConfig config_;
-  std::vector<std::vector<MlpWeights>> experts_;  // [layer][expert]; empty for dense layers
+  explicit InProcessExpertExecutor(std::unique_ptr<ExpertShard> shard) : shard_(std::move(shard)) {}
+  std::unique_ptr<ExpertShard> shard_;
 };
-
-// Loads routed expert `expert` of `layer` (per-expert tensors, or transformers >= 5 fused ones).
-absl::StatusOr<MlpWeights> LoadRoutedExpert(const ModelConfig& config, const Checkpoint& checkpoint,
-                                            int64_t layer, int64_t expert);
 
 }  // namespace tandem

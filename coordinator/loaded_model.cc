@@ -1,9 +1,43 @@
 #include "coordinator/loaded_model.h"
 
+#include <algorithm>
+
+#include "common/checkpoint_fingerprint.h"
 #include "coordinator/in_process_expert_executor.h"
+#include "coordinator/remote_expert_executor.h"
 #include "spdlog/spdlog.h"
 
 namespace tandem {
+namespace {
+
+absl::StatusOr<std::unique_ptr<ExpertExecutor>> CreateExpertExecutor(LoadedModel& m,
+                                                                     const LoadOptions& options) {
+  std::vector<WorkerEndpoint> endpoints;
+  if (!options.worker_addrs.empty()) {
+    for (size_t i = 0; i < options.worker_addrs.size(); ++i)
+      endpoints.push_back({static_cast<int>(i), options.worker_addrs[i], 0});
+  } else if (options.workers != 0) {
+    TANDEM_ASSIGN_OR_RETURN(m.local_workers, LocalWorkers::Spawn(options.workers));
+    endpoints = m.local_workers->endpoints();
+  } else {
+    TANDEM_ASSIGN_OR_RETURN(auto local, InProcessExpertExecutor::Create(m.config, *m.checkpoint));
+    return std::unique_ptr<ExpertExecutor>(std::move(local));
+  }
+  RemoteExecutorOptions remote;
+  remote.shard.model_dir = m.dir;
+  remote.shard.config_path = options.config_path;
+  const std::string config_path =
+      options.config_path.empty() ? m.dir + "/config.json" : options.config_path;
+  TANDEM_ASSIGN_OR_RETURN(remote.shard.fingerprint, CheckpointFingerprint(*m.checkpoint, config_path));
+  remote.ring.depth = 2;
+  remote.ring.max_tokens = static_cast<uint32_t>(std::min<int64_t>(512, m.max_model_len));
+  remote.ring.hidden_size = static_cast<uint32_t>(m.config.hidden_size);
+  remote.ring.max_top_k = static_cast<uint32_t>(m.config.moe.top_k);
+  TANDEM_ASSIGN_OR_RETURN(auto executor, RemoteExpertExecutor::Create(std::move(endpoints), remote));
+  return std::unique_ptr<ExpertExecutor>(std::move(executor));
+}
+
+}  // namespace
 
 absl::StatusOr<LoadedModel> LoadModel(const std::string& dir, const LoadOptions& options) {
   LoadedModel m;
@@ -27,7 +61,7 @@ absl::StatusOr<LoadedModel> LoadModel(const std::string& dir, const LoadOptions&
     }
   }
   TANDEM_ASSIGN_OR_RETURN(m.checkpoint, Checkpoint::Open(dir));
-  TANDEM_ASSIGN_OR_RETURN(auto experts, InProcessExpertExecutor::Create(m.config, *m.checkpoint));
+  TANDEM_ASSIGN_OR_RETURN(auto experts, CreateExpertExecutor(m, options));
   spdlog::info("[coordinator] {}: {} layers ({} MoE), {} experts top-{}, experts {}", dir,
                m.config.num_layers, m.config.NumMoeLayers(), m.config.moe.num_experts,
                m.config.moe.top_k, experts->Describe());

@@ -4,11 +4,13 @@
 
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "common/checkpoint.h"
 #include "common/model_config.h"
 #include "common/tokenizer.h"
 #include "coordinator/cpu_engine.h"
+#include "coordinator/local_workers.h"
 
 namespace tandem {
 
@@ -16,6 +18,11 @@ struct LoadOptions {
   std::string config_path;    // default: DIR/config.json
   int64_t max_model_len = 0;  // 0: max_position_embeddings
   bool load_tokenizer = true;
+  // Where the routed experts run: -1 = auto (one worker process per NUMA node), 0 = in this
+  // process, N > 0 = N worker processes over this machine's cores (split into N groups when the
+  // machine has fewer NUMA nodes). Ignored when worker_addrs is given.
+  int workers = 0;
+  std::vector<std::string> worker_addrs;  // gRPC addresses of workers already running
 };
 
 struct LoadedModel {
@@ -23,6 +30,8 @@ struct LoadedModel {
   ModelConfig config;
   std::unique_ptr<Checkpoint> checkpoint;
   std::unique_ptr<Tokenizer> tokenizer;  // null when not requested
+  // Spawned worker processes (declared before the engine, so they outlive its executor).
+  std::unique_ptr<LocalWorkers> local_workers;
   std::unique_ptr<CpuEngine> engine;
   int64_t max_model_len = 0;
 };

@@ -4,6 +4,8 @@ set -euo pipefail
 packages=(
   build-essential cmake ninja-build pkg-config
   libabsl-dev libspdlog-dev libfmt-dev libpcre2-dev nlohmann-json3-dev libcli11-dev
+  libgrpc++-dev libprotobuf-dev protobuf-compiler protobuf-compiler-grpc
+  libhwloc-dev libnuma-dev
   libgtest-dev
 )
 SUDO=""

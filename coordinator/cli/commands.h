@@ -15,5 +15,7 @@ Command AddGenerateCommand(CLI::App& app);
 Command AddLogitsCommand(CLI::App& app);
 Command AddTokenizeCommand(CLI::App& app);
 Command AddDemoCommand(CLI::App& app);
+Command AddProbeCommand(CLI::App& app);
+Command AddTopologyCommand(CLI::App& app);
 
 }  // namespace tandem::cli

@@ -1,4 +1,4 @@
-// `tandem`: the coordinator binary. Subcommands: generate, logits, tokenize, demo.
+// `tandem`: the coordinator binary. Subcommands: generate, logits, tokenize, demo, probe, topology.
 #include <cstdio>
 #include <vector>
 
@@ -21,6 +21,8 @@ int main(int argc, char** argv) {
   add("tokenize", "tokenize text or a chat", tandem::cli::AddTokenizeCommand);
   add("demo", "write a small random-weight model and generate from it",
       tandem::cli::AddDemoCommand);
+  add("probe", "wait until a gRPC server reports SERVING", tandem::cli::AddProbeCommand);
+  add("topology", "show NUMA nodes, or plan worker placement", tandem::cli::AddTopologyCommand);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -14,15 +14,19 @@ struct ModelFlags {
   std::string config;  // alternative config.json (e.g. another layout of the same checkpoint)
   int64_t max_model_len = 0;
   bool json = false;
+  std::string workers = "auto";
+  std::string worker_addrs;
 
   void Register(CLI::App& app) {
+    AddWorkerFlags(app, workers, worker_addrs);
     app.add_option("--model", model, "Hugging Face model directory")->required();
     app.add_option("--config", config, "config.json to use instead of MODEL/config.json");
     app.add_option("--max-model-len", max_model_len, "context length (default: the model's)");
     app.add_flag("--json", json, "print one JSON object on stdout");
   }
-  LoadOptions Options(bool tokenizer = true) const {
+  absl::StatusOr<LoadOptions> Options(bool tokenizer = true) const {
     LoadOptions o;
+    TANDEM_RETURN_IF_ERROR(ApplyWorkerFlags(workers, worker_addrs, o));
     o.config_path = config;
     o.max_model_len = max_model_len;
     o.load_tokenizer = tokenizer;
@@ -57,7 +61,8 @@ Command AddGenerateCommand(CLI::App& app) {
   return [=]() -> absl::Status {
     req->sampling.seed = *seed;
     TANDEM_RETURN_IF_ERROR(req->sampling.Validate());
-    TANDEM_ASSIGN_OR_RETURN(LoadedModel m, LoadModel(model->model, model->Options()));
+    TANDEM_ASSIGN_OR_RETURN(LoadOptions options, model->Options());
+    TANDEM_ASSIGN_OR_RETURN(LoadedModel m, LoadModel(model->model, options));
     TANDEM_ASSIGN_OR_RETURN(req->prompt_ids, PromptToIds(*prompt, m.dir, m.tokenizer.get()));
     TextCallback stream;
     if (!model->json) {
@@ -87,7 +92,8 @@ Command AddLogitsCommand(CLI::App& app) {
   AddPromptFlags(app, *prompt);
   return [=]() -> absl::Status {
     const bool needs_tokenizer = !prompt->ids.has_value();
-    TANDEM_ASSIGN_OR_RETURN(LoadedModel m, LoadModel(model->model, model->Options(needs_tokenizer)));
+    TANDEM_ASSIGN_OR_RETURN(LoadOptions options, model->Options(needs_tokenizer));
+    TANDEM_ASSIGN_OR_RETURN(LoadedModel m, LoadModel(model->model, options));
     TANDEM_ASSIGN_OR_RETURN(std::vector<int32_t> ids, PromptToIds(*prompt, m.dir, m.tokenizer.get()));
     if (ids.empty()) return absl::InvalidArgumentError("the prompt is empty");
     KvCache cache = m.engine->NewCache(m.max_model_len);

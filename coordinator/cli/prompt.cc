@@ -54,6 +54,27 @@ absl::StatusOr<std::vector<int32_t>> PromptToIds(const PromptFlags& f, const std
   return tokenizer->Encode(rendered, /*add_special_tokens=*/false);
 }
 
+void AddWorkerFlags(CLI::App& app, std::string& workers, std::string& worker_addrs) {
+  app.add_option("--workers", workers,
+                 "expert worker processes: auto (one per NUMA node), N, or 0 (in-process)")
+      ->capture_default_str();
+  app.add_option("--worker-addrs", worker_addrs,
+                 "comma-separated addresses of workers already running (unix:PATH or HOST:PORT)");
+}
+
+absl::Status ApplyWorkerFlags(const std::string& workers, const std::string& worker_addrs,
+                              LoadOptions& options) {
+  if (workers == "auto") {
+    options.workers = -1;
+  } else if (!absl::SimpleAtoi(workers, &options.workers) || options.workers < 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--workers must be auto or a number >= 0, got \"", workers, "\""));
+  }
+  for (absl::string_view a : absl::StrSplit(worker_addrs, ',', absl::SkipEmpty()))
+    options.worker_addrs.emplace_back(a);
+  return absl::OkStatus();
+}
+
 void PrintJson(const nlohmann::json& object) {
   const std::string text = object.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
   std::fwrite(text.data(), 1, text.size(), stdout);

@@ -1,4 +1,4 @@
-// Turning the CLI's prompt flags into token ids and printing JSON results.
+// Helpers shared by the CLI's commands: prompt flags to token ids, worker flags, JSON output.
 #pragma once
 
 #include <optional>
@@ -6,7 +6,9 @@
 #include <vector>
 
 #include "common/status.h"
+#include "CLI/CLI.hpp"
 #include "common/tokenizer.h"
+#include "coordinator/loaded_model.h"
 #include "nlohmann/json.hpp"
 
 namespace tandem::cli {
@@ -29,6 +31,11 @@ absl::StatusOr<std::vector<int32_t>> PromptToIds(const PromptFlags& flags, const
 // Renders `messages_json` (a JSON list) with the model's chat template.
 absl::StatusOr<std::string> RenderChat(const std::string& model_dir, const std::string& messages_json,
                                        bool add_generation_prompt);
+
+// --workers N|auto and --worker-addrs A,B,... (shared by every command that loads a model).
+void AddWorkerFlags(CLI::App& app, std::string& workers, std::string& worker_addrs);
+absl::Status ApplyWorkerFlags(const std::string& workers, const std::string& worker_addrs,
+                              LoadOptions& options);
 
 // One JSON object on one line of stdout (invalid UTF-8 replaced, never an exception).
 void PrintJson(const nlohmann::json& object);

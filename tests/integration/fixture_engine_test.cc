@@ -15,6 +15,9 @@ struct Case {
   std::string config_file;  // config.json or config.legacy.json
 };
 
+// Readable test names in ctest instead of a byte dump.
+void PrintTo(const Case& c, std::ostream* os) { *os << c.dir << "/" << c.config_file; }
+
 std::vector<Case> Cases() {
   std::vector<Case> cases;
   for (const std::string& dir : testing::ModelFixtureDirs()) {

@@ -1,0 +1,112 @@
+#include "coordinator/remote_expert_executor.h"
+
+#include <algorithm>
+
+#include "spdlog/spdlog.h"
+
+namespace tandem {
+
+absl::StatusOr<std::unique_ptr<WorkerClient>> RemoteExpertExecutor::BringUp(
+    const WorkerEndpoint& endpoint, int count, absl::Duration connect_timeout) {
+  TANDEM_ASSIGN_OR_RETURN(auto client, WorkerClient::Connect(endpoint, connect_timeout));
+  ShardRequest shard = options_.shard;
+  shard.plan.index = endpoint.index;
+  shard.plan.count = count;
+  TANDEM_RETURN_IF_ERROR(client->LoadShard(shard, options_.load_timeout));
+  TANDEM_RETURN_IF_ERROR(client->AttachRing(options_.ring));
+  spdlog::info("[coordinator] {} ready: pid {}, isa {}", endpoint.Name(), client->hello().pid(),
+               client->hello().isa());
+  return client;
+}
+
+absl::StatusOr<std::unique_ptr<RemoteExpertExecutor>> RemoteExpertExecutor::Create(
+    std::vector<WorkerEndpoint> endpoints, RemoteExecutorOptions options) {
+  if (endpoints.empty()) return absl::InvalidArgumentError("no workers to connect to");
+  std::unique_ptr<RemoteExpertExecutor> ex(new RemoteExpertExecutor(std::move(options)));
+  ex->endpoints_ = std::move(endpoints);
+  const int count = static_cast<int>(ex->endpoints_.size());
+  for (const WorkerEndpoint& e : ex->endpoints_) {
+    TANDEM_ASSIGN_OR_RETURN(auto client, ex->BringUp(e, count, ex->options_.connect_timeout));
+    ex->clients_.push_back(std::move(client));
+  }
+  return ex;
+}
+
+void RemoteExpertExecutor::UpdateEndpoint(const WorkerEndpoint& endpoint) {
+  for (size_t i = 0; i < endpoints_.size(); ++i) {
+    if (endpoints_[i].index == endpoint.index) {
+      endpoints_[i] = endpoint;
+      clients_[i].reset();  // re-attached on the next call
+    }
+  }
+}
+
+std::vector<WorkerClient*> RemoteExpertExecutor::clients() {
+  std::vector<WorkerClient*> out;
+  for (auto& c : clients_) out.push_back(c.get());
+  return out;
+}
+
+absl::Status RemoteExpertExecutor::Run(const MoeBatch& batch, float* out) {
+  // Requests larger than a ring slot go in slices of max_tokens tokens.
+  const int64_t max_tokens = options_.ring.max_tokens, h = options_.ring.hidden_size;
+  for (int64_t begin = 0; begin < batch.num_tokens || begin == 0; begin += max_tokens) {
+    MoeBatch slice = batch;
+    slice.num_tokens = std::min(max_tokens, batch.num_tokens - begin);
+    slice.hidden = batch.hidden + begin * h;
+    slice.expert_ids = batch.expert_ids + begin * batch.top_k;
+    slice.weights = batch.weights + begin * batch.top_k;
+    TANDEM_RETURN_IF_ERROR(RunSlice(slice, out + begin * h));
+    if (batch.num_tokens == 0) break;
+  }
+  return absl::OkStatus();
+}
+
+absl::Status RemoteExpertExecutor::RunSlice(const MoeBatch& batch, float* out) {
+  const int count = static_cast<int>(clients_.size());
+  // Re-attach workers that went down, if they listen again.
+  for (int i = 0; i < count; ++i) {
+    if (clients_[i]) continue;
+    auto client = BringUp(endpoints_[i], count, options_.reattach_timeout);
+    if (!client.ok()) {
+      return absl::UnavailableError(absl::StrCat(endpoints_[i].Name(), " is down and could not be ",
+                                                 "re-attached: ", client.status().message()));
+    }
+    clients_[i] = std::move(*client);
+  }
+  std::vector<uint64_t> seqs(count);
+  absl::Status failure;
+  int submitted = 0;
+  for (; submitted < count; ++submitted) {
+    auto seq = clients_[submitted]->Submit(batch);
+    if (!seq.ok()) {
+      failure = seq.status();
+      break;
+    }
+    seqs[submitted] = *seq;
+  }
+  const int64_t n = batch.num_tokens * options_.ring.hidden_size;
+  partial_.resize(n);
+  // Collect every submitted request, even after a failure, so the rings stay in step.
+  for (int i = 0; i < submitted; ++i) {
+    absl::Status s = clients_[i]->Wait(seqs[i], i == 0 ? out : partial_.data(), options_.call_timeout);
+    if (!s.ok()) {
+      if (absl::IsUnavailable(s) || absl::IsDeadlineExceeded(s) || absl::IsDataLoss(s)) {
+        spdlog::error("[coordinator] {}", std::string(s.message()));
+        clients_[i].reset();  // the ring is unusable; re-attach before the next call
+        s = absl::UnavailableError(s.message());
+      }
+      if (failure.ok()) failure = s;
+      continue;
+    }
+    if (i > 0)
+      for (int64_t j = 0; j < n; ++j) out[j] += partial_[j];
+  }
+  return failure;
+}
+
+std::string RemoteExpertExecutor::Describe() const {
+  return absl::StrCat(clients_.size(), " NUMA worker process(es), tensor-parallel");
+}
+
+}  // namespace tandem

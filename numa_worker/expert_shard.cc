@@ -1,0 +1,157 @@
+#include "numa_worker/expert_shard.h"
+
+#include "coordinator/models/tensor_names.h"
+#include "coordinator/weight_loader.h"
+#include "kernels/cpu/elementwise.h"
+#include "kernels/cpu/linear.h"
+
+namespace tandem {
+namespace {
+
+// Keeps rows [begin, end) of m.
+void KeepRows(WeightMatrix& m, int64_t begin, int64_t end) {
+  const int64_t cols = m.cols;
+  if (m.is_f32) {
+    m.f32 = std::vector<float>(m.f32.begin() + begin * cols, m.f32.begin() + end * cols);
+  } else {
+    m.bf16 = std::vector<uint16_t>(m.bf16.begin() + begin * cols, m.bf16.begin() + end * cols);
+  }
+  if (!m.bias.empty()) m.bias = std::vector<float>(m.bias.begin() + begin, m.bias.begin() + end);
+  m.rows = end - begin;
+}
+
+// Keeps columns [begin, end) of m.
+template <typename T>
+std::vector<T> SliceColumns(const std::vector<T>& v, int64_t rows, int64_t cols, int64_t begin,
+                            int64_t end) {
+  std::vector<T> out(rows * (end - begin));
+  for (int64_t r = 0; r < rows; ++r)
+    std::copy(v.begin() + r * cols + begin, v.begin() + r * cols + end,
+              out.begin() + r * (end - begin));
+  return out;
+}
+
+void KeepColumns(WeightMatrix& m, int64_t begin, int64_t end) {
+  if (m.is_f32) {
+    m.f32 = SliceColumns(m.f32, m.rows, m.cols, begin, end);
+  } else {
+    m.bf16 = SliceColumns(m.bf16, m.rows, m.cols, begin, end);
+  }
+  m.cols = end - begin;
+}
+
+absl::StatusOr<MlpWeights> LoadExpert(const WeightLoader& w, const ModelConfig& c, int64_t layer,
+                                      int64_t expert) {
+  const int64_t h = c.hidden_size, inter = c.moe.expert_intermediate_size;
+  const ExpertTensorNames names = ExpertNames(c, layer, expert);
+  const MoeTensorNames fused = MoeNames(c, layer);
+  MlpWeights m;
+  if (w.Has(names.gate) || !w.Has(fused.fused_gate_up)) {
+    TANDEM_ASSIGN_OR_RETURN(m.gate, w.Matrix(names.gate, inter, h));
+    TANDEM_ASSIGN_OR_RETURN(m.up, w.Matrix(names.up, inter, h));
+    TANDEM_ASSIGN_OR_RETURN(m.down, w.Matrix(names.down, h, inter));
+    return m;
+  }
+  // transformers >= 5 layout: gate_up [E x 2I x H] (gate rows first), down [E x H x I].
+  TANDEM_ASSIGN_OR_RETURN(m.gate, w.MatrixFrom3d(fused.fused_gate_up, expert, 0, inter, h));
+  TANDEM_ASSIGN_OR_RETURN(m.up, w.MatrixFrom3d(fused.fused_gate_up, expert, inter, inter, h));
+  TANDEM_ASSIGN_OR_RETURN(m.down, w.MatrixFrom3d(fused.fused_down, expert, 0, h, inter));
+  return m;
+}
+
+}  // namespace
+
+absl::Status ShardPlan::Validate() const {
+  if (count < 1 || index < 0 || index >= count) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("shard index ", index, " is not in [0, ", count, ")"));
+  }
+  return absl::OkStatus();
+}
+
+std::pair<int64_t, int64_t> ShardPlan::IntermediateRange(int64_t intermediate) const {
+  // The first (intermediate % count) shards take one row more.
+  const int64_t base = intermediate / count, extra = intermediate % count;
+  const int64_t begin = index * base + std::min<int64_t>(index, extra);
+  return {begin, begin + base + (index < extra ? 1 : 0)};
+}
+
+bool ShardPlan::OwnsExpert(int64_t e, int64_t num_experts) const {
+  const int64_t base = num_experts / count, extra = num_experts % count;
+  const int64_t begin = index * base + std::min<int64_t>(index, extra);
+  return e >= begin && e < begin + base + (index < extra ? 1 : 0);
+}
+
+absl::StatusOr<std::unique_ptr<ExpertShard>> ExpertShard::Load(const ModelConfig& config,
+                                                               const Checkpoint& checkpoint,
+                                                               const ShardPlan& plan) {
+  TANDEM_RETURN_IF_ERROR(plan.Validate());
+  std::unique_ptr<ExpertShard> shard(new ExpertShard(config, plan));
+  WeightLoader loader(checkpoint, config);
+  const auto [begin, end] = plan.IntermediateRange(config.moe.expert_intermediate_size);
+  shard->experts_.resize(config.num_layers);
+  for (int64_t l = 0; l < config.num_layers; ++l) {
+    if (!config.layer_is_moe[l]) continue;
+    shard->experts_[l].resize(config.moe.num_experts);
+    for (int64_t e = 0; e < config.moe.num_experts; ++e) {
+      const bool tensor_parallel = plan.mode == ShardPlan::Mode::kTensorParallel;
+      if (!tensor_parallel && !plan.OwnsExpert(e, config.moe.num_experts)) continue;
+      if (tensor_parallel && begin == end) continue;
+      TANDEM_ASSIGN_OR_RETURN(MlpWeights m, LoadExpert(loader, config, l, e));
+      if (tensor_parallel && plan.count > 1) {
+        KeepRows(m.gate, begin, end);
+        KeepRows(m.up, begin, end);
+        KeepColumns(m.down, begin, end);
+      }
+      shard->weight_bytes_ += m.gate.bytes() + m.up.bytes() + m.down.bytes();
+      shard->experts_[l][e] = std::move(m);
+    }
+  }
+  return shard;
+}
+
+absl::Status ExpertShard::Run(const MoeBatch& b, float* out) const {
+  const int64_t h = config_.hidden_size;
+  if (b.layer < 0 || b.layer >= config_.num_layers || experts_[b.layer].empty())
+    return absl::InvalidArgumentError(absl::StrCat("layer ", b.layer, " is not a MoE layer"));
+  if (b.num_tokens < 0 || b.top_k < 0 || b.top_k > config_.moe.num_experts)
+    return absl::InvalidArgumentError("bad token count or top-k");
+  const int64_t num_experts = config_.moe.num_experts;
+  // Group (token, weight) pairs by expert so each expert's weights are streamed once.
+  std::vector<std::vector<std::pair<int64_t, float>>> rows(num_experts);
+  for (int64_t t = 0; t < b.num_tokens; ++t) {
+    for (int64_t j = 0; j < b.top_k; ++j) {
+      const int32_t e = b.expert_ids[t * b.top_k + j];
+      if (e < 0 || e >= num_experts)
+        return absl::InvalidArgumentError(absl::StrCat("expert id ", e, " out of range"));
+      rows[e].push_back({t, b.weights[t * b.top_k + j]});
+    }
+  }
+  std::fill(out, out + b.num_tokens * h, 0.0f);
+  std::vector<float> x, gate, up, down;
+  for (int64_t e = 0; e < num_experts; ++e) {
+    const MlpWeights& w = experts_[b.layer][e];
+    const int64_t n = static_cast<int64_t>(rows[e].size());
+    if (n == 0 || w.empty()) continue;
+    const int64_t inter = w.gate.rows;
+    x.resize(n * h);
+    gate.resize(n * inter);
+    up.resize(n * inter);
+    down.resize(n * h);
+    for (int64_t i = 0; i < n; ++i)
+      std::copy(b.hidden + rows[e][i].first * h, b.hidden + (rows[e][i].first + 1) * h,
+                x.begin() + i * h);
+    Linear(x.data(), n, w.gate, gate.data());
+    Linear(x.data(), n, w.up, up.data());
+    SiluMul(gate.data(), up.data(), n * inter);
+    Linear(gate.data(), n, w.down, down.data());
+    for (int64_t i = 0; i < n; ++i) {
+      float* o = out + rows[e][i].first * h;
+      const float wt = rows[e][i].second;
+      for (int64_t d = 0; d < h; ++d) o[d] += wt * down[i * h + d];
+    }
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace tandem

@@ -1,0 +1,55 @@
+// One worker's share of the routed experts of every MoE layer, and the computation of its partial
+// MoE output. Tensor-parallel (default): every expert's intermediate dimension is split across
+// `count` shards (rows of gate/up, columns of down), balanced also when it does not divide evenly;
+// the partial outputs of all shards sum to the full MoE output. Expert-parallel: whole experts,
+// contiguous blocks per shard. The in-process executor is the single shard {index 0, count 1}.
+// Load once; Run may be called from one thread at a time (it parallelises inside).
+#pragma once
+
+#include <memory>
+#include <utility>
+#include <vector>
+
+#include "common/checkpoint.h"
+#include "common/model_config.h"
+#include "coordinator/expert_executor.h"
+#include "coordinator/model_weights.h"
+
+namespace tandem {
+
+struct ShardPlan {
+  enum class Mode { kTensorParallel, kExpertParallel };
+  Mode mode = Mode::kTensorParallel;
+  int index = 0;
+  int count = 1;
+
+  absl::Status Validate() const;
+  // Tensor-parallel: the intermediate rows [begin, end) of an `intermediate`-wide expert.
+  std::pair<int64_t, int64_t> IntermediateRange(int64_t intermediate) const;
+  // Expert-parallel: whether this shard holds expert `e` of `num_experts`.
+  bool OwnsExpert(int64_t e, int64_t num_experts) const;
+};
+
+class ExpertShard {
+ public:
+  static absl::StatusOr<std::unique_ptr<ExpertShard>> Load(const ModelConfig& config,
+                                                           const Checkpoint& checkpoint,
+                                                           const ShardPlan& plan);
+
+  // out[T x hidden] = this shard's part of sum_j w[t,j] * expert_{id[t,j]}(hidden[t]).
+  // Validates layer and expert ids (InvalidArgument), never crashes on bad input.
+  absl::Status Run(const MoeBatch& batch, float* out) const;
+
+  size_t weight_bytes() const { return weight_bytes_; }
+  const ShardPlan& plan() const { return plan_; }
+
+ private:
+  ExpertShard(const ModelConfig& config, const ShardPlan& plan) : config_(config), plan_(plan) {}
+  ModelConfig config_;
+  ShardPlan plan_;
+  // [layer][expert]; an expert this shard does not hold (or a zero-width slice) has empty weights.
+  std::vector<std::vector<MlpWeights>> experts_;
+  size_t weight_bytes_ = 0;
+};
+
+}  // namespace tandem

@@ -1,0 +1,157 @@
+// The multi-process runtime end to end: the engine with 2 and 3 spawned NUMA worker processes
+// (3 splits every expert unevenly) against the in-process engine on every fixture architecture,
+// plus the faults: a worker SIGKILLed during generation, a worker loaded from another checkpoint.
+#include <signal.h>
+
+#include <atomic>
+#include <filesystem>
+#include <thread>
+
+#include "coordinator/generator.h"
+#include "coordinator/loaded_model.h"
+#include "coordinator/remote_expert_executor.h"
+#include "gtest/gtest.h"
+#include "tests/fixture_paths.h"
+
+namespace tandem {
+namespace {
+
+absl::StatusOr<LoadedModel> Load(const std::string& dir, int workers) {
+  LoadOptions options;
+  options.workers = workers;
+  options.config_path = dir + "/config.legacy.json";
+  return LoadModel(dir, options);
+}
+
+std::vector<float> LastLogits(LoadedModel& m, const std::vector<int32_t>& prompt) {
+  KvCache cache = m.engine->NewCache(m.max_model_len);
+  auto logits = m.engine->Forward(prompt, cache);
+  EXPECT_TRUE(logits.ok()) << logits.status();
+  return logits.ok() ? *logits : std::vector<float>();
+}
+
+absl::StatusOr<GenerateResult> Greedy(LoadedModel& m, const std::vector<int32_t>& prompt,
+                                      int64_t max_tokens) {
+  GenerateRequest request;
+  request.prompt_ids = prompt;
+  request.max_tokens = max_tokens;
+  request.ignore_eos = true;
+  return Generate(*m.engine, m.tokenizer.get(), m.max_model_len, request);
+}
+
+class MultiWorkerExactness : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(MultiWorkerExactness, TwoAndThreeWorkersMatchInProcess) {
+  const std::string dir = GetParam();
+  const auto ref = testing::ReadJson(dir + "/reference.json");
+  const auto logits_prompt = ref["logits"]["prompt_ids"].get<std::vector<int32_t>>();
+  const auto greedy_prompt = ref["greedy"]["prompt_ids"].get<std::vector<int32_t>>();
+  auto local = Load(dir, 0);
+  ASSERT_TRUE(local.ok()) << local.status();
+  const std::vector<float> expected = LastLogits(*local, logits_prompt);
+  auto expected_ids = Greedy(*local, greedy_prompt, 16);
+  ASSERT_TRUE(expected_ids.ok());
+  for (int workers : {2, 3}) {
+    auto remote = Load(dir, workers);
+    ASSERT_TRUE(remote.ok()) << remote.status();
+    const std::vector<float> got = LastLogits(*remote, logits_prompt);
+    ASSERT_EQ(got.size(), expected.size());
+    double max_err = 0;
+    for (size_t i = 0; i < got.size(); ++i) max_err = std::max<double>(max_err, std::abs(got[i] - expected[i]));
+    std::printf("[ workers ] %s, %d workers: max |logit - in-process| = %.3g\n",
+                std::filesystem::path(dir).filename().c_str(), workers, max_err);
+    EXPECT_LT(max_err, 1e-4) << workers << " workers";
+    auto ids = Greedy(*remote, greedy_prompt, 16);
+    ASSERT_TRUE(ids.ok()) << ids.status();
+    EXPECT_EQ(ids->ids, expected_ids->ids) << workers << " workers";
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(AllArchitectures, MultiWorkerExactness,
+                         ::testing::ValuesIn(testing::ModelFixtureDirs()),
+                         [](const auto& info) {
+                           return std::filesystem::path(info.param).filename().string();
+                         });
+GTEST_ALLOW_UNINSTANTIATED_PARAMETERIZED_TEST(MultiWorkerExactness);
+
+TEST(MultiWorkerFaults, KilledWorkerFailsTheRequestThenRestartedWorkerServes) {
+  const std::string dir = testing::FixturesDir() + "/qwen3_moe";
+  auto model = Load(dir, 2);
+  ASSERT_TRUE(model.ok()) << model.status();
+  auto* executor = dynamic_cast<RemoteExpertExecutor*>(&model->engine->experts());
+  ASSERT_NE(executor, nullptr);
+  const std::vector<int32_t> prompt = {1, 2, 3, 4};
+  ASSERT_TRUE(Greedy(*model, prompt, 4).ok());
+
+  // Generate continuously on this thread; kill worker 1 from another one meanwhile.
+  const pid_t victim = model->local_workers->endpoints()[1].pid;
+  std::atomic<int64_t> killed_at_us{0};
+  std::thread killer([&] {
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));
+    killed_at_us = absl::ToUnixMicros(absl::Now());
+    kill(victim, SIGKILL);
+  });
+  absl::Status failure;
+  const absl::Time give_up = absl::Now() + absl::Seconds(30);
+  while (failure.ok() && absl::Now() < give_up) {
+    auto r = Greedy(*model, prompt, 64);
+    if (!r.ok()) failure = r.status();
+  }
+  const int64_t failed_at_us = absl::ToUnixMicros(absl::Now());
+  killer.join();
+  ASSERT_FALSE(failure.ok()) << "generation never failed after the worker was killed";
+  EXPECT_EQ(failure.code(), absl::StatusCode::kUnavailable) << failure;
+  EXPECT_NE(std::string(failure.message()).find("worker 1"), std::string::npos) << failure;
+  std::printf("[ workers ] request failed %.1f ms after the worker was killed: %s\n",
+              (failed_at_us - killed_at_us.load()) / 1000.0, std::string(failure.message()).c_str());
+  EXPECT_LT(failed_at_us - killed_at_us.load(), 2'000'000) << "the failure took more than 2 s";
+
+  // The coordinator is still usable: the next request fails fast while the worker is down...
+  auto down = Greedy(*model, prompt, 2);
+  EXPECT_EQ(down.status().code(), absl::StatusCode::kUnavailable);
+  // ...and succeeds once the worker is restarted.
+  ASSERT_TRUE(model->local_workers->Restart(1).ok());
+  executor->UpdateEndpoint(model->local_workers->endpoints()[1]);
+  absl::StatusOr<GenerateResult> again;
+  for (int attempt = 0; attempt < 50; ++attempt) {  // the new process needs a moment to listen
+    again = Greedy(*model, prompt, 4);
+    if (again.ok()) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  ASSERT_TRUE(again.ok()) << again.status();
+  EXPECT_EQ(again->ids.size(), 4u);
+}
+
+TEST(MultiWorkerFaults, WorkerFromAnotherCheckpointIsRefused) {
+  const std::string dir = testing::FixturesDir() + "/qwen3_moe";
+  auto workers = LocalWorkers::Spawn(1);
+  ASSERT_TRUE(workers.ok()) << workers.status();
+  RemoteExecutorOptions options;
+  options.shard.model_dir = dir;
+  options.shard.fingerprint = "0123456789abcdef";  // what another checkpoint would hash to
+  options.ring = {2, 16, 64, 4};
+  auto executor = RemoteExpertExecutor::Create((*workers)->endpoints(), options);
+  ASSERT_FALSE(executor.ok());
+  EXPECT_EQ(executor.status().code(), absl::StatusCode::kFailedPrecondition) << executor.status();
+  EXPECT_NE(std::string(executor.status().message()).find("worker 0"), std::string::npos);
+  EXPECT_NE(std::string(executor.status().message()).find("fingerprint"), std::string::npos);
+}
+
+TEST(MultiWorkerFaults, WorkerAddressesConnectToRunningWorkers) {
+  const std::string dir = testing::FixturesDir() + "/mixtral";
+  auto workers = LocalWorkers::Spawn(2);
+  ASSERT_TRUE(workers.ok()) << workers.status();
+  LoadOptions options;
+  for (const WorkerEndpoint& e : (*workers)->endpoints()) options.worker_addrs.push_back(e.address);
+  auto remote = LoadModel(dir, options);
+  ASSERT_TRUE(remote.ok()) << remote.status();
+  auto local = Load(dir, 0);
+  ASSERT_TRUE(local.ok());
+  const std::vector<int32_t> prompt = {5, 6, 7, 8, 9};
+  const auto a = LastLogits(*remote, prompt), b = LastLogits(*local, prompt);
+  ASSERT_EQ(a.size(), b.size());
+  for (size_t i = 0; i < a.size(); ++i) EXPECT_NEAR(a[i], b[i], 1e-4);
+}
+
+}  // namespace
+}  // namespace tandem
