@@ -8,6 +8,7 @@
 #include "common/grpc_channel.h"
 #include "common/grpc_status.h"
 #include "common/worker_protocol.h"
+#include "coordinator/worker_messages.h"
 #include "grpcpp/grpcpp.h"
 
 namespace tandem {
@@ -52,16 +53,7 @@ absl::StatusOr<std::unique_ptr<WorkerClient>> WorkerClient::Connect(const Worker
 absl::Status WorkerClient::LoadShard(const ShardRequest& r, absl::Duration timeout) {
   grpc::ClientContext ctx;
   SetDeadline(ctx, timeout);
-  tandem::v1::LoadShardRequest request;
-  request.set_checkpoint_path(r.model_dir);
-  request.set_config_path(r.config_path);
-  request.mutable_shard()->set_mode(r.plan.mode == ShardPlan::Mode::kTensorParallel
-                                        ? tandem::v1::ShardSpec::TENSOR_PARALLEL
-                                        : tandem::v1::ShardSpec::EXPERT_PARALLEL);
-  request.mutable_shard()->set_index(r.plan.index);
-  request.mutable_shard()->set_count(r.plan.count);
-  request.set_expert_dtype("bf16");
-  request.set_checkpoint_fingerprint(r.fingerprint);
+  const auto request = LoadShardRequestFor(r.model_dir, r.config_path, r.plan, r.fingerprint);
   tandem::v1::LoadShardResponse response;
   return Annotate(FromGrpcStatus(stub_->LoadShard(&ctx, request, &response)));
 }
@@ -69,18 +61,7 @@ absl::Status WorkerClient::LoadShard(const ShardRequest& r, absl::Duration timeo
 absl::Status WorkerClient::AttachRing(const RingCapacity& capacity) {
   producer_.reset();
   TANDEM_ASSIGN_OR_RETURN(region_, RingRegion::Create(absl::StrCat("w", endpoint_.index), capacity));
-  const RingSpec& spec = region_->spec();
-  tandem::v1::AttachRingRequest request;
-  request.set_name(spec.name);
-  request.set_size_bytes(spec.size);
-  request.set_layout_version(spec.layout_version);
-  request.set_magic(spec.magic);
-  auto* cap = request.mutable_capacity();
-  cap->set_depth(capacity.depth);
-  cap->set_max_tokens(capacity.max_tokens);
-  cap->set_hidden_size(capacity.hidden_size);
-  cap->set_max_top_k(capacity.max_top_k);
-  cap->set_dtype(static_cast<uint32_t>(capacity.dtype));
+  const auto request = AttachRingRequestFor(region_->spec());
   grpc::ClientContext ctx;
   SetDeadline(ctx, absl::Seconds(30));
   tandem::v1::AttachRingResponse response;
@@ -93,14 +74,7 @@ absl::Status WorkerClient::AttachRing(const RingCapacity& capacity) {
 
 absl::StatusOr<uint64_t> WorkerClient::Submit(const MoeBatch& b) {
   if (!producer_) return absl::FailedPreconditionError(absl::StrCat(endpoint_.Name(), ": no ring"));
-  RingRequest request;
-  request.layer = b.layer;
-  request.num_tokens = b.num_tokens;
-  request.top_k = b.top_k;
-  request.hidden = b.hidden;
-  request.expert_ids = b.expert_ids;
-  request.weights = b.weights;
-  auto seq = producer_->Submit(request);
+  auto seq = producer_->Submit(ToRingRequest(b));
   if (!seq.ok()) return Annotate(seq.status());
   return *seq;
 }

@@ -1,5 +1,7 @@
 #include "numa_worker/ring_loop.h"
 
+#include "coordinator/worker_messages.h"
+
 #include <chrono>
 #include <exception>
 
@@ -64,13 +66,7 @@ void RingLoop::Run() {
 }
 
 bool RingLoop::Serve(RingConsumer& consumer, const RingRequestView& view) {
-  MoeBatch batch;
-  batch.layer = view.layer;
-  batch.num_tokens = view.num_tokens;
-  batch.top_k = view.top_k;
-  batch.hidden = view.hidden;
-  batch.expert_ids = view.expert_ids;
-  batch.weights = view.weights;
+  const MoeBatch batch = ToMoeBatch(view);
   const auto start = std::chrono::steady_clock::now();
   absl::Status status;
   try {

@@ -26,9 +26,17 @@
 #include "numa_worker/expert_shard.h"
 #include "tandem/v1/worker.grpc.pb.h"
 #include "tests/fixture_paths.h"
+#include "tests/worker_test_support.h"
 
 namespace tandem {
 namespace {
+
+using testing::Batch;
+using testing::FixtureModel;
+using testing::LoadRequest;
+using testing::MaxAbsDiff;
+using testing::RandomBatch;
+using testing::Reference;
 
 namespace fs = std::filesystem;
 using ::testing::HasSubstr;
@@ -135,62 +143,6 @@ std::unique_ptr<grpc::ClientContext> Context() {
   return ctx;
 }
 
-struct Model {
-  std::string dir;
-  std::unique_ptr<Checkpoint> checkpoint;
-  ModelConfig config;
-  std::string fingerprint;
-  int32_t moe_layer = -1;
-};
-
-Model LoadModel(const std::string& name) {
-  Model m;
-  m.dir = testing::FixturesDir() + "/" + name;
-  m.checkpoint = *Checkpoint::Open(m.dir);
-  m.config = *LoadModelConfig(m.dir);
-  m.fingerprint = *CheckpointFingerprint(*m.checkpoint, m.dir + "/config.json");
-  for (size_t l = 0; l < m.config.layer_is_moe.size() && m.moe_layer < 0; ++l)
-    if (m.config.layer_is_moe[l]) m.moe_layer = static_cast<int32_t>(l);
-  return m;
-}
-
-struct Batch {
-  int32_t layer = 0;
-  int64_t tokens = 0, top_k = 0;
-  std::vector<float> hidden, weights;
-  std::vector<int32_t> ids;
-  RingRequest Request() const {
-    RingRequest r;
-    r.layer = layer;
-    r.num_tokens = tokens;
-    r.top_k = top_k;
-    r.hidden = hidden.data();
-    r.expert_ids = ids.data();
-    r.weights = weights.data();
-    return r;
-  }
-};
-
-Batch RandomBatch(const Model& m, int64_t tokens, uint32_t seed) {
-  std::mt19937 rng(seed);
-  std::normal_distribution<float> normal(0.0f, 1.0f);
-  Batch b;
-  b.layer = m.moe_layer;
-  b.tokens = tokens;
-  b.top_k = m.config.moe.top_k;
-  for (int64_t i = 0; i < tokens * m.config.hidden_size; ++i) b.hidden.push_back(normal(rng));
-  std::vector<int32_t> all(m.config.moe.num_experts);
-  for (size_t e = 0; e < all.size(); ++e) all[e] = static_cast<int32_t>(e);
-  for (int64_t t = 0; t < tokens; ++t) {
-    std::shuffle(all.begin(), all.end(), rng);
-    for (int64_t j = 0; j < b.top_k; ++j) {
-      b.ids.push_back(all[j]);
-      b.weights.push_back(std::uniform_real_distribution<float>(0.05f, 0.5f)(rng));
-    }
-  }
-  return b;
-}
-
 ShardPlan TensorParallel(int index, int count) {
   ShardPlan p;
   p.index = index;
@@ -198,33 +150,7 @@ ShardPlan TensorParallel(int index, int count) {
   return p;
 }
 
-v1::LoadShardRequest LoadRequest(const Model& m, const ShardPlan& plan) {
-  v1::LoadShardRequest r;
-  r.set_checkpoint_path(m.dir);
-  r.mutable_shard()->set_mode(v1::ShardSpec::TENSOR_PARALLEL);
-  r.mutable_shard()->set_index(plan.index);
-  r.mutable_shard()->set_count(plan.count);
-  r.set_expert_dtype("bf16");
-  r.set_checkpoint_fingerprint(m.fingerprint);
-  return r;
-}
-
-// How a coordinator announces a ring it created: every field of RingRegion::spec().
-v1::AttachRingRequest AttachRequest(const RingSpec& spec) {
-  v1::AttachRingRequest r;
-  r.set_name(spec.name);
-  r.set_size_bytes(spec.size);
-  r.set_layout_version(spec.layout_version);
-  r.set_magic(spec.magic);
-  r.mutable_capacity()->set_depth(spec.capacity.depth);
-  r.mutable_capacity()->set_max_tokens(spec.capacity.max_tokens);
-  r.mutable_capacity()->set_hidden_size(spec.capacity.hidden_size);
-  r.mutable_capacity()->set_max_top_k(spec.capacity.max_top_k);
-  r.mutable_capacity()->set_dtype(static_cast<uint32_t>(spec.capacity.dtype));
-  return r;
-}
-
-std::unique_ptr<RingRegion> CreateRing(const Model& m) {
+std::unique_ptr<RingRegion> CreateRing(const FixtureModel& m) {
   RingCapacity c;
   c.depth = 2;
   c.max_tokens = 8;
@@ -235,29 +161,14 @@ std::unique_ptr<RingRegion> CreateRing(const Model& m) {
   return region.ok() ? *std::move(region) : nullptr;
 }
 
-std::vector<float> Reference(const Model& m, const ShardPlan& plan, const Batch& b) {
-  std::unique_ptr<ExpertShard> shard = *ExpertShard::Load(m.config, *m.checkpoint, plan);
-  std::vector<float> out(b.tokens * m.config.hidden_size);
-  const MoeBatch batch{b.layer, b.tokens, b.top_k, b.hidden.data(), b.ids.data(), b.weights.data()};
-  EXPECT_TRUE(shard->Run(batch, out.data()).ok());
-  return out;
-}
-
-float MaxAbsDiff(const std::vector<float>& a, const std::vector<float>& b) {
-  EXPECT_EQ(a.size(), b.size());
-  float d = 0;
-  for (size_t i = 0; i < a.size() && i < b.size(); ++i) d = std::max(d, std::abs(a[i] - b[i]));
-  return d;
-}
-
 // Loads `plan` of `m`, attaches a fresh ring (unlinked right after, as the coordinator does).
-std::unique_ptr<RingRegion> LoadAndAttach(WorkerProcess& w, const Model& m, const ShardPlan& plan) {
+std::unique_ptr<RingRegion> LoadAndAttach(WorkerProcess& w, const FixtureModel& m, const ShardPlan& plan) {
   v1::LoadShardResponse loaded;
   grpc::Status s = w.stub().LoadShard(Context().get(), LoadRequest(m, plan), &loaded);
   EXPECT_TRUE(s.ok()) << s.error_message();
   std::unique_ptr<RingRegion> region = CreateRing(m);
   v1::AttachRingResponse attached;
-  s = w.stub().AttachRing(Context().get(), AttachRequest(region->spec()), &attached);
+  s = w.stub().AttachRing(Context().get(), AttachRingRequestFor(region->spec()), &attached);
   EXPECT_TRUE(s.ok()) << s.error_message();
   EXPECT_TRUE(region->Unlink().ok());
   return region;
@@ -266,7 +177,7 @@ std::unique_ptr<RingRegion> LoadAndAttach(WorkerProcess& w, const Model& m, cons
 class WorkerProcessTest : public ::testing::TestWithParam<std::string> {};
 
 TEST_P(WorkerProcessTest, ControlPlaneRingAndShutdown) {
-  const Model model = LoadModel(GetParam());
+  const FixtureModel model = testing::LoadFixtureModel(GetParam());
   const int node = (*DiscoverNumaNodes())[0].id;
   TempDir dir;
   WorkerProcess w(dir.path() + "/w.sock", {"--numa-node", std::to_string(node)});
@@ -300,7 +211,7 @@ TEST_P(WorkerProcessTest, ControlPlaneRingAndShutdown) {
   // AttachRing before LoadShard; a foreign fingerprint; an unsupported dtype.
   std::unique_ptr<RingRegion> early = CreateRing(model);
   v1::AttachRingResponse attached;
-  s = w.stub().AttachRing(Context().get(), AttachRequest(early->spec()), &attached);
+  s = w.stub().AttachRing(Context().get(), AttachRingRequestFor(early->spec()), &attached);
   EXPECT_EQ(s.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
   const ShardPlan plan = TensorParallel(0, 2);
   v1::LoadShardRequest load = LoadRequest(model, plan);
@@ -324,7 +235,7 @@ TEST_P(WorkerProcessTest, ControlPlaneRingAndShutdown) {
   EXPECT_EQ(loaded.moe_layers(), static_cast<uint32_t>(model.config.NumMoeLayers()));
 
   std::unique_ptr<RingRegion> region = CreateRing(model);
-  s = w.stub().AttachRing(Context().get(), AttachRequest(region->spec()), &attached);
+  s = w.stub().AttachRing(Context().get(), AttachRingRequestFor(region->spec()), &attached);
   ASSERT_TRUE(s.ok()) << s.error_message();
   ASSERT_TRUE(region->Unlink().ok());
   RingProducer producer(region.get());
@@ -376,7 +287,7 @@ INSTANTIATE_TEST_SUITE_P(Fixtures, WorkerProcessTest,
                          ::testing::Values("qwen3_moe", "deepseek_v3"));
 
 TEST(WorkerProcessFaultTest, SigkillIsNoticedWithin2sAndARestartServesAgain) {
-  const Model model = LoadModel("qwen3_moe");
+  const FixtureModel model = testing::LoadFixtureModel("qwen3_moe");
   const ShardPlan plan = TensorParallel(1, 2);
   const std::string cpu = std::to_string((*AllowedCpus()).back());
   TempDir dir;

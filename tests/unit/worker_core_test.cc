@@ -17,103 +17,23 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/fixture_paths.h"
+#include "tests/worker_test_support.h"
 
 namespace tandem {
 namespace {
 
 using ::testing::HasSubstr;
+using testing::Batch;
+using testing::FixtureModel;
+using testing::LoadRequest;
+using testing::MaxAbsDiff;
+using testing::Plan;
+using testing::RandomBatch;
+using testing::Reference;
 
 constexpr absl::Duration kWait = absl::Seconds(10);
 
-struct Model {
-  std::string dir;
-  std::unique_ptr<Checkpoint> checkpoint;
-  ModelConfig config;
-  std::string fingerprint;
-  int32_t moe_layer = -1;  // the first MoE layer
-};
-
-Model LoadModel(const std::string& name) {
-  Model m;
-  m.dir = testing::FixturesDir() + "/" + name;
-  m.checkpoint = *Checkpoint::Open(m.dir);
-  m.config = *LoadModelConfig(m.dir);
-  m.fingerprint = *CheckpointFingerprint(*m.checkpoint, m.dir + "/config.json");
-  for (size_t l = 0; l < m.config.layer_is_moe.size() && m.moe_layer < 0; ++l)
-    if (m.config.layer_is_moe[l]) m.moe_layer = static_cast<int32_t>(l);
-  return m;
-}
-
-struct Batch {
-  int32_t layer = 0;
-  int64_t tokens = 0, top_k = 0;
-  std::vector<float> hidden, weights;
-  std::vector<int32_t> ids;
-  MoeBatch View() const {
-    return MoeBatch{layer, tokens, top_k, hidden.data(), ids.data(), weights.data()};
-  }
-  RingRequest Request() const {
-    RingRequest r;
-    r.layer = layer;
-    r.num_tokens = tokens;
-    r.top_k = top_k;
-    r.hidden = hidden.data();
-    r.expert_ids = ids.data();
-    r.weights = weights.data();
-    return r;
-  }
-};
-
-Batch RandomBatch(const Model& m, int64_t tokens, uint32_t seed) {
-  std::mt19937 rng(seed);
-  std::normal_distribution<float> normal(0.0f, 1.0f);
-  Batch b;
-  b.layer = m.moe_layer;
-  b.tokens = tokens;
-  b.top_k = m.config.moe.top_k;
-  b.hidden.resize(tokens * m.config.hidden_size);
-  for (float& x : b.hidden) x = normal(rng);
-  std::vector<int32_t> all(m.config.moe.num_experts);
-  for (size_t e = 0; e < all.size(); ++e) all[e] = static_cast<int32_t>(e);
-  for (int64_t t = 0; t < tokens; ++t) {
-    std::shuffle(all.begin(), all.end(), rng);
-    for (int64_t j = 0; j < b.top_k; ++j) {
-      b.ids.push_back(all[j]);
-      b.weights.push_back(std::uniform_real_distribution<float>(0.05f, 0.5f)(rng));
-    }
-  }
-  return b;
-}
-
-ShardPlan Plan(ShardPlan::Mode mode, int index, int count) {
-  ShardPlan p;
-  p.mode = mode;
-  p.index = index;
-  p.count = count;
-  return p;
-}
-
-std::vector<float> Reference(const Model& m, const ShardPlan& plan, const Batch& b) {
-  std::unique_ptr<ExpertShard> shard = *ExpertShard::Load(m.config, *m.checkpoint, plan);
-  std::vector<float> out(b.tokens * m.config.hidden_size);
-  EXPECT_TRUE(shard->Run(b.View(), out.data()).ok());
-  return out;
-}
-
-v1::LoadShardRequest LoadRequest(const Model& m, const ShardPlan& plan) {
-  v1::LoadShardRequest r;
-  r.set_checkpoint_path(m.dir);
-  r.mutable_shard()->set_mode(plan.mode == ShardPlan::Mode::kTensorParallel
-                                  ? v1::ShardSpec::TENSOR_PARALLEL
-                                  : v1::ShardSpec::EXPERT_PARALLEL);
-  r.mutable_shard()->set_index(plan.index);
-  r.mutable_shard()->set_count(plan.count);
-  r.set_expert_dtype("bf16");
-  r.set_checkpoint_fingerprint(m.fingerprint);
-  return r;
-}
-
-RingCapacity Capacity(const Model& m) {
+RingCapacity Capacity(const FixtureModel& m) {
   RingCapacity c;
   c.depth = 2;
   c.max_tokens = 8;
@@ -145,17 +65,10 @@ WorkerIdentity TestIdentity() {
   return id;
 }
 
-float MaxAbsDiff(const std::vector<float>& a, const std::vector<float>& b) {
-  EXPECT_EQ(a.size(), b.size());
-  float d = 0;
-  for (size_t i = 0; i < a.size() && i < b.size(); ++i) d = std::max(d, std::abs(a[i] - b[i]));
-  return d;
-}
-
 class WorkerCoreTest : public ::testing::Test {
  protected:
-  void SetUp() override { qwen_ = LoadModel("qwen3_moe"); }
-  Model qwen_;
+  void SetUp() override { qwen_ = testing::LoadFixtureModel("qwen3_moe"); }
+  FixtureModel qwen_;
   WorkerCore core_{TestIdentity()};
 };
 
@@ -226,7 +139,7 @@ TEST_F(WorkerCoreTest, LoadShardOnceThenOnlyTheSameAgain) {
 
   absl::Status other = core_.LoadShard(LoadRequest(qwen_, Plan(plan.mode, 1, 2))).status();
   EXPECT_EQ(other.code(), absl::StatusCode::kFailedPrecondition);
-  const Model deepseek = LoadModel("deepseek_v3");
+  const FixtureModel deepseek = testing::LoadFixtureModel("deepseek_v3");
   other = core_.LoadShard(LoadRequest(deepseek, plan)).status();
   EXPECT_EQ(other.code(), absl::StatusCode::kFailedPrecondition);
   EXPECT_THAT(std::string(other.message()), HasSubstr("restart the worker"));
