@@ -1,6 +1,7 @@
 #include "coordinator/generator.h"
 
 #include <algorithm>
+#include <chrono>
 #include <optional>
 
 namespace tandem {
@@ -27,7 +28,16 @@ absl::StatusOr<GenerateResult> Generate(CpuEngine& engine, const Tokenizer* toke
   std::vector<int32_t> step(request.prompt_ids);
   for (int64_t i = 0; i < request.max_tokens; ++i) {
     if (cache.length() + static_cast<int64_t>(step.size()) > max_model_len) break;
+    const auto start = std::chrono::steady_clock::now();
     TANDEM_ASSIGN_OR_RETURN(std::vector<float> logits, engine.Forward(step, cache));
+    const double seconds =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    if (i == 0) {
+      result.prefill_seconds = seconds;
+    } else {
+      result.decode_seconds += seconds;
+      ++result.decode_steps;
+    }
     const int32_t next = sampler.Sample(logits, history);
     result.ids.push_back(next);
     history.push_back(next);

@@ -25,6 +25,10 @@ struct GenerateResult {
   std::vector<int32_t> ids;   // generated tokens (an EOS that stopped generation included)
   std::string text;           // their decoded text, special tokens skipped
   std::string finish_reason;  // "stop" (EOS) or "length" (max_tokens or context full)
+  // Wall time of the prompt's forward pass and of the single-token steps after it.
+  double prefill_seconds = 0;
+  double decode_seconds = 0;
+  int64_t decode_steps = 0;
 };
 
 using TextCallback = std::function<void(std::string_view delta)>;

@@ -127,28 +127,72 @@ absl::Status ExpertShard::Run(const MoeBatch& b, float* out) const {
       rows[e].push_back({t, b.weights[t * b.top_k + j]});
     }
   }
-  std::fill(out, out + b.num_tokens * h, 0.0f);
-  std::vector<float> x, gate, up, down;
+  // Work is cut into (expert, block of rows) tasks that the pinned threads take dynamically
+  // (OpenMP's dynamic schedule hands them out through a shared counter), so an expert with many
+  // tokens does not hold up the others. Phase 1: act = silu(gate x) * up x per expert;
+  // phase 2: y = down act; phase 3: out[t] += w * y, parallel over hidden columns.
+  struct Active {
+    int64_t expert, first_row;  // first_row: offset of its tokens in the packed buffers
+    int64_t n, inter;
+  };
+  std::vector<Active> active;
+  int64_t packed_rows = 0, act_size = 0;
+  std::vector<int64_t> act_offset;
   for (int64_t e = 0; e < num_experts; ++e) {
     const MlpWeights& w = experts_[b.layer][e];
+    if (rows[e].empty() || w.empty()) continue;
     const int64_t n = static_cast<int64_t>(rows[e].size());
-    if (n == 0 || w.empty()) continue;
-    const int64_t inter = w.gate.rows;
-    x.resize(n * h);
-    gate.resize(n * inter);
-    up.resize(n * inter);
-    down.resize(n * h);
-    for (int64_t i = 0; i < n; ++i)
-      std::copy(b.hidden + rows[e][i].first * h, b.hidden + (rows[e][i].first + 1) * h,
-                x.begin() + i * h);
-    Linear(x.data(), n, w.gate, gate.data());
-    Linear(x.data(), n, w.up, up.data());
-    SiluMul(gate.data(), up.data(), n * inter);
-    Linear(gate.data(), n, w.down, down.data());
-    for (int64_t i = 0; i < n; ++i) {
-      float* o = out + rows[e][i].first * h;
-      const float wt = rows[e][i].second;
-      for (int64_t d = 0; d < h; ++d) o[d] += wt * down[i * h + d];
+    active.push_back({e, packed_rows, n, w.gate.rows});
+    act_offset.push_back(act_size);
+    packed_rows += n;
+    act_size += n * w.gate.rows;
+  }
+  std::vector<float> x(packed_rows * h), y(packed_rows * h), act(act_size), up(act_size);
+  for (const Active& a : active)
+    for (int64_t i = 0; i < a.n; ++i)
+      std::copy(b.hidden + rows[a.expert][i].first * h, b.hidden + (rows[a.expert][i].first + 1) * h,
+                x.begin() + (a.first_row + i) * h);
+  constexpr int64_t kRowsPerTask = 32;
+  std::vector<std::pair<int64_t, int64_t>> up_tasks, down_tasks;  // (active index, first row)
+  for (size_t i = 0; i < active.size(); ++i) {
+    for (int64_t r = 0; r < active[i].inter; r += kRowsPerTask) up_tasks.push_back({i, r});
+    for (int64_t r = 0; r < h; r += kRowsPerTask) down_tasks.push_back({i, r});
+  }
+  const int64_t work = packed_rows * h * (active.empty() ? 0 : active[0].inter) * 3;
+#pragma omp parallel if (work >= (1 << 18))
+  {
+#pragma omp for schedule(dynamic, 1)
+    for (size_t task = 0; task < up_tasks.size(); ++task) {
+      const Active& a = active[up_tasks[task].first];
+      const MlpWeights& w = experts_[b.layer][a.expert];
+      const int64_t r0 = up_tasks[task].second, r1 = std::min(a.inter, r0 + kRowsPerTask);
+      float* g = act.data() + act_offset[up_tasks[task].first];
+      float* u = up.data() + act_offset[up_tasks[task].first];
+      const float* xe = x.data() + a.first_row * h;
+      LinearRowRange(xe, a.n, w.gate, r0, r1, g);
+      LinearRowRange(xe, a.n, w.up, r0, r1, u);
+      for (int64_t i = 0; i < a.n; ++i) SiluMul(g + i * a.inter + r0, u + i * a.inter + r0, r1 - r0);
+    }
+#pragma omp for schedule(dynamic, 1)
+    for (size_t task = 0; task < down_tasks.size(); ++task) {
+      const Active& a = active[down_tasks[task].first];
+      const MlpWeights& w = experts_[b.layer][a.expert];
+      const int64_t r0 = down_tasks[task].second, r1 = std::min(h, r0 + kRowsPerTask);
+      LinearRowRange(act.data() + act_offset[down_tasks[task].first], a.n, w.down, r0, r1,
+                     y.data() + a.first_row * h);
+    }
+#pragma omp for schedule(static)
+    for (int64_t d0 = 0; d0 < h; d0 += kRowsPerTask) {
+      const int64_t d1 = std::min(h, d0 + kRowsPerTask);
+      for (int64_t t = 0; t < b.num_tokens; ++t) std::fill(out + t * h + d0, out + t * h + d1, 0.0f);
+      for (const Active& a : active) {
+        for (int64_t i = 0; i < a.n; ++i) {
+          float* o = out + rows[a.expert][i].first * h;
+          const float wt = rows[a.expert][i].second;
+          const float* yi = y.data() + (a.first_row + i) * h;
+          for (int64_t d = d0; d < d1; ++d) o[d] += wt * yi[d];
+        }
+      }
     }
   }
   return absl::OkStatus();

@@ -73,13 +73,22 @@ Command AddGenerateCommand(CLI::App& app) {
     }
     TANDEM_ASSIGN_OR_RETURN(GenerateResult r,
                             Generate(*m.engine, m.tokenizer.get(), m.max_model_len, *req, stream));
+    const double ms_per_token = r.decode_steps ? 1e3 * r.decode_seconds / r.decode_steps : 0.0;
     if (model->json) {
       PrintJson({{"prompt_ids", req->prompt_ids},
                  {"ids", r.ids},
                  {"text", r.text},
-                 {"finish_reason", r.finish_reason}});
+                 {"finish_reason", r.finish_reason},
+                 {"timing",
+                  {{"prefill_ms", 1e3 * r.prefill_seconds},
+                   {"decode_steps", r.decode_steps},
+                   {"decode_ms_per_token", ms_per_token}}}});
     } else {
       std::fputc('\n', stdout);
+      std::fprintf(stderr, "prefill: %zu tokens in %.1f ms; decode: %lld tokens, %.2f ms/token; experts: %s\n",
+                   req->prompt_ids.size(), 1e3 * r.prefill_seconds,
+                   static_cast<long long>(r.decode_steps), ms_per_token,
+                   m.engine->experts().Describe().c_str());
     }
     return absl::OkStatus();
   };

@@ -76,6 +76,23 @@ void WeightMatrix::RowToFloat(int64_t r, float* out) const {
   }
 }
 
+void LinearRowRange(const float* x, int64_t num_tokens, const WeightMatrix& w, int64_t row_begin,
+                    int64_t row_end, float* y) {
+  const int64_t k = w.cols;
+  std::vector<float> row(w.is_f32 ? 0 : k);
+  for (int64_t n = row_begin; n < row_end; ++n) {
+    const float* wrow;
+    if (w.is_f32) {
+      wrow = w.f32.data() + n * k;
+    } else {
+      Bf16RowToFloat(w.bf16.data() + n * k, k, row.data());
+      wrow = row.data();
+    }
+    const float b = w.bias.empty() ? 0.0f : w.bias[n];
+    for (int64_t t = 0; t < num_tokens; ++t) y[t * w.rows + n] = Dot(x + t * k, wrow, k) + b;
+  }
+}
+
 void Linear(const float* x, int64_t num_tokens, const WeightMatrix& w, float* y) {
   LinearImpl<false>(x, num_tokens, w, y);
 }

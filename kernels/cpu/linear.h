@@ -28,7 +28,12 @@ struct WeightMatrix {
 // y[t * N + n] = sum_k x[t * K + k] * W[n, k] (+ bias[n]), for t < T.
 void Linear(const float* x, int64_t num_tokens, const WeightMatrix& w, float* y);
 
-// Same, but adds the product into y (y += x W^T); bias is not added.
+// Rows [row_begin, row_end) of Linear, computed serially on the calling thread (for callers that
+// schedule their own tasks): y[t * N + n] for n in the range. Bias included.
+void LinearRowRange(const float* x, int64_t num_tokens, const WeightMatrix& w, int64_t row_begin,
+                    int64_t row_end, float* y);
+
+// Same as Linear, but adds the product into y (y += x W^T); bias is not added.
 void LinearAccumulate(const float* x, int64_t num_tokens, const WeightMatrix& w, float* y);
 
 }  // namespace tandem
