@@ -1,5 +1,7 @@
 #include "coordinator/weight_loader.h"
 
+#include <cstring>
+
 #include "absl/strings/match.h"
 
 namespace tandem {
@@ -53,6 +55,67 @@ absl::StatusOr<WeightMatrix> WeightLoader::MatrixFrom3d(const std::string& name,
     m.f32.assign(all.begin() + offset, all.begin() + offset + rows * cols);
   }
   return m;
+}
+
+namespace {
+
+// Keeps rows [begin, end) and columns [col_begin, col_end) of m (rows x cols, row-major).
+template <typename T>
+std::vector<T> Slice(const T* data, int64_t cols, int64_t begin, int64_t end, int64_t col_begin,
+                     int64_t col_end) {
+  const int64_t width = col_end - col_begin;
+  std::vector<T> out((end - begin) * width);
+  for (int64_t r = begin; r < end; ++r)
+    std::memcpy(out.data() + (r - begin) * width, data + r * cols + col_begin, width * sizeof(T));
+  return out;
+}
+
+}  // namespace
+
+absl::StatusOr<WeightMatrix> WeightLoader::SliceOf(const std::string& name, int64_t rows,
+                                                   int64_t cols, int64_t begin, int64_t end,
+                                                   int64_t col_begin, int64_t col_end) const {
+  if (begin < 0 || end > rows || begin > end || col_begin < 0 || col_end > cols ||
+      col_begin > col_end)
+    return absl::InvalidArgumentError(absl::StrCat("bad slice of ", name));
+  WeightMatrix m;
+  TANDEM_ASSIGN_OR_RETURN(const TensorView* view, checkpoint_.Get(name));
+  if (view->dtype == DType::kBF16) {
+    if (view->shape != std::vector<int64_t>{rows, cols}) {
+      return absl::InvalidArgumentError(absl::StrCat(view->file, ": tensor ", name, " has shape ",
+                                                     ShapeToString(view->shape), ", expected [",
+                                                     rows, ", ", cols, "]"));
+    }
+    // Read in place from the mapping (memcpy: the data may be unaligned).
+    m.bf16.resize((end - begin) * (col_end - col_begin));
+    const int64_t width = col_end - col_begin;
+    for (int64_t r = begin; r < end; ++r)
+      std::memcpy(m.bf16.data() + (r - begin) * width, view->data + (r * cols + col_begin) * 2,
+                  width * 2);
+  } else {
+    TANDEM_ASSIGN_OR_RETURN(WeightMatrix whole, Matrix(name, rows, cols));
+    if (whole.is_f32) {
+      m.is_f32 = true;
+      m.f32 = Slice(whole.f32.data(), cols, begin, end, col_begin, col_end);
+    } else {
+      m.bf16 = Slice(whole.bf16.data(), cols, begin, end, col_begin, col_end);
+    }
+  }
+  m.rows = end - begin;
+  m.cols = col_end - col_begin;
+  return m;
+}
+
+absl::StatusOr<WeightMatrix> WeightLoader::MatrixRows(const std::string& name, int64_t rows,
+                                                      int64_t cols, int64_t begin,
+                                                      int64_t end) const {
+  return SliceOf(name, rows, cols, begin, end, 0, cols);
+}
+
+absl::StatusOr<WeightMatrix> WeightLoader::MatrixColumns(const std::string& name, int64_t rows,
+                                                         int64_t cols, int64_t begin,
+                                                         int64_t end) const {
+  return SliceOf(name, rows, cols, 0, rows, begin, end);
 }
 
 absl::StatusOr<std::vector<float>> WeightLoader::Vector(const std::string& name,

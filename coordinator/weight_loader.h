@@ -25,11 +25,21 @@ class WeightLoader {
   // (transformers >= 5 fused experts).
   absl::StatusOr<WeightMatrix> MatrixFrom3d(const std::string& name, int64_t index, int64_t row_begin,
                                             int64_t rows, int64_t cols) const;
+  // Rows [begin, end) or columns [begin, end) of a [rows x cols] matrix (a tensor-parallel slice).
+  // BF16 tensors are copied straight from the mapped file, so only the slice is read; other
+  // dtypes are converted whole and then cut.
+  absl::StatusOr<WeightMatrix> MatrixRows(const std::string& name, int64_t rows, int64_t cols,
+                                          int64_t begin, int64_t end) const;
+  absl::StatusOr<WeightMatrix> MatrixColumns(const std::string& name, int64_t rows, int64_t cols,
+                                             int64_t begin, int64_t end) const;
   // A 1-D f32 vector of `size` values (norm weights, biases).
   absl::StatusOr<std::vector<float>> Vector(const std::string& name, int64_t size) const;
 
  private:
   std::array<int64_t, 2> Fp8Block() const;
+  absl::StatusOr<WeightMatrix> SliceOf(const std::string& name, int64_t rows, int64_t cols,
+                                       int64_t begin, int64_t end, int64_t col_begin,
+                                       int64_t col_end) const;
   const Checkpoint& checkpoint_;
   const ModelConfig& config_;
 };

@@ -40,22 +40,26 @@ void KeepColumns(WeightMatrix& m, int64_t begin, int64_t end) {
   m.cols = end - begin;
 }
 
+// Intermediate rows [begin, end) of one expert: rows of gate/up, columns of down.
 absl::StatusOr<MlpWeights> LoadExpert(const WeightLoader& w, const ModelConfig& c, int64_t layer,
-                                      int64_t expert) {
+                                      int64_t expert, int64_t begin, int64_t end) {
   const int64_t h = c.hidden_size, inter = c.moe.expert_intermediate_size;
   const ExpertTensorNames names = ExpertNames(c, layer, expert);
   const MoeTensorNames fused = MoeNames(c, layer);
   MlpWeights m;
   if (w.Has(names.gate) || !w.Has(fused.fused_gate_up)) {
-    TANDEM_ASSIGN_OR_RETURN(m.gate, w.Matrix(names.gate, inter, h));
-    TANDEM_ASSIGN_OR_RETURN(m.up, w.Matrix(names.up, inter, h));
-    TANDEM_ASSIGN_OR_RETURN(m.down, w.Matrix(names.down, h, inter));
+    TANDEM_ASSIGN_OR_RETURN(m.gate, w.MatrixRows(names.gate, inter, h, begin, end));
+    TANDEM_ASSIGN_OR_RETURN(m.up, w.MatrixRows(names.up, inter, h, begin, end));
+    TANDEM_ASSIGN_OR_RETURN(m.down, w.MatrixColumns(names.down, h, inter, begin, end));
     return m;
   }
   // transformers >= 5 layout: gate_up [E x 2I x H] (gate rows first), down [E x H x I].
   TANDEM_ASSIGN_OR_RETURN(m.gate, w.MatrixFrom3d(fused.fused_gate_up, expert, 0, inter, h));
   TANDEM_ASSIGN_OR_RETURN(m.up, w.MatrixFrom3d(fused.fused_gate_up, expert, inter, inter, h));
   TANDEM_ASSIGN_OR_RETURN(m.down, w.MatrixFrom3d(fused.fused_down, expert, 0, h, inter));
+  KeepRows(m.gate, begin, end);
+  KeepRows(m.up, begin, end);
+  KeepColumns(m.down, begin, end);
   return m;
 }
 
@@ -97,12 +101,9 @@ absl::StatusOr<std::unique_ptr<ExpertShard>> ExpertShard::Load(const ModelConfig
       const bool tensor_parallel = plan.mode == ShardPlan::Mode::kTensorParallel;
       if (!tensor_parallel && !plan.OwnsExpert(e, config.moe.num_experts)) continue;
       if (tensor_parallel && begin == end) continue;
-      TANDEM_ASSIGN_OR_RETURN(MlpWeights m, LoadExpert(loader, config, l, e));
-      if (tensor_parallel && plan.count > 1) {
-        KeepRows(m.gate, begin, end);
-        KeepRows(m.up, begin, end);
-        KeepColumns(m.down, begin, end);
-      }
+      const int64_t row_begin = tensor_parallel ? begin : 0;
+      const int64_t row_end = tensor_parallel ? end : config.moe.expert_intermediate_size;
+      TANDEM_ASSIGN_OR_RETURN(MlpWeights m, LoadExpert(loader, config, l, e, row_begin, row_end));
       shard->weight_bytes_ += m.gate.bytes() + m.up.bytes() + m.down.bytes();
       shard->experts_[l][e] = std::move(m);
     }
