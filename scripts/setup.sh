@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Installs every Debian package Tandem's build and tests need (run as root, or with sudo available).
+# Installs every Debian package Tandem's build and tests need (as root, or through sudo when not root).
 set -euo pipefail
 packages=(
   build-essential cmake ninja-build pkg-config
