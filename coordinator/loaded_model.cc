@@ -25,6 +25,7 @@ absl::StatusOr<std::unique_ptr<ExpertExecutor>> CreateExpertExecutor(LoadedModel
   }
   RemoteExecutorOptions remote;
   remote.shard.model_dir = m.dir;
+  remote.shard.plan.mode = options.shard_mode;
   remote.shard.config_path = options.config_path;
   const std::string config_path =
       options.config_path.empty() ? m.dir + "/config.json" : options.config_path;

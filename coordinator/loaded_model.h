@@ -23,6 +23,9 @@ struct LoadOptions {
   // machine has fewer NUMA nodes). Ignored when worker_addrs is given.
   int workers = 0;
   std::vector<std::string> worker_addrs;  // gRPC addresses of workers already running
+  // How routed experts are split across workers: each expert's intermediate dimension
+  // (tensor-parallel, the default) or whole experts (expert-parallel).
+  ShardPlan::Mode shard_mode = ShardPlan::Mode::kTensorParallel;
 };
 
 struct LoadedModel {

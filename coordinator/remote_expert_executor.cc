@@ -106,7 +106,10 @@ absl::Status RemoteExpertExecutor::RunSlice(const MoeBatch& batch, float* out) {
 }
 
 std::string RemoteExpertExecutor::Describe() const {
-  return absl::StrCat(clients_.size(), " NUMA worker process(es), tensor-parallel");
+  return absl::StrCat(clients_.size(), " NUMA worker process(es), ",
+                      options_.shard.plan.mode == ShardPlan::Mode::kTensorParallel
+                          ? "tensor-parallel"
+                          : "expert-parallel");
 }
 
 }  // namespace tandem

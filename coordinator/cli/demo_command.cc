@@ -17,15 +17,14 @@ Command AddDemoCommand(CLI::App& app) {
     std::string prompt = "Tandem runs the experts on the CPU and the rest on the GPU.";
     int64_t max_tokens = 32;
     bool json = false;
-    std::string workers = "auto";
-    std::string worker_addrs;
+    WorkerFlags workers;
   };
   auto f = std::make_shared<Flags>();
   app.add_option("--dir", f->dir, "where to write the demo model (default: a new temporary directory)");
   app.add_option("--prompt", f->prompt)->capture_default_str();
   app.add_option("--max-tokens", f->max_tokens)->capture_default_str();
   app.add_flag("--json", f->json, "print one JSON object on stdout");
-  AddWorkerFlags(app, f->workers, f->worker_addrs);
+  AddWorkerFlags(app, f->workers);
   return [f]() -> absl::Status {
     std::string dir = f->dir;
     if (dir.empty()) {
@@ -35,7 +34,7 @@ Command AddDemoCommand(CLI::App& app) {
     }
     TANDEM_RETURN_IF_ERROR(WriteDemoModel(dir));
     LoadOptions options;
-    TANDEM_RETURN_IF_ERROR(ApplyWorkerFlags(f->workers, f->worker_addrs, options));
+    TANDEM_RETURN_IF_ERROR(ApplyWorkerFlags(f->workers, options));
     TANDEM_ASSIGN_OR_RETURN(LoadedModel m, LoadModel(dir, options));
     GenerateRequest request;
     request.prompt_ids = m.tokenizer->Encode(f->prompt, /*add_special_tokens=*/true);

@@ -14,11 +14,10 @@ struct ModelFlags {
   std::string config;  // alternative config.json (e.g. another layout of the same checkpoint)
   int64_t max_model_len = 0;
   bool json = false;
-  std::string workers = "auto";
-  std::string worker_addrs;
+  WorkerFlags workers;
 
   void Register(CLI::App& app) {
-    AddWorkerFlags(app, workers, worker_addrs);
+    AddWorkerFlags(app, workers);
     app.add_option("--model", model, "Hugging Face model directory")->required();
     app.add_option("--config", config, "config.json to use instead of MODEL/config.json");
     app.add_option("--max-model-len", max_model_len, "context length (default: the model's)");
@@ -26,7 +25,7 @@ struct ModelFlags {
   }
   absl::StatusOr<LoadOptions> Options(bool tokenizer = true) const {
     LoadOptions o;
-    TANDEM_RETURN_IF_ERROR(ApplyWorkerFlags(workers, worker_addrs, o));
+    TANDEM_RETURN_IF_ERROR(ApplyWorkerFlags(workers, o));
     o.config_path = config;
     o.max_model_len = max_model_len;
     o.load_tokenizer = tokenizer;

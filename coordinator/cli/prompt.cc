@@ -54,24 +54,34 @@ absl::StatusOr<std::vector<int32_t>> PromptToIds(const PromptFlags& f, const std
   return tokenizer->Encode(rendered, /*add_special_tokens=*/false);
 }
 
-void AddWorkerFlags(CLI::App& app, std::string& workers, std::string& worker_addrs) {
-  app.add_option("--workers", workers,
+void AddWorkerFlags(CLI::App& app, WorkerFlags& flags) {
+  app.add_option("--workers", flags.workers,
                  "expert worker processes: auto (one per NUMA node), N, or 0 (in-process)")
       ->capture_default_str();
-  app.add_option("--worker-addrs", worker_addrs,
+  app.add_option("--worker-addrs", flags.worker_addrs,
                  "comma-separated addresses of workers already running (unix:PATH or HOST:PORT)");
+  app.add_option("--shard-mode", flags.shard_mode,
+                 "split experts across workers: tp (each expert's rows) or ep (whole experts)")
+      ->capture_default_str();
 }
 
-absl::Status ApplyWorkerFlags(const std::string& workers, const std::string& worker_addrs,
-                              LoadOptions& options) {
-  if (workers == "auto") {
+absl::Status ApplyWorkerFlags(const WorkerFlags& flags, LoadOptions& options) {
+  if (flags.workers == "auto") {
     options.workers = -1;
-  } else if (!absl::SimpleAtoi(workers, &options.workers) || options.workers < 0) {
+  } else if (!absl::SimpleAtoi(flags.workers, &options.workers) || options.workers < 0) {
     return absl::InvalidArgumentError(
-        absl::StrCat("--workers must be auto or a number >= 0, got \"", workers, "\""));
+        absl::StrCat("--workers must be auto or a number >= 0, got \"", flags.workers, "\""));
   }
-  for (absl::string_view a : absl::StrSplit(worker_addrs, ',', absl::SkipEmpty()))
+  for (absl::string_view a : absl::StrSplit(flags.worker_addrs, ',', absl::SkipEmpty()))
     options.worker_addrs.emplace_back(a);
+  if (flags.shard_mode == "tp") {
+    options.shard_mode = ShardPlan::Mode::kTensorParallel;
+  } else if (flags.shard_mode == "ep") {
+    options.shard_mode = ShardPlan::Mode::kExpertParallel;
+  } else {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--shard-mode must be tp or ep, got \"", flags.shard_mode, "\""));
+  }
   return absl::OkStatus();
 }
 

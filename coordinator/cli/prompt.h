@@ -32,10 +32,15 @@ absl::StatusOr<std::vector<int32_t>> PromptToIds(const PromptFlags& flags, const
 absl::StatusOr<std::string> RenderChat(const std::string& model_dir, const std::string& messages_json,
                                        bool add_generation_prompt);
 
-// --workers N|auto and --worker-addrs A,B,... (shared by every command that loads a model).
-void AddWorkerFlags(CLI::App& app, std::string& workers, std::string& worker_addrs);
-absl::Status ApplyWorkerFlags(const std::string& workers, const std::string& worker_addrs,
-                              LoadOptions& options);
+// --workers N|auto, --worker-addrs A,B,... and --shard-mode tp|ep (every command that loads a
+// model).
+struct WorkerFlags {
+  std::string workers = "auto";
+  std::string worker_addrs;
+  std::string shard_mode = "tp";
+};
+void AddWorkerFlags(CLI::App& app, WorkerFlags& flags);
+absl::Status ApplyWorkerFlags(const WorkerFlags& flags, LoadOptions& options);
 
 // One JSON object on one line of stdout (invalid UTF-8 replaced, never an exception).
 void PrintJson(const nlohmann::json& object);

@@ -16,9 +16,11 @@
 namespace tandem {
 namespace {
 
-absl::StatusOr<LoadedModel> Load(const std::string& dir, int workers) {
+absl::StatusOr<LoadedModel> Load(const std::string& dir, int workers,
+                                 ShardPlan::Mode mode = ShardPlan::Mode::kTensorParallel) {
   LoadOptions options;
   options.workers = workers;
+  options.shard_mode = mode;
   options.config_path = dir + "/config.legacy.json";
   return LoadModel(dir, options);
 }
@@ -73,6 +75,19 @@ INSTANTIATE_TEST_SUITE_P(AllArchitectures, MultiWorkerExactness,
                            return std::filesystem::path(info.param).filename().string();
                          });
 GTEST_ALLOW_UNINSTANTIATED_PARAMETERIZED_TEST(MultiWorkerExactness);
+
+TEST(MultiWorkerExpertParallel, ThreeWorkersHoldingWholeExpertsMatchInProcess) {
+  const std::string dir = testing::FixturesDir() + "/deepseek_v3";
+  const auto ref = testing::ReadJson(dir + "/reference.json");
+  const auto prompt = ref["logits"]["prompt_ids"].get<std::vector<int32_t>>();
+  auto local = Load(dir, 0);
+  auto remote = Load(dir, 3, ShardPlan::Mode::kExpertParallel);
+  ASSERT_TRUE(local.ok() && remote.ok()) << local.status() << remote.status();
+  EXPECT_NE(remote->engine->experts().Describe().find("expert-parallel"), std::string::npos);
+  const auto a = LastLogits(*remote, prompt), b = LastLogits(*local, prompt);
+  ASSERT_EQ(a.size(), b.size());
+  for (size_t i = 0; i < a.size(); ++i) EXPECT_NEAR(a[i], b[i], 1e-4);
+}
 
 TEST(MultiWorkerFaults, KilledWorkerFailsTheRequestThenRestartedWorkerServes) {
   const std::string dir = testing::FixturesDir() + "/qwen3_moe";
