@@ -5,13 +5,14 @@
 namespace tandem {
 
 absl::StatusOr<std::unique_ptr<InProcessExpertExecutor>> InProcessExpertExecutor::Create(
-    const ModelConfig& config, const Checkpoint& checkpoint) {
-  TANDEM_ASSIGN_OR_RETURN(auto shard, ExpertShard::Load(config, checkpoint, ShardPlan{}));
+    const ModelConfig& config, const Checkpoint& checkpoint, CpuKernel kernel) {
+  TANDEM_ASSIGN_OR_RETURN(auto shard, ExpertShard::Load(config, checkpoint, ShardPlan{}, kernel));
   return std::unique_ptr<InProcessExpertExecutor>(new InProcessExpertExecutor(std::move(shard)));
 }
 
 std::string InProcessExpertExecutor::Describe() const {
-  return absl::StrCat("in-process (", omp_get_max_threads(), " threads)");
+  return absl::StrCat("in-process (", omp_get_max_threads(), " threads, ",
+                      std::string(CpuKernelName(shard_->kernel())), " kernel)");
 }
 
 }  // namespace tandem

@@ -14,7 +14,7 @@ namespace tandem {
 class InProcessExpertExecutor : public ExpertExecutor {
  public:
   static absl::StatusOr<std::unique_ptr<InProcessExpertExecutor>> Create(
-      const ModelConfig& config, const Checkpoint& checkpoint);
+      const ModelConfig& config, const Checkpoint& checkpoint, CpuKernel kernel = CpuKernel::kAuto);
 
   absl::Status Run(const MoeBatch& batch, float* out) override { return shard_->Run(batch, out); }
   std::string Describe() const override;

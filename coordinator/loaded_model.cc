@@ -17,10 +17,13 @@ absl::StatusOr<std::unique_ptr<ExpertExecutor>> CreateExpertExecutor(LoadedModel
     for (size_t i = 0; i < options.worker_addrs.size(); ++i)
       endpoints.push_back({static_cast<int>(i), options.worker_addrs[i], 0});
   } else if (options.workers != 0) {
-    TANDEM_ASSIGN_OR_RETURN(m.local_workers, LocalWorkers::Spawn(options.workers));
+    const std::vector<std::string> worker_args = {
+        "--cpu-kernel", std::string(CpuKernelName(options.cpu_kernel))};
+    TANDEM_ASSIGN_OR_RETURN(m.local_workers, LocalWorkers::Spawn(options.workers, "", worker_args));
     endpoints = m.local_workers->endpoints();
   } else {
-    TANDEM_ASSIGN_OR_RETURN(auto local, InProcessExpertExecutor::Create(m.config, *m.checkpoint));
+    TANDEM_ASSIGN_OR_RETURN(auto local, InProcessExpertExecutor::Create(m.config, *m.checkpoint,
+                                                                        options.cpu_kernel));
     return std::unique_ptr<ExpertExecutor>(std::move(local));
   }
   RemoteExecutorOptions remote;

@@ -26,6 +26,8 @@ struct LoadOptions {
   // How routed experts are split across workers: each expert's intermediate dimension
   // (tensor-parallel, the default) or whole experts (expert-parallel).
   ShardPlan::Mode shard_mode = ShardPlan::Mode::kTensorParallel;
+  // Expert kernel of the in-process executor and of spawned workers (--cpu-kernel).
+  CpuKernel cpu_kernel = CpuKernel::kAuto;
 };
 
 struct LoadedModel {

@@ -41,8 +41,8 @@ absl::StatusOr<std::vector<WorkerPlacement>> PlanWorkers(int count) {
   return plan;
 }
 
-absl::StatusOr<std::unique_ptr<LocalWorkers>> LocalWorkers::Spawn(int count,
-                                                                  const std::string& binary) {
+absl::StatusOr<std::unique_ptr<LocalWorkers>> LocalWorkers::Spawn(
+    int count, const std::string& binary, const std::vector<std::string>& extra_args) {
   std::unique_ptr<LocalWorkers> w(new LocalWorkers());
   w->binary_ = binary.empty() ? DefaultWorkerBinary() : binary;
   if (access(w->binary_.c_str(), X_OK) != 0)
@@ -58,6 +58,7 @@ absl::StatusOr<std::unique_ptr<LocalWorkers>> LocalWorkers::Spawn(int count,
     slot.args = {"--listen", "unix:" + slot.socket_path, "--id", std::to_string(i),
                  "--log-level", std::string(level.data(), level.size())};
     for (std::string& flag : plan[i].BindFlags()) slot.args.push_back(std::move(flag));
+    slot.args.insert(slot.args.end(), extra_args.begin(), extra_args.end());
     WorkerEndpoint e;
     e.index = i;
     e.address = "unix:" + slot.socket_path;

@@ -18,9 +18,10 @@ namespace tandem {
 class LocalWorkers {
  public:
   // `count` workers; 0 means one per NUMA node. `worker_binary` empty: tandem-worker next to
-  // this executable (or $TANDEM_WORKER_BIN).
-  static absl::StatusOr<std::unique_ptr<LocalWorkers>> Spawn(int count,
-                                                             const std::string& worker_binary = "");
+  // this executable (or $TANDEM_WORKER_BIN). `extra_args` go to every worker's command line.
+  static absl::StatusOr<std::unique_ptr<LocalWorkers>> Spawn(
+      int count, const std::string& worker_binary = "",
+      const std::vector<std::string>& extra_args = {});
   ~LocalWorkers();
 
   const std::vector<WorkerEndpoint>& endpoints() const { return endpoints_; }

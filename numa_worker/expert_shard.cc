@@ -88,15 +88,19 @@ bool ShardPlan::OwnsExpert(int64_t e, int64_t num_experts) const {
 
 absl::StatusOr<std::unique_ptr<ExpertShard>> ExpertShard::Load(const ModelConfig& config,
                                                                const Checkpoint& checkpoint,
-                                                               const ShardPlan& plan) {
+                                                               const ShardPlan& plan,
+                                                               CpuKernel kernel) {
   TANDEM_RETURN_IF_ERROR(plan.Validate());
   std::unique_ptr<ExpertShard> shard(new ExpertShard(config, plan));
+  TANDEM_ASSIGN_OR_RETURN(shard->kernel_.isa, ResolveCpuKernel(kernel));
+  shard->packed_.resize(config.num_layers);
   WeightLoader loader(checkpoint, config);
   const auto [begin, end] = plan.IntermediateRange(config.moe.expert_intermediate_size);
   shard->experts_.resize(config.num_layers);
   for (int64_t l = 0; l < config.num_layers; ++l) {
     if (!config.layer_is_moe[l]) continue;
     shard->experts_[l].resize(config.moe.num_experts);
+    shard->packed_[l].resize(config.moe.num_experts);
     for (int64_t e = 0; e < config.moe.num_experts; ++e) {
       const bool tensor_parallel = plan.mode == ShardPlan::Mode::kTensorParallel;
       if (!tensor_parallel && !plan.OwnsExpert(e, config.moe.num_experts)) continue;
@@ -104,6 +108,11 @@ absl::StatusOr<std::unique_ptr<ExpertShard>> ExpertShard::Load(const ModelConfig
       const int64_t row_begin = tensor_parallel ? begin : 0;
       const int64_t row_end = tensor_parallel ? end : config.moe.expert_intermediate_size;
       TANDEM_ASSIGN_OR_RETURN(MlpWeights m, LoadExpert(loader, config, l, e, row_begin, row_end));
+      if (!m.gate.is_f32 && !m.up.is_f32 && !m.down.is_f32) {
+        TANDEM_ASSIGN_OR_RETURN(shard->packed_[l][e], PackExpert(m.gate, m.up, m.down));
+        shard->weight_bytes_ += shard->packed_[l][e].bytes();
+        continue;
+      }
       shard->weight_bytes_ += m.gate.bytes() + m.up.bytes() + m.down.bytes();
       shard->experts_[l][e] = std::move(m);
     }
@@ -113,7 +122,7 @@ absl::StatusOr<std::unique_ptr<ExpertShard>> ExpertShard::Load(const ModelConfig
 
 absl::Status ExpertShard::Run(const MoeBatch& b, float* out) const {
   const int64_t h = config_.hidden_size;
-  if (b.layer < 0 || b.layer >= config_.num_layers || experts_[b.layer].empty())
+  if (b.layer < 0 || b.layer >= config_.num_layers || packed_[b.layer].empty())
     return absl::InvalidArgumentError(absl::StrCat("layer ", b.layer, " is not a MoE layer"));
   if (b.num_tokens < 0 || b.top_k < 0 || b.top_k > config_.moe.num_experts)
     return absl::InvalidArgumentError("bad token count or top-k");
@@ -141,12 +150,14 @@ absl::Status ExpertShard::Run(const MoeBatch& b, float* out) const {
   std::vector<int64_t> act_offset;
   for (int64_t e = 0; e < num_experts; ++e) {
     const MlpWeights& w = experts_[b.layer][e];
-    if (rows[e].empty() || w.empty()) continue;
+    const PackedExpert& p = packed_[b.layer][e];
+    if (rows[e].empty() || (w.empty() && p.empty())) continue;
     const int64_t n = static_cast<int64_t>(rows[e].size());
-    active.push_back({e, packed_rows, n, w.gate.rows});
+    const int64_t inter = p.empty() ? w.gate.rows : p.intermediate();
+    active.push_back({e, packed_rows, n, inter});
     act_offset.push_back(act_size);
     packed_rows += n;
-    act_size += n * w.gate.rows;
+    act_size += n * inter;
   }
   std::vector<float> x(packed_rows * h), y(packed_rows * h), act(act_size), up(act_size);
   for (const Active& a : active)
@@ -165,11 +176,16 @@ absl::Status ExpertShard::Run(const MoeBatch& b, float* out) const {
 #pragma omp for schedule(dynamic, 1)
     for (size_t task = 0; task < up_tasks.size(); ++task) {
       const Active& a = active[up_tasks[task].first];
-      const MlpWeights& w = experts_[b.layer][a.expert];
       const int64_t r0 = up_tasks[task].second, r1 = std::min(a.inter, r0 + kRowsPerTask);
       float* g = act.data() + act_offset[up_tasks[task].first];
-      float* u = up.data() + act_offset[up_tasks[task].first];
       const float* xe = x.data() + a.first_row * h;
+      const PackedExpert& p = packed_[b.layer][a.expert];
+      if (!p.empty()) {
+        GateUpRows(kernel_, p, ExpertActivations{xe, nullptr, a.n, h}, r0, r1, g);
+        continue;
+      }
+      const MlpWeights& w = experts_[b.layer][a.expert];
+      float* u = up.data() + act_offset[up_tasks[task].first];
       LinearRowRange(xe, a.n, w.gate, r0, r1, g);
       LinearRowRange(xe, a.n, w.up, r0, r1, u);
       for (int64_t i = 0; i < a.n; ++i) SiluMul(g + i * a.inter + r0, u + i * a.inter + r0, r1 - r0);
@@ -177,10 +193,15 @@ absl::Status ExpertShard::Run(const MoeBatch& b, float* out) const {
 #pragma omp for schedule(dynamic, 1)
     for (size_t task = 0; task < down_tasks.size(); ++task) {
       const Active& a = active[down_tasks[task].first];
-      const MlpWeights& w = experts_[b.layer][a.expert];
       const int64_t r0 = down_tasks[task].second, r1 = std::min(h, r0 + kRowsPerTask);
-      LinearRowRange(act.data() + act_offset[down_tasks[task].first], a.n, w.down, r0, r1,
-                     y.data() + a.first_row * h);
+      const float* ae = act.data() + act_offset[down_tasks[task].first];
+      float* ye = y.data() + a.first_row * h;
+      const PackedExpert& p = packed_[b.layer][a.expert];
+      if (!p.empty()) {
+        DownRows(kernel_, p, ExpertActivations{ae, nullptr, a.n, a.inter}, r0, r1, ye);
+      } else {
+        LinearRowRange(ae, a.n, experts_[b.layer][a.expert].down, r0, r1, ye);
+      }
     }
 #pragma omp for schedule(static)
     for (int64_t d0 = 0; d0 < h; d0 += kRowsPerTask) {

@@ -14,6 +14,9 @@
 #include "common/model_config.h"
 #include "coordinator/expert_executor.h"
 #include "coordinator/model_weights.h"
+#include "kernels/cpu/isa.h"
+#include "kernels/cpu/moe_kernel.h"
+#include "kernels/cpu/moe_pack.h"
 
 namespace tandem {
 
@@ -32,9 +35,13 @@ struct ShardPlan {
 
 class ExpertShard {
  public:
+  // `kernel` picks the CPU kernel (kernels/cpu/isa.h): kAuto takes the best this machine runs;
+  // asking for one it cannot run is FailedPrecondition. bf16 experts are packed once here into
+  // that kernel's layout; f32 experts (f16/f32 checkpoints) run through the plain row kernels.
   static absl::StatusOr<std::unique_ptr<ExpertShard>> Load(const ModelConfig& config,
                                                            const Checkpoint& checkpoint,
-                                                           const ShardPlan& plan);
+                                                           const ShardPlan& plan,
+                                                           CpuKernel kernel = CpuKernel::kAuto);
 
   // out[T x hidden] = this shard's part of sum_j w[t,j] * expert_{id[t,j]}(hidden[t]).
   // Validates layer and expert ids (InvalidArgument), never crashes on bad input.
@@ -42,13 +49,17 @@ class ExpertShard {
 
   size_t weight_bytes() const { return weight_bytes_; }
   const ShardPlan& plan() const { return plan_; }
+  CpuKernel kernel() const { return kernel_.isa; }
 
  private:
   ExpertShard(const ModelConfig& config, const ShardPlan& plan) : config_(config), plan_(plan) {}
   ModelConfig config_;
   ShardPlan plan_;
   // [layer][expert]; an expert this shard does not hold (or a zero-width slice) has empty weights.
+  // A bf16 expert lives in `packed_` (and its `experts_` entry is empty), an f32 one in `experts_`.
   std::vector<std::vector<MlpWeights>> experts_;
+  std::vector<std::vector<PackedExpert>> packed_;
+  ExpertKernel kernel_;
   size_t weight_bytes_ = 0;
 };
 

@@ -32,7 +32,7 @@ void SetUpLogging(const std::string& id, const std::string& level) {
 
 int main(int argc, char** argv) {
   CLI::App app{"tandem-worker: serves one NUMA node's slice of the routed experts"};
-  std::string listen, cpus, id, log_level = "info";
+  std::string listen, cpus, id, log_level = "info", cpu_kernel = "auto";
   int numa_node = -1, threads = 0;
   app.add_option("--listen", listen, "gRPC address: unix:PATH or HOST:PORT")->required();
   auto* node_opt =
@@ -43,6 +43,8 @@ int main(int argc, char** argv) {
       ->check(CLI::NonNegativeNumber);
   app.add_option("--id", id, "name in logs and Hello (default: the NUMA node, else the pid)");
   app.add_option("--log-level", log_level, "trace|debug|info|warn|error|off")
+      ->capture_default_str();
+  app.add_option("--cpu-kernel", cpu_kernel, "expert kernel: auto|reference|avx512|amx")
       ->capture_default_str();
   CLI11_PARSE(app, argc, argv);
 
@@ -68,7 +70,13 @@ int main(int argc, char** argv) {
   if (absl::Status s = tandem::PinOpenMpTeam(*binding); !s.ok())
     spdlog::warn("OpenMP threads not pinned: {}", s.ToString());
 
-  tandem::WorkerIdentity identity{id, *binding, tandem::DetectIsa()};
+  absl::StatusOr<tandem::CpuKernel> kernel = tandem::ParseCpuKernel(cpu_kernel);
+  if (kernel.ok()) kernel = tandem::ResolveCpuKernel(*kernel);
+  if (!kernel.ok()) {
+    spdlog::error("{}", std::string(kernel.status().message()));
+    return 1;
+  }
+  tandem::WorkerIdentity identity{id, *binding, *kernel};
   // Idle, the ring loop sleeps on the futex and checks for a stop every 20 ms; a request wakes it
   // at once (after a 50 us spin).
   tandem::RingWaitOptions ring_wait;
@@ -81,7 +89,7 @@ int main(int argc, char** argv) {
     return 1;
   }
   spdlog::info("pid {} listening on {}; {}; isa {}", getpid(), (*server)->address(),
-               tandem::DescribeBinding(*binding), identity.isa);
+               tandem::DescribeBinding(*binding), tandem::CpuKernelName(identity.cpu_kernel));
   (*server)->ServeUntilShutdown(signals);
   return 0;
 }

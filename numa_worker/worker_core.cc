@@ -59,11 +59,6 @@ void AccountExperts(const ModelConfig& config, const ShardPlan& plan, size_t wei
 
 }  // namespace
 
-std::string DetectIsa() {
-  __builtin_cpu_init();
-  return __builtin_cpu_supports("avx512f") ? "avx512" : "reference";
-}
-
 WorkerCore::WorkerCore(WorkerIdentity identity, RingWaitOptions ring_wait)
     : identity_(std::move(identity)), ring_wait_(ring_wait) {}
 
@@ -85,7 +80,7 @@ absl::StatusOr<v1::HelloResponse> WorkerCore::Hello(const v1::HelloRequest& requ
   for (int c : identity_.binding.cpus) topology->add_cpus(c);
   topology->set_threads(identity_.binding.threads);
   topology->set_memory_bytes(identity_.binding.memory_bytes);
-  response.set_isa(identity_.isa);
+  response.set_isa(std::string(CpuKernelName(identity_.cpu_kernel)));
   return response;
 }
 
@@ -134,7 +129,7 @@ absl::StatusOr<v1::LoadShardResponse> WorkerCore::LoadShard(const v1::LoadShardR
     return absl::FailedPreconditionError(absl::StrCat(dir, ": the model has no routed experts"));
 
   TANDEM_ASSIGN_OR_RETURN(std::unique_ptr<ExpertShard> shard,
-                          ExpertShard::Load(config, *checkpoint, plan));
+                          ExpertShard::Load(config, *checkpoint, plan, identity_.cpu_kernel));
   checkpoint.reset();  // only the shard's slice stays in memory
 
   auto loaded = std::make_unique<Loaded>();

@@ -33,6 +33,7 @@
 #include "numa_worker/expert_shard.h"
 #include "numa_worker/ring_loop.h"
 #include "numa_worker/worker_counters.h"
+#include "kernels/cpu/isa.h"
 #include "tandem/v1/worker.pb.h"
 
 namespace tandem {
@@ -40,12 +41,9 @@ namespace tandem {
 struct WorkerIdentity {
   std::string worker_id;  // e.g. "node0"; appears in logs as "[worker node0]"
   CpuBinding binding;
-  std::string isa;  // "avx512" / "reference"
+  // The expert kernel, resolved at start-up (ResolveCpuKernel); reported by Hello as "isa".
+  CpuKernel cpu_kernel = CpuKernel::kReference;
 };
-
-// The ISA the kernels would use on this CPU: "avx512" if the CPU reports AVX-512F, else
-// "reference". (AMX detection and the real dispatch come with the CPU kernels.)
-std::string DetectIsa();
 
 class WorkerCore {
  public:

@@ -6,6 +6,7 @@
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 #include "common/chat_template.h"
+#include "kernels/cpu/isa.h"
 
 namespace tandem::cli {
 
@@ -63,6 +64,9 @@ void AddWorkerFlags(CLI::App& app, WorkerFlags& flags) {
   app.add_option("--shard-mode", flags.shard_mode,
                  "split experts across workers: tp (each expert's rows) or ep (whole experts)")
       ->capture_default_str();
+  app.add_option("--cpu-kernel", flags.cpu_kernel,
+                 "routed-expert kernel: auto|reference|avx512|amx (chosen from CPUID when auto)")
+      ->capture_default_str();
 }
 
 absl::Status ApplyWorkerFlags(const WorkerFlags& flags, LoadOptions& options) {
@@ -82,6 +86,9 @@ absl::Status ApplyWorkerFlags(const WorkerFlags& flags, LoadOptions& options) {
     return absl::InvalidArgumentError(
         absl::StrCat("--shard-mode must be tp or ep, got \"", flags.shard_mode, "\""));
   }
+  TANDEM_ASSIGN_OR_RETURN(options.cpu_kernel, ParseCpuKernel(flags.cpu_kernel));
+  // Fail here, before anything starts, when this machine cannot run the requested kernel.
+  TANDEM_RETURN_IF_ERROR(ResolveCpuKernel(options.cpu_kernel).status());
   return absl::OkStatus();
 }
 

@@ -32,12 +32,13 @@ absl::StatusOr<std::vector<int32_t>> PromptToIds(const PromptFlags& flags, const
 absl::StatusOr<std::string> RenderChat(const std::string& model_dir, const std::string& messages_json,
                                        bool add_generation_prompt);
 
-// --workers N|auto, --worker-addrs A,B,... and --shard-mode tp|ep (every command that loads a
-// model).
+// --workers N|auto, --worker-addrs A,B,..., --shard-mode tp|ep and --cpu-kernel (every command
+// that loads a model).
 struct WorkerFlags {
   std::string workers = "auto";
   std::string worker_addrs;
   std::string shard_mode = "tp";
+  std::string cpu_kernel = "auto";
 };
 void AddWorkerFlags(CLI::App& app, WorkerFlags& flags);
 absl::Status ApplyWorkerFlags(const WorkerFlags& flags, LoadOptions& options);

@@ -200,7 +200,7 @@ TEST_P(WorkerProcessTest, ControlPlaneRingAndShutdown) {
   EXPECT_GE(hi.topology().cpus_size(), 1);
   EXPECT_EQ(hi.topology().threads(), hi.topology().cpus_size());
   EXPECT_GT(hi.topology().memory_bytes(), 0u);
-  EXPECT_THAT(hi.isa(), ::testing::AnyOf("avx512", "reference"));
+  EXPECT_THAT(hi.isa(), ::testing::AnyOf("avx512", "amx", "reference"));
   hello.set_protocol_version(kWorkerProtocolVersion + 1);
   grpc::Status s = w.stub().Hello(Context().get(), hello, &hi);
   EXPECT_EQ(s.error_code(), grpc::StatusCode::FAILED_PRECONDITION);

@@ -61,7 +61,7 @@ WorkerIdentity TestIdentity() {
   id.worker_id = "test";
   id.binding.cpus = {(*AllowedCpus())[0]};
   id.binding.threads = 1;
-  id.isa = DetectIsa();
+  id.cpu_kernel = *ResolveCpuKernel(CpuKernel::kAuto);
   return id;
 }
 

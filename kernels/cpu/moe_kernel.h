@@ -1,0 +1,79 @@
+// The routed-expert computation of the CPU MoE operator over packed bf16 weights (moe_pack.h):
+// y = down(silu(gate x) * up x) for the n tokens routed to one expert, in f32 accumulation.
+//
+// Two levels:
+//   * ExpertForward: one expert, all rows, serially on the calling thread.
+//   * GateUpRows / DownRows: one row range of one phase, serially, for a parallel scheduler that
+//     hands out (expert, row block) tasks itself: phase 1 writes act = silu(gate x) * up x for
+//     intermediate rows [r0, r1); after all of phase 1, phase 2 writes y for hidden rows [d0, d1).
+//     Ranges that start and end on multiples of 16 (or at the matrix end) avoid recomputing the
+//     16-row blocks they share with a neighbour; any range is correct, and a row's value does not
+//     depend on how the rows were split into ranges (bit-identical to ExpertForward).
+//
+// Thread safety: pure functions over caller buffers; concurrent calls are safe as long as they
+// write disjoint outputs. Calls with an AVX-512 kernel must only be made after ResolveCpuKernel
+// (isa.h) returned kAvx512 or kAmx on this machine.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "kernels/cpu/isa.h"
+#include "kernels/cpu/moe_pack.h"
+
+namespace tandem {
+
+// The activations the dot products see: f32 as given (exact up to summation order), or rounded to
+// bf16 so that the AVX-512 path can use vdpbf16ps (measured: ~3e-3 relative error of the expert
+// output, max and rms, on Qwen3/Qwen2/DeepSeek-V3 expert shapes; f32 is ~1e-6).
+enum class ActivationPrecision { kF32, kBf16 };
+
+struct ExpertKernel {
+  // A resolved kernel: kReference, kAvx512 or kAmx (kAmx runs the AVX-512 code until the AMX tile
+  // kernel exists). kAuto is treated as kReference.
+  CpuKernel isa = CpuKernel::kReference;
+  // Ignored by the reference kernel, which always computes with f32 activations.
+  ActivationPrecision activations = ActivationPrecision::kF32;
+
+  bool uses_bf16_activations() const;
+};
+
+// Activations of n tokens [n x k] in the forms the kernels read.
+struct ExpertActivations {
+  const float* f32 = nullptr;            // [n x k], row-major; always required
+  const uint32_t* bf16_pairs = nullptr;  // [n x Bf16PairCount(k)]; required when the kernel
+                                         // uses_bf16_activations(), from ConvertToBf16Pairs
+  int64_t n = 0;
+  int64_t k = 0;
+};
+
+// 32-bit words per token of ConvertToBf16Pairs's output: ceil(k / 2).
+inline int64_t Bf16PairCount(int64_t k) { return (k + 1) / 2; }
+
+// out[t * Bf16PairCount(k) + p] = bf16(x[t][2p]) | bf16(x[t][2p + 1]) << 16 (round to nearest
+// even; an odd k gets a zero high half in its last word). Tokens are independent: a scheduler may
+// convert disjoint token ranges in parallel.
+void ConvertToBf16Pairs(const float* x, int64_t n, int64_t k, uint32_t* out);
+
+// act[t * I + r] = silu(gate[r] . x[t]) * (up[r] . x[t]) for r in [r0, r1), t < x.n
+// (I = e.intermediate(), x.k == e.hidden()). Other elements of act are not touched.
+void GateUpRows(const ExpertKernel& kernel, const PackedExpert& e, const ExpertActivations& x,
+                int64_t r0, int64_t r1, float* act);
+
+// y[t * H + d] = down[d] . act[t] for d in [d0, d1), t < act.n (H = e.hidden(),
+// act.k == e.intermediate()). Other elements of y are not touched.
+void DownRows(const ExpertKernel& kernel, const PackedExpert& e, const ExpertActivations& act,
+              int64_t d0, int64_t d1, float* y);
+
+// Buffers ExpertForward reuses between calls (one per thread).
+struct ExpertScratch {
+  std::vector<float> act;
+  std::vector<uint32_t> x_pairs;
+  std::vector<uint32_t> act_pairs;
+};
+
+// y[n x H] = down(silu(gate x) * up x) for x [n x H], serially. n == 0 does nothing.
+void ExpertForward(const ExpertKernel& kernel, const PackedExpert& e, const float* x, int64_t n,
+                   float* y, ExpertScratch* scratch);
+
+}  // namespace tandem
