@@ -7,8 +7,9 @@
 
 namespace tandem {
 
-absl::StatusOr<std::shared_ptr<grpc::Channel>> ConnectChannel(const std::string& address,
-                                                              absl::Duration timeout) {
+absl::StatusOr<std::shared_ptr<grpc::Channel>> ConnectChannel(
+    const std::string& address, absl::Duration timeout,
+    const std::function<absl::Status()>& still_alive) {
   const absl::Time deadline = absl::Now() + timeout;
   while (true) {
     grpc::ChannelArguments args;
@@ -19,6 +20,7 @@ absl::StatusOr<std::shared_ptr<grpc::Channel>> ConnectChannel(const std::string&
                                   std::chrono::milliseconds(absl::ToInt64Milliseconds(attempt)))) {
       return channel;
     }
+    if (still_alive) TANDEM_RETURN_IF_ERROR(still_alive());
     if (absl::Now() >= deadline) {
       return absl::UnavailableError(absl::StrCat(address, ": not reachable within ",
                                                  absl::FormatDuration(timeout)));

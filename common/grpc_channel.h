@@ -3,6 +3,7 @@
 // was not listening yet, so each attempt here uses a fresh channel. Callable from any thread.
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -13,7 +14,10 @@
 namespace tandem {
 
 // A channel in the READY state, or Unavailable naming `address` once `timeout` has passed.
-absl::StatusOr<std::shared_ptr<grpc::Channel>> ConnectChannel(const std::string& address,
-                                                              absl::Duration timeout);
+// `still_alive` (optional) is asked between attempts; its error ends the wait at once (e.g. the
+// server process being waited for has exited).
+absl::StatusOr<std::shared_ptr<grpc::Channel>> ConnectChannel(
+    const std::string& address, absl::Duration timeout,
+    const std::function<absl::Status()>& still_alive = nullptr);
 
 }  // namespace tandem

@@ -31,7 +31,9 @@ absl::Status WorkerClient::Annotate(const absl::Status& status) const {
 absl::StatusOr<std::unique_ptr<WorkerClient>> WorkerClient::Connect(const WorkerEndpoint& endpoint,
                                                                     absl::Duration timeout) {
   std::unique_ptr<WorkerClient> client(new WorkerClient(endpoint));
-  auto channel = ConnectChannel(endpoint.address, timeout);
+  // A spawned worker that exits at start-up (bad binding, address in use) fails the wait at once.
+  auto channel = ConnectChannel(endpoint.address, timeout,
+                                [&client] { return client->LivenessStatus(); });
   if (!channel.ok()) return client->Annotate(channel.status());
   client->channel_ = std::move(*channel);
   client->stub_ = tandem::v1::WorkerControl::NewStub(client->channel_);
@@ -91,11 +93,11 @@ absl::Status WorkerClient::LivenessStatus() {
       endpoint_.pid = -1;  // reaped: never wait for it again
       return absl::UnavailableError(absl::StrCat("worker process ", how));
     }
-    if (endpoint_.pid < 0) return absl::UnavailableError("worker process is gone");
     return absl::OkStatus();
   }
   if (endpoint_.pid < 0) return absl::UnavailableError("worker process is gone");
   // A worker started elsewhere: its channel state tells when the connection broke.
+  if (!channel_) return absl::OkStatus();  // still connecting
   const grpc_connectivity_state state = channel_->GetState(/*try_to_connect=*/true);
   if (state == GRPC_CHANNEL_TRANSIENT_FAILURE || state == GRPC_CHANNEL_SHUTDOWN)
     return absl::UnavailableError("worker is unreachable (connection lost)");

@@ -137,6 +137,21 @@ TEST(MultiWorkerFaults, KilledWorkerFailsTheRequestThenRestartedWorkerServes) {
   EXPECT_EQ(again->ids.size(), 4u);
 }
 
+TEST(MultiWorkerFaults, WorkerThatExitsAtStartUpFailsFast) {
+  auto workers = LocalWorkers::Spawn(1, "/bin/false");  // exits 1 at once, never listens
+  ASSERT_TRUE(workers.ok()) << workers.status();
+  RemoteExecutorOptions options;
+  options.shard.model_dir = testing::FixturesDir() + "/qwen3_moe";
+  options.ring = {2, 16, 64, 4};
+  const absl::Time start = absl::Now();
+  auto executor = RemoteExpertExecutor::Create((*workers)->endpoints(), options);
+  ASSERT_FALSE(executor.ok());
+  EXPECT_EQ(executor.status().code(), absl::StatusCode::kUnavailable) << executor.status();
+  EXPECT_NE(std::string(executor.status().message()).find("exited with code 1"), std::string::npos)
+      << executor.status();
+  EXPECT_LT(absl::Now() - start, absl::Seconds(5));
+}
+
 TEST(MultiWorkerFaults, WorkerFromAnotherCheckpointIsRefused) {
   const std::string dir = testing::FixturesDir() + "/qwen3_moe";
   auto workers = LocalWorkers::Spawn(1);
