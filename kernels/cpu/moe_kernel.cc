@@ -12,6 +12,12 @@ bool UsesAvx512(const ExpertKernel& k) {
   return k.isa == CpuKernel::kAvx512 || k.isa == CpuKernel::kAmx;
 }
 
+// kAmx with bf16 activations and >= moe_internal::kAmxMinTokens tokens: the AMX tile kernel.
+bool UsesAmx(const ExpertKernel& k, int64_t n) {
+  return k.isa == CpuKernel::kAmx && k.activations == ActivationPrecision::kBf16 &&
+         n >= moe_internal::kAmxMinTokens;
+}
+
 }  // namespace
 
 bool ExpertKernel::uses_bf16_activations() const {
@@ -33,7 +39,9 @@ void ConvertToBf16Pairs(const float* x, int64_t n, int64_t k, uint32_t* out) {
 
 void GateUpRows(const ExpertKernel& kernel, const PackedExpert& e, const ExpertActivations& x,
                 int64_t r0, int64_t r1, float* act) {
-  if (UsesAvx512(kernel)) {
+  if (UsesAmx(kernel, x.n)) {
+    moe_internal::AmxGateUpRows(e, x, r0, r1, act);
+  } else if (UsesAvx512(kernel)) {
     moe_internal::Avx512GateUpRows(e, x, kernel.uses_bf16_activations(), r0, r1, act);
   } else {
     moe_internal::ReferenceGateUpRows(e, x, r0, r1, act);
@@ -42,7 +50,9 @@ void GateUpRows(const ExpertKernel& kernel, const PackedExpert& e, const ExpertA
 
 void DownRows(const ExpertKernel& kernel, const PackedExpert& e, const ExpertActivations& act,
               int64_t d0, int64_t d1, float* y) {
-  if (UsesAvx512(kernel)) {
+  if (UsesAmx(kernel, act.n)) {
+    moe_internal::AmxDownRows(e, act, d0, d1, y);
+  } else if (UsesAvx512(kernel)) {
     moe_internal::Avx512DownRows(e, act, kernel.uses_bf16_activations(), d0, d1, y);
   } else {
     moe_internal::ReferenceDownRows(e, act, d0, d1, y);

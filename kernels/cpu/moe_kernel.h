@@ -29,8 +29,9 @@ namespace tandem {
 enum class ActivationPrecision { kF32, kBf16 };
 
 struct ExpertKernel {
-  // A resolved kernel: kReference, kAvx512 or kAmx (kAmx runs the AVX-512 code until the AMX tile
-  // kernel exists). kAuto is treated as kReference.
+  // A resolved kernel: kReference, kAvx512 or kAmx. kAmx runs AMX bf16 tiles when activations are
+  // bf16 and there are at least kAmxMinTokens tokens, the AVX-512 code otherwise (AMX has no f32
+  // path, so f32 activations keep their exactness). kAuto is treated as kReference.
   CpuKernel isa = CpuKernel::kReference;
   // Ignored by the reference kernel, which always computes with f32 activations.
   ActivationPrecision activations = ActivationPrecision::kF32;
