@@ -120,6 +120,41 @@ absl::StatusOr<std::unique_ptr<ExpertShard>> ExpertShard::Load(const ModelConfig
   return shard;
 }
 
+absl::StatusOr<std::unique_ptr<ExpertShard>> ExpertShard::FromWeights(
+    const ModelConfig& config, std::vector<std::vector<MlpWeights>> experts, CpuKernel kernel) {
+  if (static_cast<int64_t>(experts.size()) != config.num_layers ||
+      static_cast<int64_t>(config.layer_is_moe.size()) != config.num_layers) {
+    return absl::InvalidArgumentError(absl::StrCat("expected expert weights of ", config.num_layers,
+                                                   " layers, got ", experts.size()));
+  }
+  std::unique_ptr<ExpertShard> shard(new ExpertShard(config, ShardPlan{}));
+  TANDEM_ASSIGN_OR_RETURN(shard->kernel_.isa, ResolveCpuKernel(kernel));
+  shard->experts_.resize(config.num_layers);
+  shard->packed_.resize(config.num_layers);
+  for (int64_t l = 0; l < config.num_layers; ++l) {
+    if (!config.layer_is_moe[l]) continue;
+    if (static_cast<int64_t>(experts[l].size()) != config.moe.num_experts) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "layer ", l, ": expected ", config.moe.num_experts, " experts, got ", experts[l].size()));
+    }
+    shard->experts_[l].resize(config.moe.num_experts);
+    shard->packed_[l].resize(config.moe.num_experts);
+    for (int64_t e = 0; e < config.moe.num_experts; ++e) {
+      MlpWeights& m = experts[l][e];
+      if (m.empty()) continue;
+      if (!m.gate.is_f32 && !m.up.is_f32 && !m.down.is_f32) {
+        TANDEM_ASSIGN_OR_RETURN(shard->packed_[l][e], PackExpert(m.gate, m.up, m.down));
+        shard->weight_bytes_ += shard->packed_[l][e].bytes();
+        m = MlpWeights();  // free the unpacked copy now
+        continue;
+      }
+      shard->weight_bytes_ += m.gate.bytes() + m.up.bytes() + m.down.bytes();
+      shard->experts_[l][e] = std::move(m);
+    }
+  }
+  return shard;
+}
+
 absl::Status ExpertShard::Run(const MoeBatch& b, float* out) const {
   const int64_t h = config_.hidden_size;
   if (b.layer < 0 || b.layer >= config_.num_layers || packed_[b.layer].empty())

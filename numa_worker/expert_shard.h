@@ -43,6 +43,14 @@ class ExpertShard {
                                                            const ShardPlan& plan,
                                                            CpuKernel kernel = CpuKernel::kAuto);
 
+  // The single shard {index 0, count 1} over weights already in memory (benchmarks, tests):
+  // `experts` is [layer][expert], with config.num_layers layers; a non-MoE layer has no experts.
+  // bf16 experts are packed for `kernel` and their unpacked copy freed one by one (peak memory:
+  // the unpacked weights plus one packed expert); f32 experts are kept as they are.
+  static absl::StatusOr<std::unique_ptr<ExpertShard>> FromWeights(
+      const ModelConfig& config, std::vector<std::vector<MlpWeights>> experts,
+      CpuKernel kernel = CpuKernel::kAuto);
+
   // out[T x hidden] = this shard's part of sum_j w[t,j] * expert_{id[t,j]}(hidden[t]).
   // Validates layer and expert ids (InvalidArgument), never crashes on bad input.
   absl::Status Run(const MoeBatch& batch, float* out) const;

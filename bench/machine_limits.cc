@@ -1,0 +1,277 @@
+#include "bench/machine_limits.h"
+
+#include <omp.h>
+#include <sched.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdlib>
+#include <cstring>
+#include <vector>
+
+#include "kernels/cpu/isa.h"
+
+#if defined(__x86_64__)
+#include <immintrin.h>
+#endif
+
+namespace tandem::bench {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double Seconds(Clock::time_point a, Clock::time_point b) {
+  return std::chrono::duration<double>(b - a).count();
+}
+
+// Sinks the kernels' results so the compiler cannot drop them.
+volatile float g_sink = 0;
+
+float SumPlain(const float* p, int64_t n) {
+  float acc[8] = {};
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8)
+    for (int j = 0; j < 8; ++j) acc[j] += p[i + j];
+  for (; i < n; ++i) acc[0] += p[i];
+  float s = 0;
+  for (float a : acc) s += a;
+  return s;
+}
+
+#if defined(__x86_64__)
+// Horizontal sum through memory (gcc 12's _mm512_reduce_add_ps warns -Wuninitialized).
+__attribute__((target("avx512f"))) float HorizontalSum(__m512 v) {
+  alignas(64) float lanes[16];
+  _mm512_store_ps(lanes, v);
+  float s = 0;
+  for (float x : lanes) s += x;
+  return s;
+}
+
+// Eight independent accumulators (8 cache lines per iteration) over `kStreams` sequential
+// streams (equal parts of the slice, read in lockstep): the adds' latency never limits the loads,
+// and several streams keep more hardware prefetchers busy, as the MoE kernels' gate, up and
+// activation streams do.
+constexpr int64_t kStreams = 8;
+
+__attribute__((target("avx512f"))) float SumAvx512(const float* p, int64_t n) {
+  __m512 a[8];
+  for (auto& x : a) x = _mm512_setzero_ps();
+  const int64_t part = n / kStreams / 64 * 64;
+  for (int64_t i = 0; i < part; i += 64) {
+#pragma GCC unroll 8
+    for (int64_t s = 0; s < kStreams; ++s) {
+      const float* q = p + s * part + i;
+      a[2 * (s % 4)] = _mm512_add_ps(a[2 * (s % 4)], _mm512_load_ps(q));
+      a[2 * (s % 4) + 1] = _mm512_add_ps(a[2 * (s % 4) + 1], _mm512_load_ps(q + 16));
+      a[2 * (s % 4)] = _mm512_add_ps(a[2 * (s % 4)], _mm512_load_ps(q + 32));
+      a[2 * (s % 4) + 1] = _mm512_add_ps(a[2 * (s % 4) + 1], _mm512_load_ps(q + 48));
+    }
+  }
+  for (int j = 1; j < 8; ++j) a[0] = _mm512_add_ps(a[0], a[j]);
+  float s = HorizontalSum(a[0]);
+  for (int64_t i = kStreams * part; i < n; ++i) s += p[i];
+  return s;
+}
+
+// 12 independent accumulator chains hide the FMA latency (4 cycles x 2 ports = 8 in flight).
+constexpr int64_t kPeakIters = 1 << 22;
+
+__attribute__((target("avx512f"))) double PeakF32Avx512(int64_t iters) {
+  __m512 a = _mm512_set1_ps(1.0001f), b = _mm512_set1_ps(0.9999f);
+  __m512 c[12];
+  for (auto& x : c) x = _mm512_setzero_ps();
+  for (int64_t i = 0; i < iters; ++i) {
+#pragma GCC unroll 12
+    for (auto& x : c) x = _mm512_fmadd_ps(a, b, x);
+    __asm__ volatile("" : "+v"(a), "+v"(b));  // keep the operands in registers, opaque
+  }
+  __m512 s = c[0];
+  for (int j = 1; j < 12; ++j) s = _mm512_add_ps(s, c[j]);
+  g_sink = HorizontalSum(s);
+  return 12.0 * 16 * 2 * static_cast<double>(iters);
+}
+
+__attribute__((target("avx2,fma"))) double PeakF32Avx2(int64_t iters) {
+  __m256 a = _mm256_set1_ps(1.0001f), b = _mm256_set1_ps(0.9999f);
+  __m256 c[12];
+  for (auto& x : c) x = _mm256_setzero_ps();
+  for (int64_t i = 0; i < iters; ++i) {
+#pragma GCC unroll 12
+    for (auto& x : c) x = _mm256_fmadd_ps(a, b, x);
+    __asm__ volatile("" : "+x"(a), "+x"(b));
+  }
+  __m256 s = c[0];
+  for (int j = 1; j < 12; ++j) s = _mm256_add_ps(s, c[j]);
+  float out[8];
+  _mm256_storeu_ps(out, s);
+  g_sink = out[0];
+  return 12.0 * 8 * 2 * static_cast<double>(iters);
+}
+
+// One vdpbf16ps: 16 lanes x 2 products x (multiply + add) = 64 flops.
+__attribute__((target("avx512f,avx512bf16"))) double PeakBf16Avx512(int64_t iters) {
+  __m512bh a = (__m512bh)_mm512_set1_epi32(0x3f803f80), b = a;
+  __m512 c[12];
+  for (auto& x : c) x = _mm512_setzero_ps();
+  for (int64_t i = 0; i < iters; ++i) {
+#pragma GCC unroll 12
+    for (auto& x : c) x = _mm512_dpbf16_ps(x, a, b);
+    __asm__ volatile("" : "+v"(a), "+v"(b));
+  }
+  __m512 s = c[0];
+  for (int j = 1; j < 12; ++j) s = _mm512_add_ps(s, c[j]);
+  g_sink = HorizontalSum(s);
+  return 12.0 * 64 * static_cast<double>(iters);
+}
+
+// AMX: tiles 0-3 accumulate (16 x 16 f32), 4-5 hold A (16 rows x 32 bf16), 6-7 hold B (16 K-pairs
+// x 16 columns x 2 bf16); each tdpbf16ps is 16 x 16 x 32 x 2 = 16384 flops.
+struct alignas(64) TileConfig {
+  uint8_t palette_id = 1;
+  uint8_t start_row = 0;
+  uint8_t reserved[14] = {};
+  uint16_t colsb[16] = {};
+  uint8_t rows[16] = {};
+};
+
+__attribute__((target("amx-tile,amx-bf16"))) double PeakAmxBf16(int64_t iters) {
+  TileConfig cfg;
+  for (int t = 0; t < 8; ++t) {
+    cfg.colsb[t] = 64;
+    cfg.rows[t] = 16;
+  }
+  alignas(64) static thread_local uint16_t src[16 * 32];
+  for (auto& v : src) v = 0x3f80;  // 1.0
+  _tile_loadconfig(&cfg);
+  _tile_zero(0);
+  _tile_zero(1);
+  _tile_zero(2);
+  _tile_zero(3);
+  _tile_loadd(4, src, 64);
+  _tile_loadd(5, src, 64);
+  _tile_loadd(6, src, 64);
+  _tile_loadd(7, src, 64);
+  for (int64_t i = 0; i < iters; ++i) {
+    _tile_dpbf16ps(0, 4, 6);
+    _tile_dpbf16ps(1, 4, 7);
+    _tile_dpbf16ps(2, 5, 6);
+    _tile_dpbf16ps(3, 5, 7);
+  }
+  alignas(64) static thread_local float out[16 * 16];
+  _tile_stored(0, out, 64);
+  _tile_release();
+  g_sink = out[0];
+  return 4.0 * 16384 * static_cast<double>(iters);
+}
+#endif
+
+// Runs `kernel` (returns the flops it did) on `threads` pinned threads; best of 3 passes, TFLOPS.
+template <typename Kernel>
+double PeakTflops(int threads, Kernel kernel) {
+  double best = 0;
+  for (int pass = 0; pass < 3; ++pass) {
+    double flops = 0;
+    const auto t0 = Clock::now();
+#pragma omp parallel num_threads(threads) reduction(+ : flops)
+    flops += kernel();
+    const double s = Seconds(t0, Clock::now());
+    best = std::max(best, flops / s / 1e12);
+  }
+  return best;
+}
+
+}  // namespace
+
+void PinToCpu(int index) {
+  cpu_set_t allowed;
+  CPU_ZERO(&allowed);
+  if (sched_getaffinity(0, sizeof allowed, &allowed) != 0) return;
+  const int count = CPU_COUNT(&allowed);
+  if (count == 0) return;
+  int target = index % count;
+  for (int cpu = 0; cpu < CPU_SETSIZE; ++cpu) {
+    if (!CPU_ISSET(cpu, &allowed)) continue;
+    if (target-- == 0) {
+      cpu_set_t one;
+      CPU_ZERO(&one);
+      CPU_SET(cpu, &one);
+      sched_setaffinity(0, sizeof one, &one);
+      return;
+    }
+  }
+}
+
+void PinOpenMpThreads(int threads) {
+  // Read the allowed set once, before any thread narrows its own mask.
+  cpu_set_t allowed;
+  CPU_ZERO(&allowed);
+  if (sched_getaffinity(0, sizeof allowed, &allowed) != 0) return;
+  std::vector<int> cpus;
+  for (int cpu = 0; cpu < CPU_SETSIZE; ++cpu)
+    if (CPU_ISSET(cpu, &allowed)) cpus.push_back(cpu);
+  if (cpus.empty()) return;
+  omp_set_num_threads(threads);
+#pragma omp parallel num_threads(threads)
+  {
+    cpu_set_t one;
+    CPU_ZERO(&one);
+    CPU_SET(cpus[omp_get_thread_num() % cpus.size()], &one);
+    sched_setaffinity(0, sizeof one, &one);
+  }
+}
+
+MachineLimits MeasureMachineLimits(int threads, int64_t read_bytes) {
+  MachineLimits m;
+  m.threads = threads;
+  const CpuFeatures& f = DetectCpuFeatures();  // also requests the AMX permission
+  const bool avx512 = f.avx512f && f.os_avx512_state;
+
+  // Read bandwidth: each thread first-touches and then sums its own slice.
+  const int64_t n = read_bytes / 4 / (128 * threads) * (128 * threads);
+  m.read_bytes = n * 4;
+  float* buf = static_cast<float*>(std::aligned_alloc(64, n * 4));
+  const int64_t per_thread = n / threads;
+#pragma omp parallel num_threads(threads)
+  {
+    float* p = buf + omp_get_thread_num() * per_thread;
+    for (int64_t i = 0; i < per_thread; ++i) p[i] = static_cast<float>(i & 7);
+  }
+  m.read_kernel = "plain";
+#if defined(__x86_64__)
+  if (avx512) m.read_kernel = "avx512";
+#endif
+  for (int pass = 0; pass < 6; ++pass) {
+    float total = 0;
+    const auto t0 = Clock::now();
+#pragma omp parallel num_threads(threads) reduction(+ : total)
+    {
+      const float* p = buf + omp_get_thread_num() * per_thread;
+#if defined(__x86_64__)
+      total += avx512 ? SumAvx512(p, per_thread) : SumPlain(p, per_thread);
+#else
+      total += SumPlain(p, per_thread);
+#endif
+    }
+    const double s = Seconds(t0, Clock::now());
+    g_sink = total;
+    if (pass > 0) m.read_gbps = std::max(m.read_gbps, m.read_bytes / s / 1e9);  // pass 0: warm-up
+  }
+  std::free(buf);
+
+#if defined(__x86_64__)
+  const int64_t iters = kPeakIters;
+  if (avx512) {
+    m.f32_fma_tflops = PeakTflops(threads, [&] { return PeakF32Avx512(iters); });
+  } else if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) {
+    m.f32_fma_tflops = PeakTflops(threads, [&] { return PeakF32Avx2(iters); });
+  }
+  if (CanRunAvx512Bf16(f))
+    m.avx512_bf16_tflops = PeakTflops(threads, [&] { return PeakBf16Avx512(iters); });
+  if (CanRunAmxBf16(f))
+    m.amx_bf16_tflops = PeakTflops(threads, [&] { return PeakAmxBf16(iters / 16); });
+#endif
+  return m;
+}
+
+}  // namespace tandem::bench

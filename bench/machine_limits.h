@@ -1,0 +1,38 @@
+// The machine's own limits, measured in the same run as a benchmark so that its figures can be
+// given as fractions of what this machine (and its current load) can do:
+//   * read bandwidth: a STREAM-style multi-threaded read (sum) over a buffer of >= 1 GiB, one
+//     pinned thread per core, each summing its own first-touched slice (AVX-512 when available,
+//     as 8 concurrent sequential streams: one stream per thread reads ~5% below what the MoE
+//     operator itself reaches on the dev VM);
+//   * peak matrix throughput: register-resident kernels that never touch memory, one per ISA the
+//     machine runs: f32 FMA, AVX-512 BF16 vdpbf16ps, AMX tdpbf16ps, per core x threads.
+// Each figure is the best of several passes (as STREAM reports), so noise only lowers it.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+namespace tandem::bench {
+
+struct MachineLimits {
+  int threads = 0;
+  double read_gbps = 0;     // GB/s (1e9 bytes per second)
+  std::string read_kernel;  // "avx512" or "plain"
+  int64_t read_bytes = 0;   // size of the buffer read
+  // Peak TFLOPS per kernel family; 0 where this machine cannot run it.
+  double f32_fma_tflops = 0;      // AVX-512 (else AVX2) f32 FMA chain
+  double avx512_bf16_tflops = 0;  // vdpbf16ps chain
+  double amx_bf16_tflops = 0;     // AMX tdpbf16ps loop
+};
+
+// Pins the calling thread to the `index`-th CPU of this process's allowed set (modulo its size).
+void PinToCpu(int index);
+
+// Pins each thread of OpenMP's pool (of `threads` threads) to its own CPU, thread i to the i-th
+// allowed CPU; later parallel regions of the same size reuse these threads and keep the pinning.
+void PinOpenMpThreads(int threads);
+
+// Measures all limits with `threads` pinned threads over a `read_bytes` buffer.
+MachineLimits MeasureMachineLimits(int threads, int64_t read_bytes = int64_t{1} << 30);
+
+}  // namespace tandem::bench

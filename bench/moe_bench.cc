@@ -1,0 +1,292 @@
+// Method of `tandem-bench moe`:
+//   1. Pin one OpenMP thread per core (--threads, default: all allowed CPUs) and measure the
+//      machine's limits: read bandwidth and peak matrix throughput (machine_limits.h).
+//   2. Build one MoE layer's experts from random bf16 weights of the shape's real sizes
+//      (--experts overrides the count; by default all, or as many as fit in half of
+//      MemAvailable), packed by ExpertShard::FromWeights for the chosen --cpu-kernel.
+//   3. Per token count: --warmup untimed then timed calls of ExpertShard::Run (at least --reps and
+//      at least --min-time-ms in all, so short decode calls get many samples), each on new
+//      random tokens and routing (moe_workload.h: decode cycles through the experts so each call
+//      reads its weights from DRAM). Median time; effective bandwidth = packed bytes of the
+//      distinct experts touched / time; TFLOPS = 2 * 3 * hidden * inter * tokens * top_k / time.
+//      bandwidth_ratio = effective / measured read bandwidth; peak_ratio = TFLOPS / measured
+//      peak of the kernel's family (amx: AMX bf16; avx512: vdpbf16ps; reference: f32 FMA).
+// Output: a table, or with --json one JSON object as the last line.
+#include "bench/moe_bench.h"
+
+#include <omp.h>
+#include <sched.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_split.h"
+#include "bench/machine_limits.h"
+#include "bench/moe_workload.h"
+#include "kernels/cpu/isa.h"
+#include "nlohmann/json.hpp"
+#include "numa_worker/expert_shard.h"
+
+namespace tandem::bench {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+struct MoeOptions {
+  std::string shape = "qwen2-57b-a14b";
+  std::string tokens = "1";
+  std::string expert_dtype = "bf16";
+  std::string cpu_kernel = "auto";
+  int threads = 0;
+  int64_t experts = 0;  // 0: choose
+  int warmup = 2;
+  int reps = 7;
+  double min_time_ms = 1000;  // keep timing until both reps and this much time are done
+  bool json = false;
+};
+
+struct TokenResult {
+  int64_t tokens = 0;
+  int reps = 0;
+  double median_ms = 0;
+  double min_ms = 0;
+  double bytes = 0;  // median over reps of the bytes touched
+  double gbps = 0;
+  double bandwidth_ratio = 0;
+  double tflops = 0;
+  double peak_ratio = 0;
+};
+
+double Median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  const size_t n = v.size();
+  return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+
+int AllowedCpus() {
+  cpu_set_t allowed;
+  CPU_ZERO(&allowed);
+  if (sched_getaffinity(0, sizeof allowed, &allowed) != 0) return 1;
+  return std::max(1, CPU_COUNT(&allowed));
+}
+
+absl::StatusOr<std::vector<int64_t>> ParseTokens(const std::string& list) {
+  std::vector<int64_t> out;
+  for (absl::string_view part : absl::StrSplit(list, ',', absl::SkipEmpty())) {
+    int64_t n = 0;
+    if (!absl::SimpleAtoi(part, &n) || n < 1)
+      return absl::InvalidArgumentError("--tokens wants positive integers, e.g. 1,16,256");
+    out.push_back(n);
+  }
+  if (out.empty()) return absl::InvalidArgumentError("--tokens is empty");
+  return out;
+}
+
+int Fail(const absl::Status& s) {
+  std::fprintf(stderr, "tandem-bench moe: %s\n", std::string(s.message()).c_str());
+  return 1;
+}
+
+int RunMoe(const MoeOptions& o) {
+  if (o.expert_dtype == "int8" || o.expert_dtype == "int4") {
+    std::fprintf(stderr,
+                 "tandem-bench moe: --expert-dtype %s: not implemented yet (issue 4); only bf16 "
+                 "runs today\n",
+                 o.expert_dtype.c_str());
+    return 2;
+  }
+  if (o.expert_dtype != "bf16")
+    return Fail(absl::InvalidArgumentError("--expert-dtype must be bf16, int8 or int4"));
+  if (o.warmup < 0 || o.reps < 5) return Fail(absl::InvalidArgumentError("--reps must be >= 5"));
+  auto shape = FindMoeShape(o.shape);
+  if (!shape.ok()) return Fail(shape.status());
+  auto tokens = ParseTokens(o.tokens);
+  if (!tokens.ok()) return Fail(tokens.status());
+  auto requested = ParseCpuKernel(o.cpu_kernel);
+  if (!requested.ok()) return Fail(requested.status());
+  auto kernel = ResolveCpuKernel(*requested);  // also requests the AMX permission
+  if (!kernel.ok()) return Fail(kernel.status());
+  auto experts =
+      ChooseExpertCount(*shape, o.experts > 0 ? std::optional<int64_t>(o.experts) : std::nullopt);
+  if (!experts.ok()) return Fail(experts.status());
+  const int threads = o.threads > 0 ? o.threads : AllowedCpus();
+  const MoeShape& s = *shape;
+  FILE* log = o.json ? stderr : stdout;  // with --json, stdout carries only the JSON line
+
+  std::fprintf(log, "cpu: %s\n", DescribeCpu().c_str());
+  std::fprintf(log, "kernel: %s (requested %s), threads: %d (pinned, one per CPU)\n",
+               std::string(CpuKernelName(*kernel)).c_str(), o.cpu_kernel.c_str(), threads);
+  const bool all_experts = *experts == s.experts;
+  std::fprintf(log,
+               "shape: %s, hidden %lld, expert intermediate %lld, top-k %lld, experts held: %lld "
+               "of %lld%s (%.2f GB of bf16 weights)\n",
+               s.name.c_str(), (long long)s.hidden, (long long)s.intermediate, (long long)s.top_k,
+               (long long)*experts, (long long)s.experts,
+               all_experts ? ""
+                           : (o.experts > 0 ? " (--experts)"
+                                            : " (ALL DO NOT FIT in half of "
+                                              "MemAvailable: reduced)"),
+               static_cast<double>(*experts) * ExpertBytes(s) / 1e9);
+
+  PinOpenMpThreads(threads);
+  std::fprintf(log, "measuring machine limits...\n");
+  const MachineLimits lim = MeasureMachineLimits(threads);
+  std::fprintf(log,
+               "limits: read %.2f GB/s (%s, %.2f GiB); peak TFLOPS: f32 FMA %.3f, AVX-512 bf16 "
+               "%.3f, AMX bf16 %s\n",
+               lim.read_gbps, lim.read_kernel.c_str(), lim.read_bytes / double(1 << 30),
+               lim.f32_fma_tflops, lim.avx512_bf16_tflops,
+               lim.amx_bf16_tflops > 0 ? absl::StrFormat("%.3f", lim.amx_bf16_tflops).c_str()
+                                       : "n/a (no AMX)");
+  double peak = lim.f32_fma_tflops;
+  std::string peak_kind = "f32_fma";
+  if (*kernel == CpuKernel::kAmx && lim.amx_bf16_tflops > 0) {
+    peak = lim.amx_bf16_tflops;
+    peak_kind = "amx_bf16";
+  } else if (*kernel != CpuKernel::kReference && lim.avx512_bf16_tflops > 0) {
+    peak = lim.avx512_bf16_tflops;
+    peak_kind = "avx512_bf16";
+  }
+
+  std::fprintf(log, "generating and packing weights...\n");
+  const auto g0 = Clock::now();
+  ModelConfig config;
+  config.hidden_size = s.hidden;
+  config.num_layers = 1;
+  config.layer_is_moe = {true};
+  config.moe.num_experts = *experts;
+  config.moe.top_k = s.top_k;
+  config.moe.expert_intermediate_size = s.intermediate;
+  std::vector<std::vector<MlpWeights>> weights(1);
+  weights[0] = RandomExperts(s, *experts, /*seed=*/42);
+  auto shard = ExpertShard::FromWeights(config, std::move(weights), *kernel);
+  if (!shard.ok()) return Fail(shard.status());
+  const double packed_expert_bytes =
+      static_cast<double>((*shard)->weight_bytes()) / static_cast<double>(*experts);
+  std::fprintf(log, "ready in %.1f s (%.2f GB packed)\n",
+               std::chrono::duration<double>(Clock::now() - g0).count(),
+               (*shard)->weight_bytes() / 1e9);
+
+  RoutingGenerator routing(*experts, s.top_k, s.hidden, /*seed=*/7);
+  std::vector<TokenResult> results;
+  for (int64_t n : *tokens) {
+    std::vector<float> out(n * s.hidden);
+    std::vector<double> ms, bytes;
+    double timed_ms = 0;
+    for (int rep = 0; rep < o.warmup + o.reps || timed_ms < o.min_time_ms; ++rep) {
+      const MoeInputs in = routing.Next(n);
+      MoeBatch b;
+      b.layer = 0;
+      b.num_tokens = n;
+      b.top_k = s.top_k;
+      b.hidden = in.hidden.data();
+      b.expert_ids = in.ids.data();
+      b.weights = in.weights.data();
+      const auto t0 = Clock::now();
+      const absl::Status st = (*shard)->Run(b, out.data());
+      const double t = std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
+      if (!st.ok()) return Fail(st);
+      if (rep < o.warmup) continue;
+      timed_ms += t;
+      ms.push_back(t);
+      bytes.push_back(in.distinct_experts * packed_expert_bytes);
+    }
+    TokenResult r;
+    r.tokens = n;
+    r.reps = static_cast<int>(ms.size());
+    r.median_ms = Median(ms);
+    r.min_ms = *std::min_element(ms.begin(), ms.end());
+    r.bytes = Median(bytes);
+    r.gbps = r.bytes / (r.median_ms * 1e-3) / 1e9;
+    r.bandwidth_ratio = lim.read_gbps > 0 ? r.gbps / lim.read_gbps : 0;
+    const double flops = 2.0 * 3 * s.hidden * s.intermediate * n * s.top_k;
+    r.tflops = flops / (r.median_ms * 1e-3) / 1e12;
+    r.peak_ratio = peak > 0 ? r.tflops / peak : 0;
+    results.push_back(r);
+  }
+
+  std::fprintf(log, "\n%8s %6s %11s %11s %11s %10s %9s %9s %10s\n", "tokens", "reps", "median ms",
+               "min ms", "GB touched", "eff GB/s", "bw ratio", "TFLOPS", "peak ratio");
+  for (const TokenResult& r : results) {
+    std::fprintf(log, "%8lld %6d %11.3f %11.3f %11.3f %10.2f %9.3f %9.4f %10.3f\n",
+                 (long long)r.tokens, r.reps, r.median_ms, r.min_ms, r.bytes / 1e9, r.gbps,
+                 r.bandwidth_ratio, r.tflops, r.peak_ratio);
+  }
+  std::fprintf(log,
+               "(median of >= %d reps and >= %.0f ms after %d warm-up; bw ratio vs read %.2f GB/s; "
+               "peak ratio vs %s %.3f TFLOPS)\n",
+               o.reps, o.min_time_ms, o.warmup, lim.read_gbps, peak_kind.c_str(), peak);
+  std::fprintf(log, "onednn: not measured (to do)\n");
+
+  if (o.json) {
+    nlohmann::json j;
+    j["bench"] = "moe";
+    j["shape"] = s.name;
+    j["hidden"] = s.hidden;
+    j["intermediate"] = s.intermediate;
+    j["top_k"] = s.top_k;
+    j["experts"] = *experts;
+    j["experts_real"] = s.experts;
+    j["expert_dtype"] = o.expert_dtype;
+    j["cpu_kernel"] = std::string(CpuKernelName(*kernel));
+    j["threads"] = threads;
+    j["min_reps"] = o.reps;
+    j["min_time_ms"] = o.min_time_ms;
+    j["warmup"] = o.warmup;
+    j["limits"] = {{"read_gbps", lim.read_gbps},
+                   {"read_kernel", lim.read_kernel},
+                   {"read_bytes", lim.read_bytes},
+                   {"f32_fma_tflops", lim.f32_fma_tflops},
+                   {"avx512_bf16_tflops", lim.avx512_bf16_tflops},
+                   {"amx_bf16_tflops", lim.amx_bf16_tflops},
+                   {"peak_kind", peak_kind},
+                   {"peak_tflops", peak}};
+    j["results"] = nlohmann::json::array();
+    for (const TokenResult& r : results) {
+      j["results"].push_back({{"tokens", r.tokens},
+                              {"reps", r.reps},
+                              {"median_ms", r.median_ms},
+                              {"min_ms", r.min_ms},
+                              {"bytes_touched", r.bytes},
+                              {"effective_gbps", r.gbps},
+                              {"bandwidth_ratio", r.bandwidth_ratio},
+                              {"tflops", r.tflops},
+                              {"peak_ratio", r.peak_ratio}});
+    }
+    if (results.size() == 1) {
+      j["bandwidth_ratio"] = results[0].bandwidth_ratio;
+      j["peak_ratio"] = results[0].peak_ratio;
+    }
+    j["onednn"] = "not measured (to do)";
+    std::printf("%s\n", j.dump().c_str());
+  }
+  return 0;
+}
+
+}  // namespace
+
+void AddMoeCommand(CLI::App& app, int* exit_code) {
+  auto o = std::make_shared<MoeOptions>();
+  CLI::App* cmd = app.add_subcommand("moe", "routed-MoE operator vs the machine's limits");
+  cmd->add_option("--shape", o->shape, "expert shape: " + MoeShapeNames())->required();
+  cmd->add_option("--tokens", o->tokens, "token counts, comma-separated (e.g. 1,16,256)");
+  cmd->add_option("--expert-dtype", o->expert_dtype, "bf16 (int8, int4: not implemented yet)");
+  cmd->add_option("--cpu-kernel", o->cpu_kernel, "auto|reference|avx512|amx");
+  cmd->add_option("--threads", o->threads, "pinned threads (default: all allowed CPUs)");
+  cmd->add_option("--experts", o->experts,
+                  "experts to hold (default: all, or as many as fit in half of MemAvailable)");
+  cmd->add_option("--warmup", o->warmup, "untimed calls per token count");
+  cmd->add_option("--reps", o->reps, "timed calls per token count (>= 5; median reported)");
+  cmd->add_option("--min-time-ms", o->min_time_ms,
+                  "keep timing each token count until this many ms are timed (default 1000)");
+  cmd->add_flag("--json", o->json, "last line: one JSON object");
+  cmd->callback([o, exit_code] { *exit_code = RunMoe(*o); });
+}
+
+}  // namespace tandem::bench

@@ -1,0 +1,71 @@
+// The routed-MoE benchmark's workload: real expert shapes, random bf16 weights of one layer's
+// experts, and random top-k routing of random tokens.
+//
+// Routing: every token gets top_k distinct experts and softmax weights over random logits. When a
+// repetition's tokens need fewer expert slots than there are experts (decode), the experts are
+// taken as consecutive windows of a shuffled cycle over all experts, so that successive
+// repetitions touch experts not read since the cycle began: the weights come from DRAM, not from
+// a cache warmed by the previous repetition. Otherwise every token draws its experts at random.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <random>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "coordinator/model_weights.h"
+
+namespace tandem::bench {
+
+struct MoeShape {
+  std::string name;
+  int64_t hidden = 0;
+  int64_t intermediate = 0;  // per expert
+  int64_t experts = 0;
+  int64_t top_k = 0;
+};
+
+// "qwen2-57b-a14b", "deepseek-v3", "deepseek-v2.5"; InvalidArgument naming them otherwise.
+absl::StatusOr<MoeShape> FindMoeShape(std::string_view name);
+std::string MoeShapeNames();
+
+// bf16 bytes of one expert's gate, up and down matrices.
+int64_t ExpertBytes(const MoeShape& s);
+
+// /proc/meminfo's MemAvailable in bytes (0 when unreadable).
+int64_t MemAvailableBytes();
+
+// The experts to hold: `requested` when given (>= top_k, <= the real count), else the real count
+// when all fit in half of MemAvailable, else the largest count that does (never below top_k).
+absl::StatusOr<int64_t> ChooseExpertCount(const MoeShape& s, std::optional<int64_t> requested);
+
+// `count` experts of random bf16 weights (uniform, scaled by 1/sqrt(fan-in)), generated in
+// parallel with OpenMP.
+std::vector<MlpWeights> RandomExperts(const MoeShape& s, int64_t count, uint64_t seed);
+
+// One repetition's inputs.
+struct MoeInputs {
+  int64_t tokens = 0;
+  std::vector<float> hidden;     // [tokens x hidden]
+  std::vector<int32_t> ids;      // [tokens x top_k]
+  std::vector<float> weights;    // [tokens x top_k]
+  int64_t distinct_experts = 0;  // experts touched by this repetition
+};
+
+class RoutingGenerator {
+ public:
+  RoutingGenerator(int64_t experts, int64_t top_k, int64_t hidden, uint64_t seed);
+  MoeInputs Next(int64_t tokens);
+
+ private:
+  int32_t NextInCycle();
+  int64_t experts_, top_k_, hidden_;
+  std::mt19937_64 rng_;
+  std::vector<int32_t> cycle_;
+  size_t cycle_pos_ = 0;
+};
+
+}  // namespace tandem::bench

@@ -1,0 +1,15 @@
+// tandem-bench: the kernel benchmarks, one subcommand each.
+//
+//   tandem-bench moe --shape qwen2-57b-a14b --tokens 1,16,256 [--expert-dtype bf16]
+//                    [--cpu-kernel auto|reference|avx512|amx] [--threads T] [--experts E] [--json]
+#include "CLI/CLI.hpp"
+#include "bench/moe_bench.h"
+
+int main(int argc, char** argv) {
+  CLI::App app{"tandem-bench: Tandem's kernel benchmarks"};
+  app.require_subcommand(1);
+  int exit_code = 0;
+  tandem::bench::AddMoeCommand(app, &exit_code);
+  CLI11_PARSE(app, argc, argv);
+  return exit_code;
+}
