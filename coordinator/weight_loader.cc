@@ -59,7 +59,6 @@ absl::StatusOr<WeightMatrix> WeightLoader::MatrixFrom3d(const std::string& name,
 
 namespace {
 
-// Keeps rows [begin, end) and columns [col_begin, col_end) of m (rows x cols, row-major).
 template <typename T>
 std::vector<T> Slice(const T* data, int64_t cols, int64_t begin, int64_t end, int64_t col_begin,
                      int64_t col_end) {
@@ -71,6 +70,21 @@ std::vector<T> Slice(const T* data, int64_t cols, int64_t begin, int64_t end, in
 }
 
 }  // namespace
+
+WeightMatrix SliceMatrix(const WeightMatrix& m, int64_t row_begin, int64_t row_end,
+                         int64_t col_begin, int64_t col_end) {
+  WeightMatrix out;
+  out.rows = row_end - row_begin;
+  out.cols = col_end - col_begin;
+  out.is_f32 = m.is_f32;
+  if (m.is_f32) {
+    out.f32 = Slice(m.f32.data(), m.cols, row_begin, row_end, col_begin, col_end);
+  } else {
+    out.bf16 = Slice(m.bf16.data(), m.cols, row_begin, row_end, col_begin, col_end);
+  }
+  if (!m.bias.empty()) out.bias.assign(m.bias.begin() + row_begin, m.bias.begin() + row_end);
+  return out;
+}
 
 absl::StatusOr<WeightMatrix> WeightLoader::SliceOf(const std::string& name, int64_t rows,
                                                    int64_t cols, int64_t begin, int64_t end,
@@ -94,12 +108,7 @@ absl::StatusOr<WeightMatrix> WeightLoader::SliceOf(const std::string& name, int6
                   width * 2);
   } else {
     TANDEM_ASSIGN_OR_RETURN(WeightMatrix whole, Matrix(name, rows, cols));
-    if (whole.is_f32) {
-      m.is_f32 = true;
-      m.f32 = Slice(whole.f32.data(), cols, begin, end, col_begin, col_end);
-    } else {
-      m.bf16 = Slice(whole.bf16.data(), cols, begin, end, col_begin, col_end);
-    }
+    return SliceMatrix(whole, begin, end, col_begin, col_end);
   }
   m.rows = end - begin;
   m.cols = col_end - col_begin;

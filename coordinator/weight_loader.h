@@ -12,6 +12,11 @@
 
 namespace tandem {
 
+// Rows [row_begin, row_end) and columns [col_begin, col_end) of `m` (its bias follows the rows).
+// The caller guarantees the ranges lie inside `m`.
+WeightMatrix SliceMatrix(const WeightMatrix& m, int64_t row_begin, int64_t row_end,
+                         int64_t col_begin, int64_t col_end);
+
 class WeightLoader {
  public:
   WeightLoader(const Checkpoint& checkpoint, const ModelConfig& config)

@@ -8,38 +8,6 @@
 namespace tandem {
 namespace {
 
-// Keeps rows [begin, end) of m.
-void KeepRows(WeightMatrix& m, int64_t begin, int64_t end) {
-  const int64_t cols = m.cols;
-  if (m.is_f32) {
-    m.f32 = std::vector<float>(m.f32.begin() + begin * cols, m.f32.begin() + end * cols);
-  } else {
-    m.bf16 = std::vector<uint16_t>(m.bf16.begin() + begin * cols, m.bf16.begin() + end * cols);
-  }
-  if (!m.bias.empty()) m.bias = std::vector<float>(m.bias.begin() + begin, m.bias.begin() + end);
-  m.rows = end - begin;
-}
-
-// Keeps columns [begin, end) of m.
-template <typename T>
-std::vector<T> SliceColumns(const std::vector<T>& v, int64_t rows, int64_t cols, int64_t begin,
-                            int64_t end) {
-  std::vector<T> out(rows * (end - begin));
-  for (int64_t r = 0; r < rows; ++r)
-    std::copy(v.begin() + r * cols + begin, v.begin() + r * cols + end,
-              out.begin() + r * (end - begin));
-  return out;
-}
-
-void KeepColumns(WeightMatrix& m, int64_t begin, int64_t end) {
-  if (m.is_f32) {
-    m.f32 = SliceColumns(m.f32, m.rows, m.cols, begin, end);
-  } else {
-    m.bf16 = SliceColumns(m.bf16, m.rows, m.cols, begin, end);
-  }
-  m.cols = end - begin;
-}
-
 // Intermediate rows [begin, end) of one expert: rows of gate/up, columns of down.
 absl::StatusOr<MlpWeights> LoadExpert(const WeightLoader& w, const ModelConfig& c, int64_t layer,
                                       int64_t expert, int64_t begin, int64_t end) {
@@ -57,9 +25,9 @@ absl::StatusOr<MlpWeights> LoadExpert(const WeightLoader& w, const ModelConfig& 
   TANDEM_ASSIGN_OR_RETURN(m.gate, w.MatrixFrom3d(fused.fused_gate_up, expert, 0, inter, h));
   TANDEM_ASSIGN_OR_RETURN(m.up, w.MatrixFrom3d(fused.fused_gate_up, expert, inter, inter, h));
   TANDEM_ASSIGN_OR_RETURN(m.down, w.MatrixFrom3d(fused.fused_down, expert, 0, h, inter));
-  KeepRows(m.gate, begin, end);
-  KeepRows(m.up, begin, end);
-  KeepColumns(m.down, begin, end);
+  m.gate = SliceMatrix(m.gate, begin, end, 0, h);
+  m.up = SliceMatrix(m.up, begin, end, 0, h);
+  m.down = SliceMatrix(m.down, 0, h, begin, end);
   return m;
 }
 
