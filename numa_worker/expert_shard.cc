@@ -150,6 +150,7 @@ absl::Status ExpertShard::Run(const MoeBatch& b, float* out) const {
   };
   std::vector<Active> active;
   int64_t packed_rows = 0, act_size = 0;
+  bool any_unpacked = false;  // f32 experts need a separate `up` product; packed ones fuse it
   std::vector<int64_t> act_offset;
   for (int64_t e = 0; e < num_experts; ++e) {
     const MlpWeights& w = experts_[b.layer][e];
@@ -157,12 +158,14 @@ absl::Status ExpertShard::Run(const MoeBatch& b, float* out) const {
     if (rows[e].empty() || (w.empty() && p.empty())) continue;
     const int64_t n = static_cast<int64_t>(rows[e].size());
     const int64_t inter = p.empty() ? w.gate.rows : p.intermediate();
+    any_unpacked |= p.empty();
     active.push_back({e, packed_rows, n, inter});
     act_offset.push_back(act_size);
     packed_rows += n;
     act_size += n * inter;
   }
-  std::vector<float> x(packed_rows * h), y(packed_rows * h), act(act_size), up(act_size);
+  std::vector<float> x(packed_rows * h), y(packed_rows * h), act(act_size);
+  std::vector<float> up(any_unpacked ? act_size : 0);
   for (const Active& a : active)
     for (int64_t i = 0; i < a.n; ++i)
       std::copy(b.hidden + rows[a.expert][i].first * h, b.hidden + (rows[a.expert][i].first + 1) * h,
