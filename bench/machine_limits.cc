@@ -125,6 +125,24 @@ __attribute__((target("avx512f,avx512bf16"))) double PeakBf16Avx512(int64_t iter
   return 12.0 * 64 * static_cast<double>(iters);
 }
 
+// One vpdpbusd: 16 lanes x 4 u8*s8 products x (multiply + add) = 128 ops.
+__attribute__((target("avx512f,avx512vnni"))) double PeakVnniAvx512(int64_t iters) {
+  __m512i a = _mm512_set1_epi32(0x01010101), b = a;
+  __m512i c[12];
+  for (auto& x : c) x = _mm512_setzero_si512();
+  for (int64_t i = 0; i < iters; ++i) {
+#pragma GCC unroll 12
+    for (auto& x : c) x = _mm512_dpbusd_epi32(x, a, b);
+    __asm__ volatile("" : "+v"(a), "+v"(b));
+  }
+  __m512i s = c[0];
+  for (int j = 1; j < 12; ++j) s = _mm512_add_epi32(s, c[j]);
+  alignas(64) int32_t lanes[16];
+  _mm512_store_si512(lanes, s);
+  g_sink = static_cast<float>(lanes[0]);
+  return 12.0 * 128 * static_cast<double>(iters);
+}
+
 // AMX: tiles 0-3 accumulate (16 x 16 f32), 4-5 hold A (16 rows x 32 bf16), 6-7 hold B (16 K-pairs
 // x 16 columns x 2 bf16); each tdpbf16ps is 16 x 16 x 32 x 2 = 16384 flops.
 struct alignas(64) TileConfig {
@@ -163,6 +181,38 @@ __attribute__((target("amx-tile,amx-bf16"))) double PeakAmxBf16(int64_t iters) {
   _tile_release();
   g_sink = out[0];
   return 4.0 * 16384 * static_cast<double>(iters);
+}
+
+// As PeakAmxBf16 with int8: A 16 rows x 64 s8, B 16 K-quads x 16 columns x 4 s8; each tdpbssd is
+// 16 x 16 x 64 x 2 = 32768 ops.
+__attribute__((target("amx-tile,amx-int8"))) double PeakAmxInt8(int64_t iters) {
+  TileConfig cfg;
+  for (int t = 0; t < 8; ++t) {
+    cfg.colsb[t] = 64;
+    cfg.rows[t] = 16;
+  }
+  alignas(64) static thread_local int8_t src[16 * 64];
+  for (auto& v : src) v = 1;
+  _tile_loadconfig(&cfg);
+  _tile_zero(0);
+  _tile_zero(1);
+  _tile_zero(2);
+  _tile_zero(3);
+  _tile_loadd(4, src, 64);
+  _tile_loadd(5, src, 64);
+  _tile_loadd(6, src, 64);
+  _tile_loadd(7, src, 64);
+  for (int64_t i = 0; i < iters; ++i) {
+    _tile_dpbssd(0, 4, 6);
+    _tile_dpbssd(1, 4, 7);
+    _tile_dpbssd(2, 5, 6);
+    _tile_dpbssd(3, 5, 7);
+  }
+  alignas(64) static thread_local int32_t out[16 * 16];
+  _tile_stored(0, out, 64);
+  _tile_release();
+  g_sink = static_cast<float>(out[0]);
+  return 4.0 * 32768 * static_cast<double>(iters);
 }
 #endif
 
@@ -270,6 +320,10 @@ MachineLimits MeasureMachineLimits(int threads, int64_t read_bytes) {
     m.avx512_bf16_tflops = PeakTflops(threads, [&] { return PeakBf16Avx512(iters); });
   if (CanRunAmxBf16(f))
     m.amx_bf16_tflops = PeakTflops(threads, [&] { return PeakAmxBf16(iters / 16); });
+  if (f.avx512_vnni && avx512)
+    m.avx512_vnni_tops = PeakTflops(threads, [&] { return PeakVnniAvx512(iters); });
+  if (f.amx_tile && f.amx_int8 && f.os_amx_state && f.amx_permitted)
+    m.amx_int8_tops = PeakTflops(threads, [&] { return PeakAmxInt8(iters / 16); });
 #endif
   return m;
 }

@@ -5,7 +5,9 @@
 //     as 8 concurrent sequential streams: one stream per thread reads ~5% below what the MoE
 //     operator itself reaches on the dev VM);
 //   * peak matrix throughput: register-resident kernels that never touch memory, one per ISA the
-//     machine runs: f32 FMA, AVX-512 BF16 vdpbf16ps, AMX tdpbf16ps, per core x threads.
+//     machine runs: f32 FMA, AVX-512 BF16 vdpbf16ps, AMX tdpbf16ps, and for the int8 / int4
+//     formats AVX-512 VNNI vpdpbusd and AMX tdpbssd (TOPS: multiply and add count as 2), per
+//     core x threads.
 // Each figure is the best of several passes (as STREAM reports), so noise only lowers it.
 #pragma once
 
@@ -23,6 +25,9 @@ struct MachineLimits {
   double f32_fma_tflops = 0;      // AVX-512 (else AVX2) f32 FMA chain
   double avx512_bf16_tflops = 0;  // vdpbf16ps chain
   double amx_bf16_tflops = 0;     // AMX tdpbf16ps loop
+  // Peak integer TOPS (int8 multiply-adds count 2 ops); 0 where this machine cannot run it.
+  double avx512_vnni_tops = 0;  // vpdpbusd chain
+  double amx_int8_tops = 0;     // AMX tdpbssd loop
 };
 
 // Pins the calling thread to the `index`-th CPU of this process's allowed set (modulo its size).

@@ -1,16 +1,23 @@
 // Method of `tandem-bench moe`:
 //   1. Pin one OpenMP thread per core (--threads, default: all allowed CPUs) and measure the
 //      machine's limits: read bandwidth and peak matrix throughput (machine_limits.h).
-//   2. Build one MoE layer's experts from random bf16 weights of the shape's real sizes
-//      (--experts overrides the count; by default all, or as many as fit in half of
-//      MemAvailable), packed by ExpertShard::FromWeights for the chosen --cpu-kernel.
-//   3. Per token count: --warmup untimed then timed calls of ExpertShard::Run (at least --reps and
-//      at least --min-time-ms in all, so short decode calls get many samples), each on new
+//   2. Build one MoE layer's experts from random bf16 weights of the shape's real sizes, packed by
+//      ExpertShard::FromWeights in --expert-dtype's format (bf16, int8, int4 with
+//      --int4-group-size) for the chosen --cpu-kernel and --schedule; with --onednn on (default;
+//      bf16 and int8), the same weights also go to oneDNN (onednn_moe.h) in its own layout.
+//      --experts overrides the count; by default all, or as many as fit, our packed copy plus
+//      oneDNN's (and at least the bf16 copy that is whole while packing), in 60% of MemAvailable.
+//   3. Per token count: --warmup untimed then timed repetitions (at least --reps, and until our
+//      timed calls reach --min-time-ms, so short decode calls get many samples), each on new
 //      random tokens and routing (moe_workload.h: decode cycles through the experts so each call
-//      reads its weights from DRAM). Median time; effective bandwidth = packed bytes of the
-//      distinct experts touched / time; TFLOPS = 2 * 3 * hidden * inter * tokens * top_k / time.
-//      bandwidth_ratio = effective / measured read bandwidth; peak_ratio = TFLOPS / measured
-//      peak of the kernel's family (amx: AMX bf16; avx512: vdpbf16ps; reference: f32 FMA).
+//      reads its weights from DRAM); each repetition times ExpertShard::Run and then oneDNN on the
+//      same inputs (oneDNN's primitives are created before the warm-up). Median times; effective
+//      bandwidth = stored bytes (ExpertShard::expert_bytes) of the distinct experts touched / time;
+//      TFLOPS (TOPS for int formats) = 2 * 3 * hidden * inter * tokens * top_k / time.
+//      bandwidth_ratio = effective / measured read bandwidth; peak_ratio = TFLOPS / measured peak
+//      of the kernel's family (bf16: amx: AMX bf16, avx512: vdpbf16ps; int8 on amx: AMX tdpbssd;
+//      int8 / int4 on avx512 (and int4 on amx, which has no AMX int4 kernel): vpdpbusd;
+//      reference: f32 FMA). onednn ratio = our median time / oneDNN's (< 1: we are faster).
 // Output: a table, or with --json one JSON object as the last line.
 #include "bench/moe_bench.h"
 
@@ -19,7 +26,9 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <cstdio>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -29,7 +38,9 @@
 #include "absl/strings/str_split.h"
 #include "bench/machine_limits.h"
 #include "bench/moe_workload.h"
+#include "bench/onednn_moe.h"
 #include "kernels/cpu/isa.h"
+#include "kernels/cpu/moe_format.h"
 #include "nlohmann/json.hpp"
 #include "numa_worker/expert_shard.h"
 
@@ -42,6 +53,9 @@ struct MoeOptions {
   std::string shape = "qwen2-57b-a14b";
   std::string tokens = "1";
   std::string expert_dtype = "bf16";
+  int64_t int4_group_size = 128;
+  std::string schedule = "dynamic";
+  std::string onednn = "on";
   std::string cpu_kernel = "auto";
   int threads = 0;
   int64_t experts = 0;  // 0: choose
@@ -61,7 +75,21 @@ struct TokenResult {
   double bandwidth_ratio = 0;
   double tflops = 0;
   double peak_ratio = 0;
+  // oneDNN on the same inputs (has_onednn false: not run).
+  bool has_onednn = false;
+  double onednn_median_ms = 0;
+  double onednn_ratio = 0;     // median_ms / onednn_median_ms
+  double onednn_rel_diff = 0;  // rms(ours - onednn) / rms(onednn), first warm-up call
 };
+
+double RelRmsDiff(const std::vector<float>& a, const std::vector<float>& b) {
+  double num = 0, den = 0;
+  for (size_t i = 0; i < a.size(); ++i) {
+    num += (double(a[i]) - b[i]) * (double(a[i]) - b[i]);
+    den += double(b[i]) * b[i];
+  }
+  return den > 0 ? std::sqrt(num / den) : 0;
+}
 
 double Median(std::vector<double> v) {
   std::sort(v.begin(), v.end());
@@ -94,15 +122,22 @@ int Fail(const absl::Status& s) {
 }
 
 int RunMoe(const MoeOptions& o) {
-  if (o.expert_dtype == "int8" || o.expert_dtype == "int4") {
-    std::fprintf(stderr,
-                 "tandem-bench moe: --expert-dtype %s: not implemented yet (issue 4); only bf16 "
-                 "runs today\n",
-                 o.expert_dtype.c_str());
-    return 2;
+  auto format = ParseExpertFormat(o.expert_dtype, o.int4_group_size);
+  if (!format.ok()) return Fail(format.status());
+  auto schedule = ParseMoeSchedule(o.schedule);
+  if (!schedule.ok()) return Fail(schedule.status());
+  if (o.onednn != "on" && o.onednn != "off")
+    return Fail(absl::InvalidArgumentError("--onednn must be on or off"));
+  // oneDNN 2.6 has matmuls for bf16 and int8 weights, none for int4.
+  const bool onednn_on = o.onednn == "on" && format->dtype != ExpertDtype::kInt4;
+  const OnednnDtype onednn_dtype =
+      format->dtype == ExpertDtype::kInt8 ? OnednnDtype::kInt8 : OnednnDtype::kBf16;
+  std::string onednn_status = "measured";
+  if (o.onednn == "off") {
+    onednn_status = "off (--onednn off)";
+  } else if (!onednn_on) {
+    onednn_status = "n/a for int4 (oneDNN 2.6 has no int4 matmul)";
   }
-  if (o.expert_dtype != "bf16")
-    return Fail(absl::InvalidArgumentError("--expert-dtype must be bf16, int8 or int4"));
   if (o.warmup < 0 || o.reps < 5) return Fail(absl::InvalidArgumentError("--reps must be >= 5"));
   auto shape = FindMoeShape(o.shape);
   if (!shape.ok()) return Fail(shape.status());
@@ -112,16 +147,28 @@ int RunMoe(const MoeOptions& o) {
   if (!requested.ok()) return Fail(requested.status());
   auto kernel = ResolveCpuKernel(*requested);  // also requests the AMX permission
   if (!kernel.ok()) return Fail(kernel.status());
+  // Bytes per weight of our copy and of oneDNN's (scales, ~1%, ignored).
+  const double ours_per_weight = format->dtype == ExpertDtype::kBf16   ? 2.0
+                                 : format->dtype == ExpertDtype::kInt8 ? 1.0
+                                                                       : 0.5;
+  const double onednn_per_weight = !onednn_on                           ? 0.0
+                                   : onednn_dtype == OnednnDtype::kBf16 ? 2.0
+                                                                        : 1.0;
   auto experts =
-      ChooseExpertCount(*shape, o.experts > 0 ? std::optional<int64_t>(o.experts) : std::nullopt);
+      ChooseExpertCount(*shape, HeldExpertBytes(*shape, ours_per_weight, onednn_per_weight),
+                        o.experts > 0 ? std::optional<int64_t>(o.experts) : std::nullopt);
   if (!experts.ok()) return Fail(experts.status());
   const int threads = o.threads > 0 ? o.threads : AllowedCpus();
   const MoeShape& s = *shape;
   FILE* log = o.json ? stderr : stdout;  // with --json, stdout carries only the JSON line
 
   std::fprintf(log, "cpu: %s\n", DescribeCpu().c_str());
-  std::fprintf(log, "kernel: %s (requested %s), threads: %d (pinned, one per CPU)\n",
-               std::string(CpuKernelName(*kernel)).c_str(), o.cpu_kernel.c_str(), threads);
+  std::fprintf(log,
+               "kernel: %s (requested %s), expert format: %s, schedule: %s, threads: %d (pinned, "
+               "one per CPU)\n",
+               std::string(CpuKernelName(*kernel)).c_str(), o.cpu_kernel.c_str(),
+               ExpertFormatName(*format).c_str(), std::string(MoeScheduleName(*schedule)).c_str(),
+               threads);
   const bool all_experts = *experts == s.experts;
   std::fprintf(log,
                "shape: %s, hidden %lld, expert intermediate %lld, top-k %lld, experts held: %lld "
@@ -130,28 +177,42 @@ int RunMoe(const MoeOptions& o) {
                (long long)*experts, (long long)s.experts,
                all_experts ? ""
                            : (o.experts > 0 ? " (--experts)"
-                                            : " (ALL DO NOT FIT in half of "
+                              : onednn_on   ? " (ours + oneDNN's DO NOT FIT in 60% of "
+                                              "MemAvailable: reduced)"
+                                            : " (ALL DO NOT FIT in 60% of "
                                               "MemAvailable: reduced)"),
                static_cast<double>(*experts) * ExpertBytes(s) / 1e9);
 
   PinOpenMpThreads(threads);
   std::fprintf(log, "measuring machine limits...\n");
   const MachineLimits lim = MeasureMachineLimits(threads);
-  std::fprintf(log,
-               "limits: read %.2f GB/s (%s, %.2f GiB); peak TFLOPS: f32 FMA %.3f, AVX-512 bf16 "
-               "%.3f, AMX bf16 %s\n",
-               lim.read_gbps, lim.read_kernel.c_str(), lim.read_bytes / double(1 << 30),
-               lim.f32_fma_tflops, lim.avx512_bf16_tflops,
-               lim.amx_bf16_tflops > 0 ? absl::StrFormat("%.3f", lim.amx_bf16_tflops).c_str()
-                                       : "n/a (no AMX)");
+  std::fprintf(
+      log,
+      "limits: read %.2f GB/s (%s, %.2f GiB); peak TFLOPS: f32 FMA %.3f, AVX-512 bf16 "
+      "%.3f, AMX bf16 %s; peak TOPS: AVX-512 VNNI %.3f, AMX int8 %s\n",
+      lim.read_gbps, lim.read_kernel.c_str(), lim.read_bytes / double(1 << 30), lim.f32_fma_tflops,
+      lim.avx512_bf16_tflops,
+      lim.amx_bf16_tflops > 0 ? absl::StrFormat("%.3f", lim.amx_bf16_tflops).c_str()
+                              : "n/a (no AMX)",
+      lim.avx512_vnni_tops,
+      lim.amx_int8_tops > 0 ? absl::StrFormat("%.3f", lim.amx_int8_tops).c_str() : "n/a (no AMX)");
   double peak = lim.f32_fma_tflops;
   std::string peak_kind = "f32_fma";
-  if (*kernel == CpuKernel::kAmx && lim.amx_bf16_tflops > 0) {
-    peak = lim.amx_bf16_tflops;
-    peak_kind = "amx_bf16";
-  } else if (*kernel != CpuKernel::kReference && lim.avx512_bf16_tflops > 0) {
-    peak = lim.avx512_bf16_tflops;
-    peak_kind = "avx512_bf16";
+  if (!format->quantized()) {
+    if (*kernel == CpuKernel::kAmx && lim.amx_bf16_tflops > 0) {
+      peak = lim.amx_bf16_tflops;
+      peak_kind = "amx_bf16";
+    } else if (*kernel != CpuKernel::kReference && lim.avx512_bf16_tflops > 0) {
+      peak = lim.avx512_bf16_tflops;
+      peak_kind = "avx512_bf16";
+    }
+  } else if (format->dtype == ExpertDtype::kInt8 && *kernel == CpuKernel::kAmx &&
+             lim.amx_int8_tops > 0) {
+    peak = lim.amx_int8_tops;
+    peak_kind = "amx_int8";
+  } else if (*kernel != CpuKernel::kReference && lim.avx512_vnni_tops > 0) {
+    peak = lim.avx512_vnni_tops;  // int4 on amx too: it has no AMX int4 kernel
+    peak_kind = "avx512_vnni";
   }
 
   std::fprintf(log, "generating and packing weights...\n");
@@ -165,20 +226,40 @@ int RunMoe(const MoeOptions& o) {
   config.moe.expert_intermediate_size = s.intermediate;
   std::vector<std::vector<MlpWeights>> weights(1);
   weights[0] = RandomExperts(s, *experts, /*seed=*/42);
-  auto shard = ExpertShard::FromWeights(config, std::move(weights), *kernel);
+  auto shard = ExpertShard::FromWeights(config, std::move(weights),
+                                        ExpertShardOptions{*kernel, *format, *schedule});
   if (!shard.ok()) return Fail(shard.status());
-  const double packed_expert_bytes =
-      static_cast<double>((*shard)->weight_bytes()) / static_cast<double>(*experts);
   std::fprintf(log, "ready in %.1f s (%.2f GB packed)\n",
                std::chrono::duration<double>(Clock::now() - g0).count(),
                (*shard)->weight_bytes() / 1e9);
 
+  // oneDNN's copy, from the same random weights regenerated one expert at a time (ours were freed
+  // by packing).
+  std::unique_ptr<OnednnMoe> onednn;
+  if (onednn_on) {
+    std::fprintf(log, "onednn: reordering weights...\n");
+    const auto d0 = Clock::now();
+    auto created = OnednnMoe::Create(s, *experts, onednn_dtype,
+                                     [&](int64_t e) { return RandomExpert(s, e, /*seed=*/42); });
+    if (!created.ok()) return Fail(created.status());
+    onednn = std::move(*created);
+    std::fprintf(log, "onednn: ready in %.1f s (%.2f GB), %s\n",
+                 std::chrono::duration<double>(Clock::now() - d0).count(),
+                 onednn->weight_bytes() / 1e9, onednn->ImplInfo(1).c_str());
+  }
+
   RoutingGenerator routing(*experts, s.top_k, s.hidden, /*seed=*/7);
   std::vector<TokenResult> results;
   for (int64_t n : *tokens) {
-    std::vector<float> out(n * s.hidden);
-    std::vector<double> ms, bytes;
-    double timed_ms = 0;
+    std::vector<float> out(n * s.hidden), out_onednn;
+    std::vector<double> ms, bytes, onednn_ms;
+    double timed_ms = 0, rel_diff = 0;
+    if (onednn) {
+      out_onednn.resize(n * s.hidden);
+      // Primitives for every per-expert token count this n can give (untimed).
+      const absl::Status st = onednn->Prepare(n);
+      if (!st.ok()) return Fail(st);
+    }
     for (int rep = 0; rep < o.warmup + o.reps || timed_ms < o.min_time_ms; ++rep) {
       const MoeInputs in = routing.Next(n);
       MoeBatch b;
@@ -192,10 +273,22 @@ int RunMoe(const MoeOptions& o) {
       const absl::Status st = (*shard)->Run(b, out.data());
       const double t = std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
       if (!st.ok()) return Fail(st);
+      double t_onednn = 0;
+      if (onednn) {
+        const auto d0 = Clock::now();
+        const absl::Status sd = onednn->Run(in, out_onednn.data());
+        t_onednn = std::chrono::duration<double, std::milli>(Clock::now() - d0).count();
+        if (!sd.ok()) return Fail(sd);
+        if (rep == 0) rel_diff = RelRmsDiff(out, out_onednn);
+      }
       if (rep < o.warmup) continue;
       timed_ms += t;
       ms.push_back(t);
-      bytes.push_back(in.distinct_experts * packed_expert_bytes);
+      if (onednn) onednn_ms.push_back(t_onednn);
+      double touched = 0;
+      for (int32_t e : in.distinct_ids)
+        touched += static_cast<double>((*shard)->expert_bytes(0, e));
+      bytes.push_back(touched);
     }
     TokenResult r;
     r.tokens = n;
@@ -208,21 +301,53 @@ int RunMoe(const MoeOptions& o) {
     const double flops = 2.0 * 3 * s.hidden * s.intermediate * n * s.top_k;
     r.tflops = flops / (r.median_ms * 1e-3) / 1e12;
     r.peak_ratio = peak > 0 ? r.tflops / peak : 0;
+    if (onednn) {
+      r.has_onednn = true;
+      r.onednn_median_ms = Median(onednn_ms);
+      r.onednn_ratio = r.onednn_median_ms > 0 ? r.median_ms / r.onednn_median_ms : 0;
+      r.onednn_rel_diff = rel_diff;
+    }
     results.push_back(r);
   }
 
-  std::fprintf(log, "\n%8s %6s %11s %11s %11s %10s %9s %9s %10s\n", "tokens", "reps", "median ms",
-               "min ms", "GB touched", "eff GB/s", "bw ratio", "TFLOPS", "peak ratio");
+  const char* ops = format->quantized() ? "TOPS" : "TFLOPS";
+  std::fprintf(log, "\n%8s %6s %11s %11s %11s %10s %9s %9s %10s %11s %11s\n", "tokens", "reps",
+               "median ms", "min ms", "GB touched", "eff GB/s", "bw ratio", ops, "peak ratio",
+               "onednn ms", "ours/onednn");
   for (const TokenResult& r : results) {
-    std::fprintf(log, "%8lld %6d %11.3f %11.3f %11.3f %10.2f %9.3f %9.4f %10.3f\n",
+    std::fprintf(log, "%8lld %6d %11.3f %11.3f %11.3f %10.2f %9.3f %9.4f %10.3f",
                  (long long)r.tokens, r.reps, r.median_ms, r.min_ms, r.bytes / 1e9, r.gbps,
                  r.bandwidth_ratio, r.tflops, r.peak_ratio);
+    if (r.has_onednn) {
+      std::fprintf(log, " %11.3f %11.3f\n", r.onednn_median_ms, r.onednn_ratio);
+    } else {
+      std::fprintf(log, " %11s %11s\n", "n/a", "n/a");
+    }
   }
   std::fprintf(log,
                "(median of >= %d reps and >= %.0f ms after %d warm-up; bw ratio vs read %.2f GB/s; "
-               "peak ratio vs %s %.3f TFLOPS)\n",
-               o.reps, o.min_time_ms, o.warmup, lim.read_gbps, peak_kind.c_str(), peak);
-  std::fprintf(log, "onednn: not measured (to do)\n");
+               "peak ratio vs %s %.3f %s)\n",
+               o.reps, o.min_time_ms, o.warmup, lim.read_gbps, peak_kind.c_str(), peak, ops);
+  std::string onednn_impl;
+  if (onednn) {
+    onednn_impl = onednn->ImplInfo(1);
+    std::fprintf(log,
+                 "onednn: oneDNN %s matmul, %s weights, serial over experts (%s); ours/onednn "
+                 "< 1: we are faster\n",
+                 OnednnVersion().c_str(),
+                 onednn_dtype == OnednnDtype::kInt8 ? "s8 (per-token s8 activations)" : "bf16",
+                 onednn_impl.c_str());
+    for (const TokenResult& r : results) {
+      std::fprintf(log, "onednn: %lld tokens: output rel rms diff vs ours %.2e\n",
+                   (long long)r.tokens, r.onednn_rel_diff);
+    }
+    if (onednn->primitives_created_in_run() > 0) {
+      std::fprintf(log, "onednn: WARNING %lld primitives were created inside timed calls\n",
+                   (long long)onednn->primitives_created_in_run());
+    }
+  } else {
+    std::fprintf(log, "onednn: %s\n", onednn_status.c_str());
+  }
 
   if (o.json) {
     nlohmann::json j;
@@ -234,6 +359,8 @@ int RunMoe(const MoeOptions& o) {
     j["experts"] = *experts;
     j["experts_real"] = s.experts;
     j["expert_dtype"] = o.expert_dtype;
+    j["expert_format"] = ExpertFormatName(*format);
+    j["schedule"] = std::string(MoeScheduleName(*schedule));
     j["cpu_kernel"] = std::string(CpuKernelName(*kernel));
     j["threads"] = threads;
     j["min_reps"] = o.reps;
@@ -245,6 +372,8 @@ int RunMoe(const MoeOptions& o) {
                    {"f32_fma_tflops", lim.f32_fma_tflops},
                    {"avx512_bf16_tflops", lim.avx512_bf16_tflops},
                    {"amx_bf16_tflops", lim.amx_bf16_tflops},
+                   {"avx512_vnni_tops", lim.avx512_vnni_tops},
+                   {"amx_int8_tops", lim.amx_int8_tops},
                    {"peak_kind", peak_kind},
                    {"peak_tflops", peak}};
     j["results"] = nlohmann::json::array();
@@ -258,12 +387,25 @@ int RunMoe(const MoeOptions& o) {
                               {"bandwidth_ratio", r.bandwidth_ratio},
                               {"tflops", r.tflops},
                               {"peak_ratio", r.peak_ratio}});
+      nlohmann::json& jr = j["results"].back();
+      jr["onednn_median_ms"] = r.has_onednn ? nlohmann::json(r.onednn_median_ms) : nullptr;
+      jr["onednn_ratio"] = r.has_onednn ? nlohmann::json(r.onednn_ratio) : nullptr;
+      jr["onednn_rel_rms_diff"] = r.has_onednn ? nlohmann::json(r.onednn_rel_diff) : nullptr;
     }
+    j["peak_kind"] = peak_kind;
     if (results.size() == 1) {
       j["bandwidth_ratio"] = results[0].bandwidth_ratio;
       j["peak_ratio"] = results[0].peak_ratio;
+      j["onednn_ratio"] = results[0].has_onednn ? nlohmann::json(results[0].onednn_ratio) : nullptr;
     }
-    j["onednn"] = "not measured (to do)";
+    j["onednn"] = {{"status", onednn_status}};
+    if (onednn) {
+      j["onednn"]["version"] = OnednnVersion();
+      j["onednn"]["dtype"] = onednn_dtype == OnednnDtype::kInt8 ? "int8" : "bf16";
+      j["onednn"]["impl"] = onednn_impl;
+      j["onednn"]["weight_bytes"] = onednn->weight_bytes();
+      j["onednn"]["primitives_created_in_run"] = onednn->primitives_created_in_run();
+    }
     std::printf("%s\n", j.dump().c_str());
   }
   return 0;
@@ -276,11 +418,15 @@ void AddMoeCommand(CLI::App& app, int* exit_code) {
   CLI::App* cmd = app.add_subcommand("moe", "routed-MoE operator vs the machine's limits");
   cmd->add_option("--shape", o->shape, "expert shape: " + MoeShapeNames())->required();
   cmd->add_option("--tokens", o->tokens, "token counts, comma-separated (e.g. 1,16,256)");
-  cmd->add_option("--expert-dtype", o->expert_dtype, "bf16 (int8, int4: not implemented yet)");
+  cmd->add_option("--expert-dtype", o->expert_dtype, "bf16|int8|int4 (kernels/cpu/moe_format.h)");
+  cmd->add_option("--int4-group-size", o->int4_group_size, "int4 group size: 32|128 (default 128)");
+  cmd->add_option("--schedule", o->schedule, "dynamic|static: how Run hands out its tasks");
+  cmd->add_option("--onednn", o->onednn,
+                  "on|off: also time oneDNN matmuls on the same inputs (default on; bf16, int8)");
   cmd->add_option("--cpu-kernel", o->cpu_kernel, "auto|reference|avx512|amx");
   cmd->add_option("--threads", o->threads, "pinned threads (default: all allowed CPUs)");
   cmd->add_option("--experts", o->experts,
-                  "experts to hold (default: all, or as many as fit in half of MemAvailable)");
+                  "experts to hold (default: all, or as many as fit in 60% of MemAvailable)");
   cmd->add_option("--warmup", o->warmup, "untimed calls per token count");
   cmd->add_option("--reps", o->reps, "timed calls per token count (>= 5; median reported)");
   cmd->add_option("--min-time-ms", o->min_time_ms,

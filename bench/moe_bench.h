@@ -1,6 +1,7 @@
 // `tandem-bench moe`: the routed-MoE operator (ExpertShard::Run, numa_worker/expert_shard.h) on
 // random weights of real expert shapes, reported against the machine's limits measured in the
-// same run (machine_limits.h). See moe_bench.cc for the method.
+// same run (machine_limits.h) and against oneDNN matmuls doing the same work on the same inputs
+// (onednn_moe.h). See moe_bench.cc for the method.
 #pragma once
 
 #include "CLI/CLI.hpp"

@@ -76,7 +76,15 @@ int64_t MemAvailableBytes() {
   return 0;
 }
 
-absl::StatusOr<int64_t> ChooseExpertCount(const MoeShape& s, std::optional<int64_t> requested) {
+int64_t HeldExpertBytes(const MoeShape& s, double packed_bytes_per_weight,
+                        double onednn_bytes_per_weight) {
+  const double weights = 3.0 * s.hidden * s.intermediate;
+  return std::max(ExpertBytes(s), static_cast<int64_t>(weights * (packed_bytes_per_weight +
+                                                                  onednn_bytes_per_weight)));
+}
+
+absl::StatusOr<int64_t> ChooseExpertCount(const MoeShape& s, int64_t held_expert_bytes,
+                                          std::optional<int64_t> requested) {
   if (requested) {
     if (*requested < s.top_k || *requested > s.experts) {
       return absl::InvalidArgumentError(absl::StrCat("--experts ", *requested, " must be in [",
@@ -84,17 +92,22 @@ absl::StatusOr<int64_t> ChooseExpertCount(const MoeShape& s, std::optional<int64
     }
     return *requested;
   }
-  const int64_t fit = MemAvailableBytes() / 2 / ExpertBytes(s);
+  const int64_t fit =
+      static_cast<int64_t>(0.6 * MemAvailableBytes()) / std::max<int64_t>(1, held_expert_bytes);
   return std::max(s.top_k, std::min(s.experts, fit));
+}
+
+MlpWeights RandomExpert(const MoeShape& s, int64_t e, uint64_t seed) {
+  MlpWeights w;
+  w.gate = RandomMatrix(s.intermediate, s.hidden, seed + 3 * e);
+  w.up = RandomMatrix(s.intermediate, s.hidden, seed + 3 * e + 1);
+  w.down = RandomMatrix(s.hidden, s.intermediate, seed + 3 * e + 2);
+  return w;
 }
 
 std::vector<MlpWeights> RandomExperts(const MoeShape& s, int64_t count, uint64_t seed) {
   std::vector<MlpWeights> experts(count);
-  for (int64_t e = 0; e < count; ++e) {
-    experts[e].gate = RandomMatrix(s.intermediate, s.hidden, seed + 3 * e);
-    experts[e].up = RandomMatrix(s.intermediate, s.hidden, seed + 3 * e + 1);
-    experts[e].down = RandomMatrix(s.hidden, s.intermediate, seed + 3 * e + 2);
-  }
+  for (int64_t e = 0; e < count; ++e) experts[e] = RandomExpert(s, e, seed);
   return experts;
 }
 
@@ -146,10 +159,10 @@ MoeInputs RoutingGenerator::Next(int64_t tokens) {
     for (int64_t j = 0; j < top_k_; ++j) w[j] /= sum;
   }
   std::vector<bool> seen(experts_, false);
-  for (int32_t e : in.ids) {
-    if (!seen[e]) ++in.distinct_experts;
-    seen[e] = true;
-  }
+  for (int32_t e : in.ids) seen[e] = true;
+  for (int32_t e = 0; e < experts_; ++e)
+    if (seen[e]) in.distinct_ids.push_back(e);
+  in.distinct_experts = static_cast<int64_t>(in.distinct_ids.size());
   return in;
 }
 

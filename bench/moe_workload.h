@@ -38,21 +38,33 @@ int64_t ExpertBytes(const MoeShape& s);
 // /proc/meminfo's MemAvailable in bytes (0 when unreadable).
 int64_t MemAvailableBytes();
 
+// Bytes one expert takes in memory while the benchmark runs: our packed copy of weight values
+// (`packed_bytes_per_weight`: 2 for bf16, 1 for int8, 0.5 for int4; scales are ~1% and ignored)
+// plus oneDNN's copy when it runs (`onednn_bytes_per_weight`, 0 when it does not), and at least
+// the bf16 copy, which is whole while the experts are packed.
+int64_t HeldExpertBytes(const MoeShape& s, double packed_bytes_per_weight,
+                        double onednn_bytes_per_weight);
+
 // The experts to hold: `requested` when given (>= top_k, <= the real count), else the real count
-// when all fit in half of MemAvailable, else the largest count that does (never below top_k).
-absl::StatusOr<int64_t> ChooseExpertCount(const MoeShape& s, std::optional<int64_t> requested);
+// when all fit (held_expert_bytes each) in 60% of MemAvailable, else the largest count that does
+// (never below top_k).
+absl::StatusOr<int64_t> ChooseExpertCount(const MoeShape& s, int64_t held_expert_bytes,
+                                          std::optional<int64_t> requested);
 
 // `count` experts of random bf16 weights (uniform, scaled by 1/sqrt(fan-in)), generated in
 // parallel with OpenMP.
 std::vector<MlpWeights> RandomExperts(const MoeShape& s, int64_t count, uint64_t seed);
+// Expert `e` of RandomExperts(s, count, seed), alone (same values, for any count > e).
+MlpWeights RandomExpert(const MoeShape& s, int64_t e, uint64_t seed);
 
 // One repetition's inputs.
 struct MoeInputs {
   int64_t tokens = 0;
-  std::vector<float> hidden;     // [tokens x hidden]
-  std::vector<int32_t> ids;      // [tokens x top_k]
-  std::vector<float> weights;    // [tokens x top_k]
-  int64_t distinct_experts = 0;  // experts touched by this repetition
+  std::vector<float> hidden;          // [tokens x hidden]
+  std::vector<int32_t> ids;           // [tokens x top_k]
+  std::vector<float> weights;         // [tokens x top_k]
+  int64_t distinct_experts = 0;       // experts touched by this repetition
+  std::vector<int32_t> distinct_ids;  // those experts, ascending
 };
 
 class RoutingGenerator {

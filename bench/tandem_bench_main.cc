@@ -1,6 +1,7 @@
 // tandem-bench: the kernel benchmarks, one subcommand each.
 //
-//   tandem-bench moe --shape qwen2-57b-a14b --tokens 1,16,256 [--expert-dtype bf16]
+//   tandem-bench moe --shape qwen2-57b-a14b --tokens 1,16,256 [--expert-dtype bf16|int8|int4]
+//                    [--int4-group-size 32|128] [--schedule dynamic|static] [--onednn on|off]
 //                    [--cpu-kernel auto|reference|avx512|amx] [--threads T] [--experts E] [--json]
 #include "CLI/CLI.hpp"
 #include "bench/moe_bench.h"

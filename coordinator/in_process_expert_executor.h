@@ -14,7 +14,8 @@ namespace tandem {
 class InProcessExpertExecutor : public ExpertExecutor {
  public:
   static absl::StatusOr<std::unique_ptr<InProcessExpertExecutor>> Create(
-      const ModelConfig& config, const Checkpoint& checkpoint, CpuKernel kernel = CpuKernel::kAuto);
+      const ModelConfig& config, const Checkpoint& checkpoint,
+      const ExpertShardOptions& options = ExpertShardOptions{});
 
   absl::Status Run(const MoeBatch& batch, float* out) override { return shard_->Run(batch, out); }
   std::string Describe() const override;

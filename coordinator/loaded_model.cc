@@ -18,17 +18,22 @@ absl::StatusOr<std::unique_ptr<ExpertExecutor>> CreateExpertExecutor(LoadedModel
       endpoints.push_back({static_cast<int>(i), options.worker_addrs[i], 0});
   } else if (options.workers != 0) {
     const std::vector<std::string> worker_args = {
-        "--cpu-kernel", std::string(CpuKernelName(options.cpu_kernel))};
+        "--cpu-kernel", std::string(CpuKernelName(options.cpu_kernel)), "--schedule",
+        std::string(MoeScheduleName(options.schedule))};
     TANDEM_ASSIGN_OR_RETURN(m.local_workers, LocalWorkers::Spawn(options.workers, "", worker_args));
     endpoints = m.local_workers->endpoints();
   } else {
-    TANDEM_ASSIGN_OR_RETURN(auto local, InProcessExpertExecutor::Create(m.config, *m.checkpoint,
-                                                                        options.cpu_kernel));
+    TANDEM_ASSIGN_OR_RETURN(
+        auto local,
+        InProcessExpertExecutor::Create(
+            m.config, *m.checkpoint,
+            {options.cpu_kernel, options.expert_format, options.schedule}));
     return std::unique_ptr<ExpertExecutor>(std::move(local));
   }
   RemoteExecutorOptions remote;
   remote.shard.model_dir = m.dir;
   remote.shard.plan.mode = options.shard_mode;
+  remote.shard.format = options.expert_format;
   remote.shard.config_path = options.config_path;
   const std::string config_path =
       options.config_path.empty() ? m.dir + "/config.json" : options.config_path;

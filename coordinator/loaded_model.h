@@ -26,8 +26,11 @@ struct LoadOptions {
   // How routed experts are split across workers: each expert's intermediate dimension
   // (tensor-parallel, the default) or whole experts (expert-parallel).
   ShardPlan::Mode shard_mode = ShardPlan::Mode::kTensorParallel;
-  // Expert kernel of the in-process executor and of spawned workers (--cpu-kernel).
+  // Expert kernel and task schedule of the in-process executor and of spawned workers
+  // (--cpu-kernel, --schedule), and the format every executor packs experts in (--expert-dtype).
   CpuKernel cpu_kernel = CpuKernel::kAuto;
+  MoeSchedule schedule = MoeSchedule::kDynamic;
+  ExpertFormat expert_format;
 };
 
 struct LoadedModel {

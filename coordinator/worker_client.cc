@@ -55,7 +55,7 @@ absl::StatusOr<std::unique_ptr<WorkerClient>> WorkerClient::Connect(const Worker
 absl::Status WorkerClient::LoadShard(const ShardRequest& r, absl::Duration timeout) {
   grpc::ClientContext ctx;
   SetDeadline(ctx, timeout);
-  const auto request = LoadShardRequestFor(r.model_dir, r.config_path, r.plan, r.fingerprint);
+  const auto request = LoadShardRequestFor(r.model_dir, r.config_path, r.plan, r.fingerprint, r.format);
   tandem::v1::LoadShardResponse response;
   return Annotate(FromGrpcStatus(stub_->LoadShard(&ctx, request, &response)));
 }

@@ -29,6 +29,7 @@ struct ShardRequest {
   std::string config_path;  // empty: model_dir/config.json
   ShardPlan plan;
   std::string fingerprint;  // the coordinator's CheckpointFingerprint
+  ExpertFormat format;      // --expert-dtype: every worker packs its experts in it
 };
 
 class WorkerClient {

@@ -45,7 +45,8 @@ inline v1::AttachRingRequest AttachRingRequestFor(const RingSpec& spec) {
 inline v1::LoadShardRequest LoadShardRequestFor(const std::string& model_dir,
                                                 const std::string& config_path,
                                                 const ShardPlan& plan,
-                                                const std::string& fingerprint) {
+                                                const std::string& fingerprint,
+                                                const ExpertFormat& format = ExpertFormat{}) {
   v1::LoadShardRequest r;
   r.set_checkpoint_path(model_dir);
   r.set_config_path(config_path);
@@ -54,7 +55,10 @@ inline v1::LoadShardRequest LoadShardRequestFor(const std::string& model_dir,
                                   : v1::ShardSpec::EXPERT_PARALLEL);
   r.mutable_shard()->set_index(plan.index);
   r.mutable_shard()->set_count(plan.count);
-  r.set_expert_dtype("bf16");
+  r.set_expert_dtype(format.dtype == ExpertDtype::kInt8   ? "int8"
+                     : format.dtype == ExpertDtype::kInt4 ? "int4"
+                                                          : "bf16");
+  r.set_int4_group_size(static_cast<uint32_t>(format.group_size));
   r.set_checkpoint_fingerprint(fingerprint);
   return r;
 }

@@ -1,5 +1,9 @@
 #include "numa_worker/expert_shard.h"
 
+#include <omp.h>
+
+#include <atomic>
+
 #include "coordinator/models/tensor_names.h"
 #include "coordinator/weight_loader.h"
 #include "kernels/cpu/elementwise.h"
@@ -54,73 +58,140 @@ bool ShardPlan::OwnsExpert(int64_t e, int64_t num_experts) const {
   return e >= begin && e < begin + base + (index < extra ? 1 : 0);
 }
 
-absl::StatusOr<std::unique_ptr<ExpertShard>> ExpertShard::Load(const ModelConfig& config,
-                                                               const Checkpoint& checkpoint,
-                                                               const ShardPlan& plan,
-                                                               CpuKernel kernel) {
+absl::StatusOr<MoeSchedule> ParseMoeSchedule(std::string_view name) {
+  if (name == "dynamic") return MoeSchedule::kDynamic;
+  if (name == "static") return MoeSchedule::kStatic;
+  return absl::InvalidArgumentError(absl::StrCat("unknown schedule '", std::string(name),
+                                                 "': expected dynamic or static"));
+}
+
+std::string_view MoeScheduleName(MoeSchedule schedule) {
+  return schedule == MoeSchedule::kStatic ? "static" : "dynamic";
+}
+
+absl::StatusOr<std::unique_ptr<ExpertShard>> ExpertShard::Create(const ModelConfig& config,
+                                                                 const ShardPlan& plan,
+                                                                 const ExpertShardOptions& o) {
   TANDEM_RETURN_IF_ERROR(plan.Validate());
+  if (o.format.dtype == ExpertDtype::kInt4 && o.format.group_size != 32 &&
+      o.format.group_size != 128) {
+    return absl::InvalidArgumentError("int4 experts need a group size of 32 or 128");
+  }
   std::unique_ptr<ExpertShard> shard(new ExpertShard(config, plan));
-  TANDEM_ASSIGN_OR_RETURN(shard->kernel_.isa, ResolveCpuKernel(kernel));
-  shard->packed_.resize(config.num_layers);
-  WeightLoader loader(checkpoint, config);
-  const auto [begin, end] = plan.IntermediateRange(config.moe.expert_intermediate_size);
+  TANDEM_ASSIGN_OR_RETURN(shard->kernel_.isa, ResolveCpuKernel(o.kernel));
+  shard->format_ = o.format;
+  shard->schedule_ = o.schedule;
   shard->experts_.resize(config.num_layers);
+  shard->packed_.resize(config.num_layers);
   for (int64_t l = 0; l < config.num_layers; ++l) {
     if (!config.layer_is_moe[l]) continue;
     shard->experts_[l].resize(config.moe.num_experts);
     shard->packed_[l].resize(config.moe.num_experts);
+  }
+  return shard;
+}
+
+absl::Status ExpertShard::Add(int64_t layer, int64_t expert, MlpWeights m) {
+  const bool bf16 = !m.gate.is_f32 && !m.up.is_f32 && !m.down.is_f32;
+  if (format_.quantized() || bf16) {
+    TANDEM_ASSIGN_OR_RETURN(packed_[layer][expert], PackExpert(m.gate, m.up, m.down, format_));
+    weight_bytes_ += packed_[layer][expert].bytes();
+    return absl::OkStatus();
+  }
+  weight_bytes_ += m.gate.bytes() + m.up.bytes() + m.down.bytes();
+  experts_[layer][expert] = std::move(m);
+  return absl::OkStatus();
+}
+
+size_t ExpertShard::expert_bytes(int64_t layer, int64_t expert) const {
+  if (layer < 0 || layer >= static_cast<int64_t>(packed_.size()) || expert < 0 ||
+      expert >= static_cast<int64_t>(packed_[layer].size()))
+    return 0;
+  const MlpWeights& w = experts_[layer][expert];
+  return packed_[layer][expert].bytes() + w.gate.bytes() + w.up.bytes() + w.down.bytes();
+}
+
+absl::StatusOr<std::unique_ptr<ExpertShard>> ExpertShard::Load(const ModelConfig& config,
+                                                               const Checkpoint& checkpoint,
+                                                               const ShardPlan& plan,
+                                                               const ExpertShardOptions& options) {
+  TANDEM_ASSIGN_OR_RETURN(std::unique_ptr<ExpertShard> shard, Create(config, plan, options));
+  WeightLoader loader(checkpoint, config);
+  const auto [begin, end] = plan.IntermediateRange(config.moe.expert_intermediate_size);
+  const bool tensor_parallel = plan.mode == ShardPlan::Mode::kTensorParallel;
+  for (int64_t l = 0; l < config.num_layers; ++l) {
+    if (!config.layer_is_moe[l]) continue;
     for (int64_t e = 0; e < config.moe.num_experts; ++e) {
-      const bool tensor_parallel = plan.mode == ShardPlan::Mode::kTensorParallel;
       if (!tensor_parallel && !plan.OwnsExpert(e, config.moe.num_experts)) continue;
       if (tensor_parallel && begin == end) continue;
       const int64_t row_begin = tensor_parallel ? begin : 0;
       const int64_t row_end = tensor_parallel ? end : config.moe.expert_intermediate_size;
       TANDEM_ASSIGN_OR_RETURN(MlpWeights m, LoadExpert(loader, config, l, e, row_begin, row_end));
-      if (!m.gate.is_f32 && !m.up.is_f32 && !m.down.is_f32) {
-        TANDEM_ASSIGN_OR_RETURN(shard->packed_[l][e], PackExpert(m.gate, m.up, m.down));
-        shard->weight_bytes_ += shard->packed_[l][e].bytes();
-        continue;
-      }
-      shard->weight_bytes_ += m.gate.bytes() + m.up.bytes() + m.down.bytes();
-      shard->experts_[l][e] = std::move(m);
+      TANDEM_RETURN_IF_ERROR(shard->Add(l, e, std::move(m)));
     }
   }
   return shard;
 }
 
 absl::StatusOr<std::unique_ptr<ExpertShard>> ExpertShard::FromWeights(
-    const ModelConfig& config, std::vector<std::vector<MlpWeights>> experts, CpuKernel kernel) {
+    const ModelConfig& config, std::vector<std::vector<MlpWeights>> experts,
+    const ExpertShardOptions& options) {
   if (static_cast<int64_t>(experts.size()) != config.num_layers ||
       static_cast<int64_t>(config.layer_is_moe.size()) != config.num_layers) {
     return absl::InvalidArgumentError(absl::StrCat("expected expert weights of ", config.num_layers,
                                                    " layers, got ", experts.size()));
   }
-  std::unique_ptr<ExpertShard> shard(new ExpertShard(config, ShardPlan{}));
-  TANDEM_ASSIGN_OR_RETURN(shard->kernel_.isa, ResolveCpuKernel(kernel));
-  shard->experts_.resize(config.num_layers);
-  shard->packed_.resize(config.num_layers);
+  TANDEM_ASSIGN_OR_RETURN(std::unique_ptr<ExpertShard> shard,
+                          Create(config, ShardPlan{}, options));
   for (int64_t l = 0; l < config.num_layers; ++l) {
     if (!config.layer_is_moe[l]) continue;
     if (static_cast<int64_t>(experts[l].size()) != config.moe.num_experts) {
       return absl::InvalidArgumentError(absl::StrCat(
           "layer ", l, ": expected ", config.moe.num_experts, " experts, got ", experts[l].size()));
     }
-    shard->experts_[l].resize(config.moe.num_experts);
-    shard->packed_[l].resize(config.moe.num_experts);
     for (int64_t e = 0; e < config.moe.num_experts; ++e) {
-      MlpWeights& m = experts[l][e];
-      if (m.empty()) continue;
-      if (!m.gate.is_f32 && !m.up.is_f32 && !m.down.is_f32) {
-        TANDEM_ASSIGN_OR_RETURN(shard->packed_[l][e], PackExpert(m.gate, m.up, m.down));
-        shard->weight_bytes_ += shard->packed_[l][e].bytes();
-        m = MlpWeights();  // free the unpacked copy now
-        continue;
-      }
-      shard->weight_bytes_ += m.gate.bytes() + m.up.bytes() + m.down.bytes();
-      shard->experts_[l][e] = std::move(m);
+      if (experts[l][e].empty()) continue;
+      TANDEM_RETURN_IF_ERROR(shard->Add(l, e, std::move(experts[l][e])));
+      experts[l][e] = MlpWeights();  // free the unpacked copy now
     }
   }
   return shard;
+}
+
+ExpertKernel ExpertShard::KernelFor(int64_t tokens) const {
+  // On AMX machines, experts with enough tokens for the tiles take bf16 activations (AMX has no
+  // f32 path); fewer tokens keep exact f32 activations (decode is bandwidth-bound either way).
+  ExpertKernel k = kernel_;
+  if (k.isa == CpuKernel::kAmx && tokens >= AmxMinTokens()) k.activations = ActivationPrecision::kBf16;
+  return k;
+}
+
+namespace {
+
+// Runs fn(i) for i < count on the threads of the enclosing parallel region (or the one thread
+// outside one). Dynamic: each thread takes the next index from `next` (zero before the region;
+// shared by all threads); static: thread j takes the j-th contiguous slice. Ends with a barrier.
+template <typename Fn>
+void ForTasks(int64_t count, MoeSchedule schedule, std::atomic<int64_t>* next, Fn fn) {
+  if (schedule == MoeSchedule::kDynamic) {
+    for (int64_t i = next->fetch_add(1, std::memory_order_relaxed); i < count;
+         i = next->fetch_add(1, std::memory_order_relaxed))
+      fn(i);
+  } else {
+    const int64_t threads = omp_get_num_threads(), j = omp_get_thread_num();
+    for (int64_t i = count * j / threads; i < count * (j + 1) / threads; ++i) fn(i);
+  }
+#pragma omp barrier
+}
+
+}  // namespace
+
+float* ExpertShard::Scratch::Floats(int i, size_t n) {
+  if (capacity[i] < n) {
+    buffers[i].reset(new float[n]);  // uninitialized: every element read is written first
+    capacity[i] = n;
+  }
+  return buffers[i].get();
 }
 
 absl::Status ExpertShard::Run(const MoeBatch& b, float* out) const {
@@ -129,97 +200,117 @@ absl::Status ExpertShard::Run(const MoeBatch& b, float* out) const {
     return absl::InvalidArgumentError(absl::StrCat("layer ", b.layer, " is not a MoE layer"));
   if (b.num_tokens < 0 || b.top_k < 0 || b.top_k > config_.moe.num_experts)
     return absl::InvalidArgumentError("bad token count or top-k");
-  const int64_t num_experts = config_.moe.num_experts;
-  // Group (token, weight) pairs by expert so each expert's weights are streamed once.
-  std::vector<std::vector<std::pair<int64_t, float>>> rows(num_experts);
-  for (int64_t t = 0; t < b.num_tokens; ++t) {
-    for (int64_t j = 0; j < b.top_k; ++j) {
-      const int32_t e = b.expert_ids[t * b.top_k + j];
-      if (e < 0 || e >= num_experts)
-        return absl::InvalidArgumentError(absl::StrCat("expert id ", e, " out of range"));
-      rows[e].push_back({t, b.weights[t * b.top_k + j]});
-    }
+  const int64_t num_experts = config_.moe.num_experts, slots = b.num_tokens * b.top_k;
+  const std::vector<MlpWeights>& unpacked = experts_[b.layer];
+  const std::vector<PackedExpert>& packed = packed_[b.layer];
+  // Group the (token, choice) slots by expert (a counting sort), so each expert's weights are
+  // streamed once: the rows of the active experts lie back to back in x, act and y.
+  std::vector<int64_t> first_row(num_experts + 1, 0);
+  for (int64_t s = 0; s < slots; ++s) {
+    const int32_t e = b.expert_ids[s];
+    if (e < 0 || e >= num_experts)
+      return absl::InvalidArgumentError(absl::StrCat("expert id ", e, " out of range"));
+    ++first_row[e];
   }
-  // Work is cut into (expert, block of rows) tasks that the pinned threads take dynamically
-  // (OpenMP's dynamic schedule hands them out through a shared counter), so an expert with many
-  // tokens does not hold up the others. Phase 1: act = silu(gate x) * up x per expert;
-  // phase 2: y = down act; phase 3: out[t] += w * y, parallel over hidden columns.
   struct Active {
-    int64_t expert, first_row;  // first_row: offset of its tokens in the packed buffers
-    int64_t n, inter;
+    int64_t expert, first_row, n;
+    bool packed, bf16_pairs;  // packed weights; reads bf16 activation pairs
   };
   std::vector<Active> active;
-  int64_t packed_rows = 0, act_size = 0;
-  bool any_unpacked = false;  // f32 experts need a separate `up` product; packed ones fuse it
-  std::vector<int64_t> act_offset;
+  int64_t rows = 0, inter = 0;
+  bool any_unpacked = false, any_pairs = false;
   for (int64_t e = 0; e < num_experts; ++e) {
-    const MlpWeights& w = experts_[b.layer][e];
-    const PackedExpert& p = packed_[b.layer][e];
-    if (rows[e].empty() || (w.empty() && p.empty())) continue;
-    const int64_t n = static_cast<int64_t>(rows[e].size());
-    const int64_t inter = p.empty() ? w.gate.rows : p.intermediate();
-    any_unpacked |= p.empty();
-    active.push_back({e, packed_rows, n, inter});
-    act_offset.push_back(act_size);
-    packed_rows += n;
-    act_size += n * inter;
+    const int64_t n = first_row[e];
+    const bool held = !packed[e].empty() || !unpacked[e].empty();
+    first_row[e] = held && n > 0 ? rows : -1;
+    if (first_row[e] < 0) continue;
+    inter = packed[e].empty() ? unpacked[e].gate.rows : packed[e].intermediate();
+    const bool pairs = !packed[e].empty() && !format_.quantized() && KernelFor(n).uses_bf16_activations();
+    any_unpacked |= packed[e].empty();
+    any_pairs |= pairs;
+    active.push_back({e, rows, n, !packed[e].empty(), pairs});
+    rows += n;
   }
-  std::vector<float> x(packed_rows * h), y(packed_rows * h), act(act_size);
-  std::vector<float> up(any_unpacked ? act_size : 0);
-  for (const Active& a : active)
-    for (int64_t i = 0; i < a.n; ++i)
-      std::copy(b.hidden + rows[a.expert][i].first * h, b.hidden + (rows[a.expert][i].first + 1) * h,
-                x.begin() + (a.first_row + i) * h);
+  // row_of_slot[s]: the row of slot s (-1: an expert this shard does not hold); token_of_row.
+  std::vector<int64_t> row_of_slot(slots), token_of_row(rows);
+  for (int64_t s = 0; s < slots; ++s) {
+    int64_t& next = first_row[b.expert_ids[s]];
+    row_of_slot[s] = next < 0 ? -1 : next++;
+    if (next >= 0) token_of_row[row_of_slot[s]] = s / b.top_k;
+  }
+
+  absl::MutexLock lock(&scratch_mu_);
+  Scratch& sc = scratch_;
+  float* x = sc.Floats(0, rows * h);
+  float* y = sc.Floats(1, rows * h);
+  float* act = sc.Floats(2, rows * inter);
+  float* up = any_unpacked ? sc.Floats(3, rows * inter) : nullptr;
+  sc.x_forms.Reset(rows, h, any_pairs, format_.quantized());
+  sc.act_forms.Reset(rows, inter, any_pairs, format_.quantized());
+  // Work is cut into tasks handed out by the schedule: phase 0, per expert: gather its tokens into
+  // x and their activation forms; phase 1, per (expert, 32 rows): act = silu(gate x) * up x;
+  // phase 2, per expert: forms of act; phase 3, per (expert, 32 rows): y = down act; phase 4, per
+  // token: out[t] = sum over its choices of w * y.
   constexpr int64_t kRowsPerTask = 32;
   std::vector<std::pair<int64_t, int64_t>> up_tasks, down_tasks;  // (active index, first row)
   for (size_t i = 0; i < active.size(); ++i) {
-    for (int64_t r = 0; r < active[i].inter; r += kRowsPerTask) up_tasks.push_back({i, r});
+    for (int64_t r = 0; r < inter; r += kRowsPerTask) up_tasks.push_back({i, r});
     for (int64_t r = 0; r < h; r += kRowsPerTask) down_tasks.push_back({i, r});
   }
-  const int64_t work = packed_rows * h * (active.empty() ? 0 : active[0].inter) * 3;
+  // Only the packed experts' rows need the extra activation forms.
+  auto needs_forms = [&](const Active& a) { return a.packed && (a.bf16_pairs || format_.quantized()); };
+  const int64_t work = rows * h * inter * 3;
+  const int64_t num_active = static_cast<int64_t>(active.size());
+  std::atomic<int64_t> next[4] = {0, 0, 0, 0};
 #pragma omp parallel if (work >= (1 << 18))
   {
-#pragma omp for schedule(dynamic, 1)
-    for (size_t task = 0; task < up_tasks.size(); ++task) {
+    ForTasks(num_active, schedule_, &next[0], [&](int64_t i) {
+      const Active& a = active[i];
+      for (int64_t r = a.first_row; r < a.first_row + a.n; ++r)
+        std::copy(b.hidden + token_of_row[r] * h, b.hidden + (token_of_row[r] + 1) * h, x + r * h);
+      if (needs_forms(a)) sc.x_forms.Fill(x, a.first_row, a.first_row + a.n);
+    });
+    ForTasks(static_cast<int64_t>(up_tasks.size()), schedule_, &next[1], [&](int64_t task) {
       const Active& a = active[up_tasks[task].first];
-      const int64_t r0 = up_tasks[task].second, r1 = std::min(a.inter, r0 + kRowsPerTask);
-      float* g = act.data() + act_offset[up_tasks[task].first];
-      const float* xe = x.data() + a.first_row * h;
-      const PackedExpert& p = packed_[b.layer][a.expert];
-      if (!p.empty()) {
-        GateUpRows(kernel_, p, ExpertActivations{xe, nullptr, a.n, h}, r0, r1, g);
-        continue;
+      const int64_t r0 = up_tasks[task].second, r1 = std::min(inter, r0 + kRowsPerTask);
+      float* g = act + a.first_row * inter;
+      if (a.packed) {
+        GateUpRows(KernelFor(a.n), packed[a.expert], sc.x_forms.View(x, a.first_row, a.n), r0, r1,
+                   g);
+        return;
       }
-      const MlpWeights& w = experts_[b.layer][a.expert];
-      float* u = up.data() + act_offset[up_tasks[task].first];
+      const MlpWeights& w = unpacked[a.expert];
+      const float* xe = x + a.first_row * h;
+      float* u = up + a.first_row * inter;
       LinearRowRange(xe, a.n, w.gate, r0, r1, g);
       LinearRowRange(xe, a.n, w.up, r0, r1, u);
-      for (int64_t i = 0; i < a.n; ++i) SiluMul(g + i * a.inter + r0, u + i * a.inter + r0, r1 - r0);
-    }
-#pragma omp for schedule(dynamic, 1)
-    for (size_t task = 0; task < down_tasks.size(); ++task) {
+      for (int64_t i = 0; i < a.n; ++i) SiluMul(g + i * inter + r0, u + i * inter + r0, r1 - r0);
+    });
+    ForTasks(num_active, schedule_, &next[2], [&](int64_t i) {
+      const Active& a = active[i];
+      if (needs_forms(a)) sc.act_forms.Fill(act, a.first_row, a.first_row + a.n);
+    });
+    ForTasks(static_cast<int64_t>(down_tasks.size()), schedule_, &next[3], [&](int64_t task) {
       const Active& a = active[down_tasks[task].first];
       const int64_t r0 = down_tasks[task].second, r1 = std::min(h, r0 + kRowsPerTask);
-      const float* ae = act.data() + act_offset[down_tasks[task].first];
-      float* ye = y.data() + a.first_row * h;
-      const PackedExpert& p = packed_[b.layer][a.expert];
-      if (!p.empty()) {
-        DownRows(kernel_, p, ExpertActivations{ae, nullptr, a.n, a.inter}, r0, r1, ye);
+      float* ye = y + a.first_row * h;
+      if (a.packed) {
+        DownRows(KernelFor(a.n), packed[a.expert], sc.act_forms.View(act, a.first_row, a.n), r0,
+                 r1, ye);
       } else {
-        LinearRowRange(ae, a.n, experts_[b.layer][a.expert].down, r0, r1, ye);
+        LinearRowRange(act + a.first_row * inter, a.n, unpacked[a.expert].down, r0, r1, ye);
       }
-    }
+    });
 #pragma omp for schedule(static)
-    for (int64_t d0 = 0; d0 < h; d0 += kRowsPerTask) {
-      const int64_t d1 = std::min(h, d0 + kRowsPerTask);
-      for (int64_t t = 0; t < b.num_tokens; ++t) std::fill(out + t * h + d0, out + t * h + d1, 0.0f);
-      for (const Active& a : active) {
-        for (int64_t i = 0; i < a.n; ++i) {
-          float* o = out + rows[a.expert][i].first * h;
-          const float wt = rows[a.expert][i].second;
-          const float* yi = y.data() + (a.first_row + i) * h;
-          for (int64_t d = d0; d < d1; ++d) o[d] += wt * yi[d];
-        }
+    for (int64_t t = 0; t < b.num_tokens; ++t) {
+      float* o = out + t * h;
+      std::fill(o, o + h, 0.0f);
+      for (int64_t j = 0; j < b.top_k; ++j) {
+        const int64_t row = row_of_slot[t * b.top_k + j];
+        if (row < 0) continue;
+        const float wt = b.weights[t * b.top_k + j];
+        const float* yr = y + row * h;
+        for (int64_t d = 0; d < h; ++d) o[d] += wt * yr[d];
       }
     }
   }

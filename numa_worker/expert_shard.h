@@ -3,18 +3,23 @@
 // `count` shards (rows of gate/up, columns of down), balanced also when it does not divide evenly;
 // the partial outputs of all shards sum to the full MoE output. Expert-parallel: whole experts,
 // contiguous blocks per shard. The in-process executor is the single shard {index 0, count 1}.
-// Load once; Run may be called from one thread at a time (it parallelises inside).
+// Load once; Run may be called from any thread: concurrent calls take turns (each parallelises
+// inside, over all of the process's OpenMP threads).
 #pragma once
 
 #include <memory>
+#include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
+#include "absl/synchronization/mutex.h"
 #include "common/checkpoint.h"
 #include "common/model_config.h"
 #include "coordinator/expert_executor.h"
 #include "coordinator/model_weights.h"
 #include "kernels/cpu/isa.h"
+#include "kernels/cpu/moe_format.h"
 #include "kernels/cpu/moe_kernel.h"
 #include "kernels/cpu/moe_pack.h"
 
@@ -33,41 +38,84 @@ struct ShardPlan {
   bool OwnsExpert(int64_t e, int64_t num_experts) const;
 };
 
+// How Run hands out its (expert, row block) tasks to the pinned threads.
+//   kDynamic: threads take the next task from a shared atomic counter (an expert with many tokens
+//             does not hold up the others);
+//   kStatic:  thread i takes the i-th contiguous slice of the task list (for measuring the
+//             difference).
+enum class MoeSchedule { kDynamic, kStatic };
+// "dynamic" | "static"; InvalidArgument otherwise.
+absl::StatusOr<MoeSchedule> ParseMoeSchedule(std::string_view name);
+std::string_view MoeScheduleName(MoeSchedule schedule);
+
+struct ExpertShardOptions {
+  // The CPU kernel (kernels/cpu/isa.h): kAuto takes the best this machine runs; asking for one it
+  // cannot run is FailedPrecondition.
+  CpuKernel kernel = CpuKernel::kAuto;
+  // The format experts are packed in (`--expert-dtype`, moe_format.h). bf16 packs bf16 experts as
+  // they are and keeps f32 experts (f16/f32 checkpoints) unpacked, run by the plain row kernels;
+  // int8 / int4 quantize every expert, bf16 or f32, at load.
+  ExpertFormat format;
+  MoeSchedule schedule = MoeSchedule::kDynamic;
+};
+
 class ExpertShard {
  public:
-  // `kernel` picks the CPU kernel (kernels/cpu/isa.h): kAuto takes the best this machine runs;
-  // asking for one it cannot run is FailedPrecondition. bf16 experts are packed once here into
-  // that kernel's layout; f32 experts (f16/f32 checkpoints) run through the plain row kernels.
-  static absl::StatusOr<std::unique_ptr<ExpertShard>> Load(const ModelConfig& config,
-                                                           const Checkpoint& checkpoint,
-                                                           const ShardPlan& plan,
-                                                           CpuKernel kernel = CpuKernel::kAuto);
+  // Loads and packs this shard's experts once (see ExpertShardOptions).
+  static absl::StatusOr<std::unique_ptr<ExpertShard>> Load(
+      const ModelConfig& config, const Checkpoint& checkpoint, const ShardPlan& plan,
+      const ExpertShardOptions& options = ExpertShardOptions{});
 
   // The single shard {index 0, count 1} over weights already in memory (benchmarks, tests):
   // `experts` is [layer][expert], with config.num_layers layers; a non-MoE layer has no experts.
-  // bf16 experts are packed for `kernel` and their unpacked copy freed one by one (peak memory:
-  // the unpacked weights plus one packed expert); f32 experts are kept as they are.
+  // Experts are packed and their unpacked copy freed one by one (peak memory: the unpacked weights
+  // plus one packed expert); f32 experts in the bf16 format are kept as they are.
   static absl::StatusOr<std::unique_ptr<ExpertShard>> FromWeights(
       const ModelConfig& config, std::vector<std::vector<MlpWeights>> experts,
-      CpuKernel kernel = CpuKernel::kAuto);
+      const ExpertShardOptions& options = ExpertShardOptions{});
 
   // out[T x hidden] = this shard's part of sum_j w[t,j] * expert_{id[t,j]}(hidden[t]).
   // Validates layer and expert ids (InvalidArgument), never crashes on bad input.
   absl::Status Run(const MoeBatch& batch, float* out) const;
 
+  // Bytes of all experts held, as stored (packed values, scales, row sums).
   size_t weight_bytes() const { return weight_bytes_; }
+  // Bytes of one expert as stored (0 when this shard does not hold it).
+  size_t expert_bytes(int64_t layer, int64_t expert) const;
   const ShardPlan& plan() const { return plan_; }
   CpuKernel kernel() const { return kernel_.isa; }
+  const ExpertFormat& format() const { return format_; }
+  MoeSchedule schedule() const { return schedule_; }
 
  private:
   ExpertShard(const ModelConfig& config, const ShardPlan& plan) : config_(config), plan_(plan) {}
+  // An empty shard with its kernel resolved and its [layer][expert] tables sized.
+  static absl::StatusOr<std::unique_ptr<ExpertShard>> Create(const ModelConfig& config,
+                                                             const ShardPlan& plan,
+                                                             const ExpertShardOptions& options);
+  // Packs (or keeps, f32 in the bf16 format) one expert's weights.
+  absl::Status Add(int64_t layer, int64_t expert, MlpWeights weights);
+  // The kernel for an expert with `tokens` tokens (activation precision chosen per expert).
+  ExpertKernel KernelFor(int64_t tokens) const;
   ModelConfig config_;
   ShardPlan plan_;
   // [layer][expert]; an expert this shard does not hold (or a zero-width slice) has empty weights.
   // A bf16 expert lives in `packed_` (and its `experts_` entry is empty), an f32 one in `experts_`.
   std::vector<std::vector<MlpWeights>> experts_;
   std::vector<std::vector<PackedExpert>> packed_;
+  // Run's buffers, kept between calls (Run holds the lock: concurrent calls take turns).
+  struct Scratch {
+    std::unique_ptr<float[]> buffers[4];  // x, y, act, up
+    size_t capacity[4] = {0, 0, 0, 0};
+    ActivationBuffer x_forms, act_forms;
+    // Buffer i with room for n floats, uninitialized when it grows.
+    float* Floats(int i, size_t n);
+  };
+  mutable absl::Mutex scratch_mu_;
+  mutable Scratch scratch_ ABSL_GUARDED_BY(scratch_mu_);
   ExpertKernel kernel_;
+  ExpertFormat format_;
+  MoeSchedule schedule_ = MoeSchedule::kDynamic;
   size_t weight_bytes_ = 0;
 };
 

@@ -32,7 +32,7 @@ void SetUpLogging(const std::string& id, const std::string& level) {
 
 int main(int argc, char** argv) {
   CLI::App app{"tandem-worker: serves one NUMA node's slice of the routed experts"};
-  std::string listen, cpus, id, log_level = "info", cpu_kernel = "auto";
+  std::string listen, cpus, id, log_level = "info", cpu_kernel = "auto", schedule = "dynamic";
   int numa_node = -1, threads = 0;
   app.add_option("--listen", listen, "gRPC address: unix:PATH or HOST:PORT")->required();
   auto* node_opt =
@@ -45,6 +45,9 @@ int main(int argc, char** argv) {
   app.add_option("--log-level", log_level, "trace|debug|info|warn|error|off")
       ->capture_default_str();
   app.add_option("--cpu-kernel", cpu_kernel, "expert kernel: auto|reference|avx512|amx")
+      ->capture_default_str();
+  app.add_option("--schedule", schedule,
+                 "expert tasks to threads: dynamic (shared counter) or static (fixed slices)")
       ->capture_default_str();
   CLI11_PARSE(app, argc, argv);
 
@@ -76,7 +79,12 @@ int main(int argc, char** argv) {
     spdlog::error("{}", std::string(kernel.status().message()));
     return 1;
   }
-  tandem::WorkerIdentity identity{id, *binding, *kernel};
+  absl::StatusOr<tandem::MoeSchedule> moe_schedule = tandem::ParseMoeSchedule(schedule);
+  if (!moe_schedule.ok()) {
+    spdlog::error("--schedule: {}", std::string(moe_schedule.status().message()));
+    return 1;
+  }
+  tandem::WorkerIdentity identity{id, *binding, *kernel, *moe_schedule};
   // Idle, the ring loop sleeps on the futex and checks for a stop every 20 ms; a request wakes it
   // at once (after a 50 us spin).
   tandem::RingWaitOptions ring_wait;
@@ -88,8 +96,9 @@ int main(int argc, char** argv) {
     spdlog::error("{}", server.status().ToString());
     return 1;
   }
-  spdlog::info("pid {} listening on {}; {}; isa {}", getpid(), (*server)->address(),
-               tandem::DescribeBinding(*binding), tandem::CpuKernelName(identity.cpu_kernel));
+  spdlog::info("pid {} listening on {}; {}; isa {}; schedule {}", getpid(), (*server)->address(),
+               tandem::DescribeBinding(*binding), tandem::CpuKernelName(identity.cpu_kernel),
+               tandem::MoeScheduleName(identity.schedule));
   (*server)->ServeUntilShutdown(signals);
   return 0;
 }

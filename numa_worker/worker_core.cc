@@ -85,12 +85,10 @@ absl::StatusOr<v1::HelloResponse> WorkerCore::Hello(const v1::HelloRequest& requ
 }
 
 absl::StatusOr<v1::LoadShardResponse> WorkerCore::LoadShard(const v1::LoadShardRequest& request) {
-  if (!request.expert_dtype().empty() && request.expert_dtype() != "bf16") {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "expert_dtype \"", request.expert_dtype(),
-        "\" is not supported by this worker (only \"bf16\"; int8 / int4 come with the CPU "
-        "kernels)"));
-  }
+  TANDEM_ASSIGN_OR_RETURN(
+      const ExpertFormat format,
+      ParseExpertFormat(request.expert_dtype().empty() ? "bf16" : request.expert_dtype(),
+                        request.int4_group_size()));
   if (request.checkpoint_path().empty())
     return absl::InvalidArgumentError("LoadShard: checkpoint_path is empty");
   TANDEM_ASSIGN_OR_RETURN(const ShardPlan plan, PlanFromProto(request.shard()));
@@ -115,27 +113,31 @@ absl::StatusOr<v1::LoadShardResponse> WorkerCore::LoadShard(const v1::LoadShardR
     if (loaded_ != nullptr) {
       const ShardPlan& have = loaded_->plan;
       if (loaded_->fingerprint == fingerprint && have.mode == plan.mode &&
-          have.index == plan.index && have.count == plan.count) {
+          have.index == plan.index && have.count == plan.count && loaded_->format == format) {
         spdlog::info("LoadShard: {} of {} already loaded", DescribePlan(plan), dir);
         return loaded_->response;
       }
       return absl::FailedPreconditionError(absl::StrCat(
-          "this worker already holds ", DescribePlan(have), " of ", loaded_->checkpoint_dir,
+          "this worker already holds ", DescribePlan(have), " (", ExpertFormatName(loaded_->format),
+          ") of ", loaded_->checkpoint_dir,
           " (fingerprint ", loaded_->fingerprint, "); refusing ", DescribePlan(plan), " of ", dir,
-          " (fingerprint ", fingerprint, "): restart the worker to load another"));
+          " (", ExpertFormatName(format), ", fingerprint ", fingerprint,
+          "): restart the worker to load another"));
     }
   }
   if (config.moe.num_experts < 1 || config.NumMoeLayers() < 1)
     return absl::FailedPreconditionError(absl::StrCat(dir, ": the model has no routed experts"));
 
   TANDEM_ASSIGN_OR_RETURN(std::unique_ptr<ExpertShard> shard,
-                          ExpertShard::Load(config, *checkpoint, plan, identity_.cpu_kernel));
+                          ExpertShard::Load(config, *checkpoint, plan,
+                                            {identity_.cpu_kernel, format, identity_.schedule}));
   checkpoint.reset();  // only the shard's slice stays in memory
 
   auto loaded = std::make_unique<Loaded>();
   loaded->checkpoint_dir = dir;
   loaded->fingerprint = fingerprint;
   loaded->plan = plan;
+  loaded->format = format;
   loaded->config = std::move(config);
   loaded->shard = std::move(shard);
   loaded->response.set_checkpoint_fingerprint(fingerprint);

@@ -43,6 +43,7 @@ struct WorkerIdentity {
   CpuBinding binding;
   // The expert kernel, resolved at start-up (ResolveCpuKernel); reported by Hello as "isa".
   CpuKernel cpu_kernel = CpuKernel::kReference;
+  MoeSchedule schedule = MoeSchedule::kDynamic;  // --schedule
 };
 
 class WorkerCore {
@@ -64,6 +65,7 @@ class WorkerCore {
     std::string checkpoint_dir;
     std::string fingerprint;
     ShardPlan plan;
+    ExpertFormat format;
     ModelConfig config;
     std::unique_ptr<ExpertShard> shard;
     RingLoopConfig loop_template;  // shard / config / byte accounting for every RingLoop

@@ -1,6 +1,7 @@
 // Locating the committed fixtures (tests/fixtures/<arch>/) from tests.
 #pragma once
 
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -11,7 +12,13 @@
 
 namespace tandem::testing {
 
-inline std::string FixturesDir() { return std::string(TANDEM_SOURCE_DIR) + "/tests/fixtures"; }
+// The source tree's tests/fixtures, or $TANDEM_FIXTURES_DIR when set (test binaries carried to
+// another machine, whose checkout lives elsewhere).
+inline std::string FixturesDir() {
+  if (const char* dir = std::getenv("TANDEM_FIXTURES_DIR"); dir != nullptr && *dir != '\0')
+    return dir;
+  return std::string(TANDEM_SOURCE_DIR) + "/tests/fixtures";
+}
 
 // Model fixture directories (those with a config.json and a reference.json), sorted.
 inline std::vector<std::string> ModelFixtureDirs() {

@@ -67,6 +67,15 @@ void AddWorkerFlags(CLI::App& app, WorkerFlags& flags) {
   app.add_option("--cpu-kernel", flags.cpu_kernel,
                  "routed-expert kernel: auto|reference|avx512|amx (chosen from CPUID when auto)")
       ->capture_default_str();
+  app.add_option("--expert-dtype", flags.expert_dtype,
+                 "routed experts as stored for the CPU: bf16, int8 (per-channel) or int4 "
+                 "(per group), quantized at load")
+      ->capture_default_str();
+  app.add_option("--int4-group-size", flags.int4_group_size, "int4 group size: 32 or 128")
+      ->capture_default_str();
+  app.add_option("--schedule", flags.schedule,
+                 "expert tasks to threads: dynamic (shared counter) or static (fixed slices)")
+      ->capture_default_str();
 }
 
 absl::Status ApplyWorkerFlags(const WorkerFlags& flags, LoadOptions& options) {
@@ -89,6 +98,9 @@ absl::Status ApplyWorkerFlags(const WorkerFlags& flags, LoadOptions& options) {
   TANDEM_ASSIGN_OR_RETURN(options.cpu_kernel, ParseCpuKernel(flags.cpu_kernel));
   // Fail here, before anything starts, when this machine cannot run the requested kernel.
   TANDEM_RETURN_IF_ERROR(ResolveCpuKernel(options.cpu_kernel).status());
+  TANDEM_ASSIGN_OR_RETURN(options.expert_format,
+                          ParseExpertFormat(flags.expert_dtype, flags.int4_group_size));
+  TANDEM_ASSIGN_OR_RETURN(options.schedule, ParseMoeSchedule(flags.schedule));
   return absl::OkStatus();
 }
 

@@ -32,13 +32,16 @@ absl::StatusOr<std::vector<int32_t>> PromptToIds(const PromptFlags& flags, const
 absl::StatusOr<std::string> RenderChat(const std::string& model_dir, const std::string& messages_json,
                                        bool add_generation_prompt);
 
-// --workers N|auto, --worker-addrs A,B,..., --shard-mode tp|ep and --cpu-kernel (every command
-// that loads a model).
+// --workers N|auto, --worker-addrs A,B,..., --shard-mode tp|ep, --cpu-kernel, --expert-dtype,
+// --int4-group-size and --schedule (every command that loads a model).
 struct WorkerFlags {
   std::string workers = "auto";
   std::string worker_addrs;
   std::string shard_mode = "tp";
   std::string cpu_kernel = "auto";
+  std::string expert_dtype = "bf16";
+  int64_t int4_group_size = 128;
+  std::string schedule = "dynamic";
 };
 void AddWorkerFlags(CLI::App& app, WorkerFlags& flags);
 absl::Status ApplyWorkerFlags(const WorkerFlags& flags, LoadOptions& options);

@@ -100,22 +100,25 @@ const CpuFeatures& DetectCpuFeatures() {
 }
 
 bool CanRunAvx512Bf16(const CpuFeatures& f) {
-  return f.avx512f && f.avx512bw && f.avx512vl && f.avx512_bf16 && f.os_avx512_state;
+  return f.avx512f && f.avx512bw && f.avx512vl && f.avx512_bf16 && f.avx512_vnni &&
+         f.os_avx512_state;
 }
 
 bool CanRunAmxBf16(const CpuFeatures& f) {
-  return f.amx_tile && f.amx_bf16 && f.os_amx_state && f.amx_permitted && CanRunAvx512Bf16(f);
+  return f.amx_tile && f.amx_bf16 && f.amx_int8 && f.os_amx_state && f.amx_permitted &&
+         CanRunAvx512Bf16(f);
 }
 
 namespace {
 
-// The missing pieces for the AVX-512 bf16 kernels, e.g. "avx512_bf16, OS ZMM state".
+// The missing pieces for the AVX-512 kernels (bf16 and VNNI), e.g. "avx512_bf16, OS ZMM state".
 std::string MissingAvx512(const CpuFeatures& f) {
   std::vector<std::string> missing;
   if (!f.avx512f) missing.push_back("avx512f");
   if (!f.avx512bw) missing.push_back("avx512bw");
   if (!f.avx512vl) missing.push_back("avx512vl");
   if (!f.avx512_bf16) missing.push_back("avx512_bf16");
+  if (!f.avx512_vnni) missing.push_back("avx512_vnni");
   if (!f.os_avx512_state) missing.push_back("the OS does not save the AVX-512 (ZMM) state");
   return absl::StrJoin(missing, ", ");
 }
@@ -133,12 +136,12 @@ absl::StatusOr<CpuKernel> ResolveCpuKernel(CpuKernel requested, const CpuFeature
     case CpuKernel::kAvx512:
       if (CanRunAvx512Bf16(f)) return CpuKernel::kAvx512;
       return absl::FailedPreconditionError(absl::StrCat(
-          "--cpu-kernel avx512: this CPU cannot run the AVX-512 bf16 kernels (missing: ",
+          "--cpu-kernel avx512: this CPU cannot run the AVX-512 kernels (missing: ",
           MissingAvx512(f), ")"));
     case CpuKernel::kAmx:
-      if (!f.amx_tile || !f.amx_bf16) {
+      if (!f.amx_tile || !f.amx_bf16 || !f.amx_int8) {
         return absl::FailedPreconditionError(
-            "--cpu-kernel amx: this CPU has no AMX (amx_tile, amx_bf16)");
+            "--cpu-kernel amx: this CPU has no AMX (amx_tile, amx_bf16, amx_int8)");
       }
       if (!f.os_amx_state) {
         return absl::FailedPreconditionError(
@@ -151,7 +154,7 @@ absl::StatusOr<CpuKernel> ResolveCpuKernel(CpuKernel requested, const CpuFeature
       }
       if (!CanRunAvx512Bf16(f)) {
         return absl::FailedPreconditionError(absl::StrCat(
-            "--cpu-kernel amx: the AMX kernels also need AVX-512 bf16 (missing: ", MissingAvx512(f),
+            "--cpu-kernel amx: the AMX kernels also need the AVX-512 ones (missing: ", MissingAvx512(f),
             ")"));
       }
       return CpuKernel::kAmx;

@@ -1,6 +1,7 @@
 #include "kernels/cpu/moe_kernel.h"
 
 #include <algorithm>
+#include <cstdlib>
 
 #include "common/bf16.h"
 #include "kernels/cpu/moe_kernel_impl.h"
@@ -12,13 +13,24 @@ bool UsesAvx512(const ExpertKernel& k) {
   return k.isa == CpuKernel::kAvx512 || k.isa == CpuKernel::kAmx;
 }
 
-// kAmx with bf16 activations and >= moe_internal::kAmxMinTokens tokens: the AMX tile kernel.
-bool UsesAmx(const ExpertKernel& k, int64_t n) {
-  return k.isa == CpuKernel::kAmx && k.activations == ActivationPrecision::kBf16 &&
-         n >= moe_internal::kAmxMinTokens;
+// kAmx with >= kAmxMinTokens tokens and weights AMX multiplies: bf16 (with bf16
+// activations) or int8.
+bool UsesAmx(const ExpertKernel& k, ExpertDtype dtype, int64_t n) {
+  if (k.isa != CpuKernel::kAmx || n < AmxMinTokens()) return false;
+  if (dtype == ExpertDtype::kBf16) return k.activations == ActivationPrecision::kBf16;
+  return dtype == ExpertDtype::kInt8;
 }
 
 }  // namespace
+
+int64_t AmxMinTokens() {
+  static const int64_t min_tokens = [] {
+    const char* s = std::getenv("TANDEM_AMX_MIN_TOKENS");
+    const int64_t v = s != nullptr ? std::atoll(s) : 0;
+    return v >= 1 ? v : kAmxMinTokens;
+  }();
+  return min_tokens;
+}
 
 bool ExpertKernel::uses_bf16_activations() const {
   return UsesAvx512(*this) && activations == ActivationPrecision::kBf16;
@@ -37,9 +49,60 @@ void ConvertToBf16Pairs(const float* x, int64_t n, int64_t k, uint32_t* out) {
   }
 }
 
+void ActivationBuffer::Reset(int64_t n, int64_t k, bool bf16_pairs, bool int8) {
+  k_ = k;
+  has_pairs_ = bf16_pairs;
+  has_int8_ = int8;
+  pairs_.resize(bf16_pairs ? n * Bf16PairCount(k) : 0);
+  const int64_t stride = Int8ActivationStride(k);
+  q8_.resize(int8 ? n * stride : 0);
+  q8_scale_.resize(int8 ? n : 0);
+  q8_sums32_.resize(int8 ? n * stride / 32 : 0);
+}
+
+void ActivationBuffer::Fill(const float* x, int64_t r0, int64_t r1) {
+  if (r0 >= r1) return;
+  if (has_pairs_) ConvertToBf16Pairs(x + r0 * k_, r1 - r0, k_, pairs_.data() + r0 * Bf16PairCount(k_));
+  if (has_int8_) {
+    const int64_t stride = Int8ActivationStride(k_);
+    QuantizeActivations(x + r0 * k_, r1 - r0, k_, q8_.data() + r0 * stride, q8_scale_.data() + r0,
+                        q8_sums32_.data() + r0 * (stride / 32));
+  }
+}
+
+ExpertActivations ActivationBuffer::View(const float* x, int64_t r0, int64_t n) const {
+  ExpertActivations a{x + r0 * k_, nullptr, n, k_};
+  if (has_pairs_) a.bf16_pairs = pairs_.data() + r0 * Bf16PairCount(k_);
+  if (has_int8_) {
+    const int64_t stride = Int8ActivationStride(k_);
+    a.q8 = q8_.data() + r0 * stride;
+    a.q8_scale = q8_scale_.data() + r0;
+    a.q8_sums32 = q8_sums32_.data() + r0 * (stride / 32);
+  }
+  return a;
+}
+
+ExpertActivations ActivationBuffer::Prepare(const ExpertKernel& kernel, ExpertDtype dtype,
+                                            const float* x, int64_t n, int64_t k) {
+  const bool int8 = dtype != ExpertDtype::kBf16;
+  Reset(n, k, !int8 && kernel.uses_bf16_activations(), int8);
+  Fill(x, 0, n);
+  return View(x, 0, n);
+}
+
 void GateUpRows(const ExpertKernel& kernel, const PackedExpert& e, const ExpertActivations& x,
                 int64_t r0, int64_t r1, float* act) {
-  if (UsesAmx(kernel, x.n)) {
+  if (e.dtype() != ExpertDtype::kBf16) {
+    if (UsesAmx(kernel, e.dtype(), x.n)) {
+      moe_internal::AmxInt8GateUpRows(e, x, r0, r1, act);
+    } else if (UsesAvx512(kernel)) {
+      moe_internal::Avx512GateUpRows(e, x, /*bf16_activations=*/false, r0, r1, act);
+    } else {
+      moe_internal::ReferenceQuantGateUpRows(e, x, r0, r1, act);
+    }
+    return;
+  }
+  if (UsesAmx(kernel, e.dtype(), x.n)) {
     moe_internal::AmxGateUpRows(e, x, r0, r1, act);
   } else if (UsesAvx512(kernel)) {
     moe_internal::Avx512GateUpRows(e, x, kernel.uses_bf16_activations(), r0, r1, act);
@@ -50,7 +113,17 @@ void GateUpRows(const ExpertKernel& kernel, const PackedExpert& e, const ExpertA
 
 void DownRows(const ExpertKernel& kernel, const PackedExpert& e, const ExpertActivations& act,
               int64_t d0, int64_t d1, float* y) {
-  if (UsesAmx(kernel, act.n)) {
+  if (e.dtype() != ExpertDtype::kBf16) {
+    if (UsesAmx(kernel, e.dtype(), act.n)) {
+      moe_internal::AmxInt8DownRows(e, act, d0, d1, y);
+    } else if (UsesAvx512(kernel)) {
+      moe_internal::Avx512DownRows(e, act, /*bf16_activations=*/false, d0, d1, y);
+    } else {
+      moe_internal::ReferenceQuantDownRows(e, act, d0, d1, y);
+    }
+    return;
+  }
+  if (UsesAmx(kernel, e.dtype(), act.n)) {
     moe_internal::AmxDownRows(e, act, d0, d1, y);
   } else if (UsesAvx512(kernel)) {
     moe_internal::Avx512DownRows(e, act, kernel.uses_bf16_activations(), d0, d1, y);
@@ -67,22 +140,11 @@ void ExpertForward(const ExpertKernel& kernel, const PackedExpert& e, const floa
     std::fill(y, y + n * hidden, 0.0f);
     return;
   }
-  const bool bf16 = kernel.uses_bf16_activations();
   scratch->act.resize(n * inter);
-  ExpertActivations xa{x, nullptr, n, hidden};
-  if (bf16) {
-    scratch->x_pairs.resize(n * Bf16PairCount(hidden));
-    ConvertToBf16Pairs(x, n, hidden, scratch->x_pairs.data());
-    xa.bf16_pairs = scratch->x_pairs.data();
-  }
-  GateUpRows(kernel, e, xa, 0, inter, scratch->act.data());
-  ExpertActivations aa{scratch->act.data(), nullptr, n, inter};
-  if (bf16) {
-    scratch->act_pairs.resize(n * Bf16PairCount(inter));
-    ConvertToBf16Pairs(scratch->act.data(), n, inter, scratch->act_pairs.data());
-    aa.bf16_pairs = scratch->act_pairs.data();
-  }
-  DownRows(kernel, e, aa, 0, hidden, y);
+  GateUpRows(kernel, e, scratch->x.Prepare(kernel, e.dtype(), x, n, hidden), 0, inter,
+             scratch->act.data());
+  DownRows(kernel, e, scratch->act_forms.Prepare(kernel, e.dtype(), scratch->act.data(), n, inter),
+           0, hidden, y);
 }
 
 }  // namespace tandem

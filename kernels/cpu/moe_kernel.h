@@ -1,5 +1,6 @@
-// The routed-expert computation of the CPU MoE operator over packed bf16 weights (moe_pack.h):
-// y = down(silu(gate x) * up x) for the n tokens routed to one expert, in f32 accumulation.
+// The routed-expert computation of the CPU MoE operator over packed weights (moe_pack.h) of any
+// format (moe_format.h): y = down(silu(gate x) * up x) for the n tokens routed to one expert, in
+// f32 accumulation (int32 for the integer dot products of the quantized formats).
 //
 // Two levels:
 //   * ExpertForward: one expert, all rows, serially on the calling thread.
@@ -28,12 +29,25 @@ namespace tandem {
 // output, max and rms, on Qwen3/Qwen2/DeepSeek-V3 expert shapes; f32 is ~1e-6).
 enum class ActivationPrecision { kF32, kBf16 };
 
+// A kAmx kernel with bf16 activations runs the AMX tiles for calls of at least this many tokens and
+// the AVX-512 vdpbf16ps code below (decode, bandwidth-bound); with f32 activations it always runs
+// the AVX-512 f32 code (AMX has no f32 path). Measured on the GPU machine's 16-core AMX Xeon
+// (DeepSeek-V3 expert, 2048 x 7168, gate+up+down, 1 and 16 threads): AMX is ahead from 4 tokens
+// on (by 10-23% at 4, 1.6-1.9x at 8, 4x at 16: a padded 16-token tile still beats AVX-512's
+// 4-token tiles); at 1-3 tokens the two are within ~10% of each other, either way.
+inline constexpr int64_t kAmxMinTokens = 4;
+// The switch point in effect: kAmxMinTokens, or $TANDEM_AMX_MIN_TOKENS (>= 1) when set, read once
+// per process -- for measuring the switch point (tandem-bench moe with all tokens on each expert).
+int64_t AmxMinTokens();
+
 struct ExpertKernel {
-  // A resolved kernel: kReference, kAvx512 or kAmx. kAmx runs AMX bf16 tiles when activations are
-  // bf16 and there are at least kAmxMinTokens tokens, the AVX-512 code otherwise (AMX has no f32
-  // path, so f32 activations keep their exactness). kAuto is treated as kReference.
+  // A resolved kernel: kReference, kAvx512 or kAmx. kAmx runs AMX tiles (bf16 weights with bf16
+  // activations; int8 weights) when there are at least kAmxMinTokens tokens, the AVX-512 code
+  // otherwise (AMX has no f32 path, so f32 activations keep their exactness; int4 has no AMX
+  // kernel). kAuto is treated as kReference.
   CpuKernel isa = CpuKernel::kReference;
-  // Ignored by the reference kernel, which always computes with f32 activations.
+  // bf16 weights only (quantized weights always take int8 activations, ExpertActivations::q8).
+  // Ignored by the reference kernel, which always computes bf16 weights with f32 activations.
   ActivationPrecision activations = ActivationPrecision::kF32;
 
   bool uses_bf16_activations() const;
@@ -41,11 +55,15 @@ struct ExpertKernel {
 
 // Activations of n tokens [n x k] in the forms the kernels read.
 struct ExpertActivations {
-  const float* f32 = nullptr;            // [n x k], row-major; always required
+  const float* f32 = nullptr;            // [n x k], row-major; required for bf16 weights
   const uint32_t* bf16_pairs = nullptr;  // [n x Bf16PairCount(k)]; required when the kernel
                                          // uses_bf16_activations(), from ConvertToBf16Pairs
   int64_t n = 0;
   int64_t k = 0;
+  // Required for int8 / int4 weights: QuantizeActivations's output (moe_format.h).
+  const int8_t* q8 = nullptr;          // [n x Int8ActivationStride(k)]
+  const float* q8_scale = nullptr;     // [n]
+  const int32_t* q8_sums32 = nullptr;  // [n x Int8ActivationStride(k) / 32]
 };
 
 // 32-bit words per token of ConvertToBf16Pairs's output: ceil(k / 2).
@@ -57,7 +75,8 @@ inline int64_t Bf16PairCount(int64_t k) { return (k + 1) / 2; }
 void ConvertToBf16Pairs(const float* x, int64_t n, int64_t k, uint32_t* out);
 
 // act[t * I + r] = silu(gate[r] . x[t]) * (up[r] . x[t]) for r in [r0, r1), t < x.n
-// (I = e.intermediate(), x.k == e.hidden()). Other elements of act are not touched.
+// (I = e.intermediate(), x.k == e.hidden()). Other elements of act are not touched. For int8 /
+// int4 weights, gate[r] . x[t] = sx[t] * sum_g s[r][g] * (integer dot of group g) (moe_format.h).
 void GateUpRows(const ExpertKernel& kernel, const PackedExpert& e, const ExpertActivations& x,
                 int64_t r0, int64_t r1, float* act);
 
@@ -66,11 +85,33 @@ void GateUpRows(const ExpertKernel& kernel, const PackedExpert& e, const ExpertA
 void DownRows(const ExpertKernel& kernel, const PackedExpert& e, const ExpertActivations& act,
               int64_t d0, int64_t d1, float* y);
 
+// Activations of rows x [n x k] in the extra forms a kernel may read besides f32: bf16 pairs
+// and/or the int8 form. Reset sizes it, Fill converts rows (concurrent Fills of disjoint row
+// ranges are safe), View gives the kernels' view of a row range.
+class ActivationBuffer {
+ public:
+  void Reset(int64_t n, int64_t k, bool bf16_pairs, bool int8);
+  void Fill(const float* x, int64_t r0, int64_t r1);  // x: row 0 of the [n x k] activations
+  ExpertActivations View(const float* x, int64_t r0, int64_t n) const;
+
+  // Reset + Fill + View of all n rows, in the forms `kernel` reads over weights of `dtype`.
+  ExpertActivations Prepare(const ExpertKernel& kernel, ExpertDtype dtype, const float* x,
+                            int64_t n, int64_t k);
+
+ private:
+  int64_t k_ = 0;
+  bool has_pairs_ = false, has_int8_ = false;
+  std::vector<uint32_t> pairs_;
+  std::vector<int8_t> q8_;
+  std::vector<float> q8_scale_;
+  std::vector<int32_t> q8_sums32_;
+};
+
 // Buffers ExpertForward reuses between calls (one per thread).
 struct ExpertScratch {
   std::vector<float> act;
-  std::vector<uint32_t> x_pairs;
-  std::vector<uint32_t> act_pairs;
+  ActivationBuffer x;
+  ActivationBuffer act_forms;
 };
 
 // y[n x H] = down(silu(gate x) * up x) for x [n x H], serially. n == 0 does nothing.

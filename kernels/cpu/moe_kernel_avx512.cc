@@ -1,4 +1,5 @@
-// The AVX-512 MoE kernels over the packed layout of moe_pack.h. Only the functions marked
+// The AVX-512 MoE kernels over the packed layouts of moe_pack.h (the dot tiles of the quantized
+// formats are in moe_kernel_avx512_quant.cc). Only the functions marked
 // TANDEM_AVX512 use AVX-512 instructions, so this file compiles for any x86-64 and its code runs
 // only where ResolveCpuKernel allowed it.
 //
@@ -22,8 +23,8 @@ namespace {
 
 #define TANDEM_AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,avx512bf16")))
 
-constexpr int kMaxBlocks = 4;  // MB
-constexpr int kMaxTokens = 4;  // NT
+constexpr int kMaxBlocks = kAvx512TileBlocks;  // MB
+constexpr int kMaxTokens = kAvx512TileTokens;  // NT
 constexpr int64_t kB = PackedMatrix::kBlockRows;
 // vpslld through a full mask: the unmasked intrinsic trips a GCC 12 -Wmaybe-uninitialized.
 constexpr __mmask16 kAllLanes = 0xffff;
@@ -132,7 +133,9 @@ constexpr const DotBf16Fn* kDotBf16[kMaxBlocks] = {kDotBf16Row<1>, kDotBf16Row<2
 // out[(i * nt + t) * 16 + lane] for blocks [b, b + mb) of w and tokens [t0, t0 + nt) of x.
 void DotTile(const PackedMatrix& w, int64_t b, int mb, const ExpertActivations& x, int64_t t0,
              int nt, bool bf16, float* out) {
-  if (bf16) {
+  if (w.dtype() != ExpertDtype::kBf16) {
+    Avx512QuantDotTile(w, b, mb, x, t0, nt, out);
+  } else if (bf16) {
     const int64_t stride = Bf16PairCount(x.k);
     kDotBf16[mb - 1][nt - 1](w.block(b), w.block_stride(), w.k_pairs(), x.bf16_pairs + t0 * stride,
                              stride, out);

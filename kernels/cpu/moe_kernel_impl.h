@@ -19,20 +19,17 @@ void ReferenceGateUpRows(const PackedExpert& e, const ExpertActivations& x, int6
 void ReferenceDownRows(const PackedExpert& e, const ExpertActivations& act, int64_t d0, int64_t d1,
                        float* y);
 
-// AVX-512 (avx512f/bw/vl/bf16); bf16_activations selects vdpbf16ps over x.bf16_pairs, otherwise
+// The AVX-512 kernels' register tile: up to this many 16-row blocks x tokens per micro-kernel call.
+inline constexpr int kAvx512TileBlocks = 4;
+inline constexpr int kAvx512TileTokens = 4;
+
+// AVX-512 (avx512f/bw/vl/bf16), any weight format; for bf16 weights, bf16_activations selects vdpbf16ps over x.bf16_pairs, otherwise
 // f32 FMAs over the weights widened to f32 and x.f32.
 void Avx512GateUpRows(const PackedExpert& e, const ExpertActivations& x, bool bf16_activations,
                       int64_t r0, int64_t r1, float* act);
 void Avx512DownRows(const PackedExpert& e, const ExpertActivations& act, bool bf16_activations,
                     int64_t d0, int64_t d1, float* y);
 
-// A kAmx kernel with bf16 activations runs the AMX tiles for calls of at least this many tokens and
-// the AVX-512 vdpbf16ps code below (decode, bandwidth-bound); with f32 activations it always runs
-// the AVX-512 f32 code (AMX has no f32 path). Measured on the GPU machine's 16-core AMX Xeon
-// (DeepSeek-V3 expert, 2048 x 7168, gate+up+down, 1 and 16 threads): AMX is ahead from 4 tokens
-// on (by 10-23% at 4, 1.6-1.9x at 8, 4x at 16: a padded 16-token tile still beats AVX-512's
-// 4-token tiles); at 1-3 tokens the two are within ~10% of each other, either way.
-inline constexpr int64_t kAmxMinTokens = 4;
 
 // AMX bf16 tiles (moe_kernel_amx.cc), any n >= 1 (the dispatch uses them from kAmxMinTokens): the
 // activations are read as bf16 pairs (x.bf16_pairs, or x.f32 converted inside the call). Only after
@@ -41,5 +38,31 @@ void AmxGateUpRows(const PackedExpert& e, const ExpertActivations& x, int64_t r0
                    float* act);
 void AmxDownRows(const PackedExpert& e, const ExpertActivations& act, int64_t d0, int64_t d1,
                  float* y);
+
+// ---- int8 / int4 weights (int8 activations, moe_format.h) ----
+// The float result of one quantized dot product, the same expression in every kernel:
+//   (static_cast<float>(integer dot) * weight scale) * activation scale,
+// where for int4 the per-group terms static_cast<float>(group dot) * s[r][g] are summed in f32
+// over the groups in order before the final * activation scale.
+
+// Scalar reference (integer dot products over QuantAt and x.q8).
+void ReferenceQuantGateUpRows(const PackedExpert& e, const ExpertActivations& x, int64_t r0,
+                              int64_t r1, float* act);
+void ReferenceQuantDownRows(const PackedExpert& e, const ExpertActivations& act, int64_t d0,
+                            int64_t d1, float* y);
+
+// AVX-512 VNNI (vpdpbusd) dot tile of int8 / int4 weights (moe_kernel_avx512_quant.cc):
+// out[(i * nt + t) * 16 + lane] = dot of row 16 (b + i) + lane of w with token t0 + t of x, for
+// i < mb <= kAvx512TileBlocks, t < nt <= kAvx512TileTokens (padding rows included). The AVX-512
+// row functions above call it for quantized weights (their bf16_activations flag is ignored).
+void Avx512QuantDotTile(const PackedMatrix& w, int64_t b, int mb, const ExpertActivations& x,
+                        int64_t t0, int nt, float* out);
+
+// AMX int8 tiles (TDPBSSD: signed activations x signed weights), int8 weights only, any n >= 1
+// (the dispatch uses them from kAmxMinTokens). Only after ResolveCpuKernel returned kAmx.
+void AmxInt8GateUpRows(const PackedExpert& e, const ExpertActivations& x, int64_t r0, int64_t r1,
+                       float* act);
+void AmxInt8DownRows(const PackedExpert& e, const ExpertActivations& act, int64_t d0, int64_t d1,
+                     float* y);
 
 }  // namespace tandem::moe_internal

@@ -104,6 +104,19 @@ TEST(Cli, DemoGeneratesFromItsOwnCheckpoint) {
   ASSERT_EQ(gen.exit_code, 0) << gen.err;
 }
 
+// Quantized experts, in-process and in a worker process: the run works end to end and reports
+// its format (the numbers themselves are checked by quantized_experts_test).
+TEST(Cli, QuantizedExpertsRunInProcessAndInWorkers) {
+  if (!HasFixture("qwen3_moe")) GTEST_SKIP() << "fixture qwen3_moe not generated yet";
+  for (const char* flags : {"--workers 0 --expert-dtype int8 --schedule static",
+                            "--workers 1 --expert-dtype int4 --int4-group-size 32"}) {
+    const CliRun r = RunTandem("generate --model " + Fixture("qwen3_moe") +
+                               " --prompt-ids 1,2,3 --max-tokens 4 --json " + flags);
+    ASSERT_EQ(r.exit_code, 0) << flags << "\n" << r.err;
+    EXPECT_EQ(nlohmann::json::parse(r.out)["ids"].size(), 4u) << flags;
+  }
+}
+
 TEST(Cli, BadInputIsAClearError) {
   struct Case {
     std::string args;
@@ -117,6 +130,12 @@ TEST(Cli, BadInputIsAClearError) {
       {"generate --model " + Fixture("qwen3_moe") + " --max-tokens 1", "exactly one of"},
       {"generate --model " + Fixture("qwen3_moe") + " --prompt hi --temperature -1", "temperature"},
       {"tokenize --model " + Fixture("qwen3_moe") + " --messages '{not json' --json", "--messages"},
+      {"generate --model " + Fixture("qwen3_moe") + " --prompt hi --expert-dtype fp8",
+       "expected bf16, int8 or int4"},
+      {"generate --model " + Fixture("qwen3_moe") + " --prompt hi --expert-dtype int4 "
+       "--int4-group-size 64", "32 or 128"},
+      {"generate --model " + Fixture("qwen3_moe") + " --prompt hi --schedule guided",
+       "expected dynamic or static"},
   };
   if (!HasFixture("qwen3_moe")) GTEST_SKIP() << "fixture qwen3_moe not generated yet";
   for (const Case& c : cases) {

@@ -117,7 +117,7 @@ TEST(MoePackTest, LayoutHoldsEveryElementAndZeroPadding) {
     const PackedMatrix p = PackBf16Matrix(w.data(), rows, cols);
     ASSERT_EQ(p.row_blocks(), (rows + 15) / 16);
     ASSERT_EQ(p.k_pairs(), (cols + 1) / 2);
-    EXPECT_EQ(reinterpret_cast<uintptr_t>(p.data()) % 64, 0u);
+    EXPECT_EQ(reinterpret_cast<uintptr_t>(p.block_data(0)) % 64, 0u);
     for (int64_t r = 0; r < rows; ++r)
       for (int64_t k = 0; k < cols; ++k) ASSERT_EQ(p.At(r, k), w[r * cols + k]) << r << "," << k;
     // Documented formula, and zeros in the padding rows and column.
@@ -126,7 +126,7 @@ TEST(MoePackTest, LayoutHoldsEveryElementAndZeroPadding) {
       for (int64_t q = 0; q < p.k_pairs(); ++q)
         for (int64_t r = 0; r < 16; ++r)
           for (int64_t j = 0; j < 2; ++j) {
-            const uint16_t v = p.data()[(b * p.k_pairs() + q) * 32 + 2 * r + j];
+            const uint16_t v = p.block(0)[(b * p.k_pairs() + q) * 32 + 2 * r + j];
             const int64_t row = 16 * b + r, col = 2 * q + j;
             if (row < rows && col < cols) {
               ASSERT_EQ(v, w[row * cols + col]);

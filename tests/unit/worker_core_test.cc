@@ -95,7 +95,10 @@ TEST_F(WorkerCoreTest, HelloChecksTheProtocolVersion) {
 TEST_F(WorkerCoreTest, LoadShardRefusesBadRequests) {
   const ShardPlan plan = Plan(ShardPlan::Mode::kTensorParallel, 0, 2);
   v1::LoadShardRequest r = LoadRequest(qwen_, plan);
-  r.set_expert_dtype("int8");
+  r.set_expert_dtype("fp8");
+  EXPECT_EQ(core_.LoadShard(r).status().code(), absl::StatusCode::kInvalidArgument);
+  r.set_expert_dtype("int4");
+  r.set_int4_group_size(64);
   EXPECT_EQ(core_.LoadShard(r).status().code(), absl::StatusCode::kInvalidArgument);
 
   r = LoadRequest(qwen_, plan);
@@ -139,6 +142,12 @@ TEST_F(WorkerCoreTest, LoadShardOnceThenOnlyTheSameAgain) {
 
   absl::Status other = core_.LoadShard(LoadRequest(qwen_, Plan(plan.mode, 1, 2))).status();
   EXPECT_EQ(other.code(), absl::StatusCode::kFailedPrecondition);
+  v1::LoadShardRequest int8 = LoadRequest(qwen_, plan);  // same shard, another format
+  int8.set_expert_dtype("int8");
+  other = core_.LoadShard(int8).status();
+  EXPECT_EQ(other.code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(std::string(other.message()), HasSubstr("(bf16)"));
+  EXPECT_THAT(std::string(other.message()), HasSubstr("int8"));
   const FixtureModel deepseek = testing::LoadFixtureModel("deepseek_v3");
   other = core_.LoadShard(LoadRequest(deepseek, plan)).status();
   EXPECT_EQ(other.code(), absl::StatusCode::kFailedPrecondition);

@@ -1,0 +1,177 @@
+// ExpertShard::Run (numa_worker/expert_shard.h) over in-memory experts in every format and both
+// schedules: the grouped, scheduled operator equals the per-token sum of the kernels' expert
+// forwards; static and dynamic schedules agree bit for bit; bad batches are refused.
+#include "numa_worker/expert_shard.h"
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <random>
+
+#include "common/bf16.h"
+#include "kernels/cpu/moe_kernel.h"
+
+namespace tandem {
+namespace {
+
+constexpr int64_t kHidden = 96, kInter = 80, kExperts = 6, kTopK = 2;
+
+ModelConfig Config() {
+  ModelConfig c;
+  c.hidden_size = kHidden;
+  c.num_layers = 2;
+  c.layer_is_moe = {false, true};
+  c.moe.num_experts = kExperts;
+  c.moe.top_k = kTopK;
+  c.moe.expert_intermediate_size = kInter;
+  return c;
+}
+
+WeightMatrix Bf16(int64_t rows, int64_t cols, std::mt19937& rng) {
+  std::normal_distribution<float> d(0.0f, 1.0f / std::sqrt(static_cast<float>(cols)));
+  WeightMatrix m;
+  m.rows = rows;
+  m.cols = cols;
+  for (int64_t i = 0; i < rows * cols; ++i) m.bf16.push_back(FloatToBf16(d(rng)));
+  return m;
+}
+
+std::vector<std::vector<MlpWeights>> RandomExperts(uint64_t seed) {
+  std::mt19937 rng(seed);
+  std::vector<std::vector<MlpWeights>> w(2);
+  for (int64_t e = 0; e < kExperts; ++e) {
+    MlpWeights m;
+    m.gate = Bf16(kInter, kHidden, rng);
+    m.up = Bf16(kInter, kHidden, rng);
+    m.down = Bf16(kHidden, kInter, rng);
+    w[1].push_back(std::move(m));
+  }
+  return w;
+}
+
+struct Batch {
+  std::vector<float> hidden, weights;
+  std::vector<int32_t> ids;
+  MoeBatch view(int64_t tokens) const {
+    MoeBatch b;
+    b.layer = 1;
+    b.num_tokens = tokens;
+    b.top_k = kTopK;
+    b.hidden = hidden.data();
+    b.expert_ids = ids.data();
+    b.weights = weights.data();
+    return b;
+  }
+};
+
+// `tokens` tokens; expert 5 is never chosen; token 0 picks expert 1 twice.
+Batch RandomBatch(int64_t tokens, std::mt19937& rng) {
+  std::normal_distribution<float> d(0.0f, 1.0f);
+  std::uniform_int_distribution<int> e(0, kExperts - 2);
+  Batch b;
+  for (int64_t i = 0; i < tokens * kHidden; ++i) b.hidden.push_back(d(rng));
+  for (int64_t i = 0; i < tokens * kTopK; ++i) {
+    b.ids.push_back(e(rng));
+    b.weights.push_back(0.25f + 0.1f * static_cast<float>(i % 5));
+  }
+  b.ids[0] = b.ids[1] = 1;
+  return b;
+}
+
+struct ShardCase {
+  std::string dtype;
+  int64_t group;
+};
+
+class ExpertShardTest : public ::testing::TestWithParam<ShardCase> {
+ protected:
+  ExpertShardOptions Options(MoeSchedule schedule) const {
+    ExpertShardOptions o;
+    o.format = *ParseExpertFormat(GetParam().dtype, GetParam().group);
+    o.schedule = schedule;
+    return o;
+  }
+};
+
+TEST_P(ExpertShardTest, RunEqualsTheSumOfExpertForwardsUnderBothSchedules) {
+  std::mt19937 rng(1);
+  auto dynamic = ExpertShard::FromWeights(Config(), RandomExperts(7), Options(MoeSchedule::kDynamic));
+  auto fixed = ExpertShard::FromWeights(Config(), RandomExperts(7), Options(MoeSchedule::kStatic));
+  ASSERT_TRUE(dynamic.ok()) << dynamic.status();
+  ASSERT_TRUE(fixed.ok()) << fixed.status();
+  EXPECT_EQ((*dynamic)->format(), Options(MoeSchedule::kDynamic).format);
+  EXPECT_EQ((*dynamic)->expert_bytes(1, 5) * kExperts, (*dynamic)->weight_bytes());
+  EXPECT_EQ((*dynamic)->expert_bytes(0, 0), 0u);  // a dense layer holds no experts
+  // The same experts packed one by one, for the expected values.
+  auto weights = RandomExperts(7);
+  std::vector<PackedExpert> packed;
+  for (const MlpWeights& m : weights[1])
+    packed.push_back(*PackExpert(m.gate, m.up, m.down, (*dynamic)->format()));
+  for (int64_t tokens : {1, 3, 40}) {  // 40: large enough for the parallel region
+    const Batch b = RandomBatch(tokens, rng);
+    std::vector<float> out_d(tokens * kHidden, NAN), out_s(tokens * kHidden, NAN);
+    ASSERT_TRUE((*dynamic)->Run(b.view(tokens), out_d.data()).ok());
+    ASSERT_TRUE((*fixed)->Run(b.view(tokens), out_s.data()).ok());
+    EXPECT_EQ(out_d, out_s) << "tokens=" << tokens;
+    // Per token, per choice: one ExpertForward with the kernel the shard picks for a group of the
+    // expert's size (its activation precision depends on it on AMX machines).
+    std::vector<float> expected(tokens * kHidden, 0.0f);
+    ExpertKernel kernel{(*dynamic)->kernel(), ActivationPrecision::kF32};
+    ExpertScratch scratch;
+    std::vector<float> y(kHidden);
+    for (int64_t t = 0; t < tokens; ++t)
+      for (int64_t j = 0; j < kTopK; ++j) {
+        ExpertForward(kernel, packed[b.ids[t * kTopK + j]], b.hidden.data() + t * kHidden, 1,
+                      y.data(), &scratch);
+        for (int64_t d = 0; d < kHidden; ++d)
+          expected[t * kHidden + d] += b.weights[t * kTopK + j] * y[d];
+      }
+    double max_diff = 0, max_ref = 0;
+    for (size_t i = 0; i < expected.size(); ++i) {
+      max_diff = std::max(max_diff, double{std::abs(out_d[i] - expected[i])});
+      max_ref = std::max(max_ref, double{std::abs(expected[i])});
+    }
+    // Exact for f32 activations; the bf16 activations AMX machines use for groups of >= 4 tokens
+    // differ by their rounding.
+    EXPECT_LT(max_diff / max_ref, (*dynamic)->kernel() == CpuKernel::kAmx ? 2e-2 : 1e-5)
+        << "tokens=" << tokens;
+  }
+}
+
+TEST_P(ExpertShardTest, BadBatchesAreRefused) {
+  auto shard = ExpertShard::FromWeights(Config(), RandomExperts(7), Options(MoeSchedule::kDynamic));
+  ASSERT_TRUE(shard.ok()) << shard.status();
+  std::mt19937 rng(2);
+  Batch b = RandomBatch(2, rng);
+  std::vector<float> out(2 * kHidden);
+  MoeBatch v = b.view(2);
+  v.layer = 0;  // dense
+  EXPECT_EQ((*shard)->Run(v, out.data()).code(), absl::StatusCode::kInvalidArgument);
+  v.layer = 7;
+  EXPECT_EQ((*shard)->Run(v, out.data()).code(), absl::StatusCode::kInvalidArgument);
+  b.ids[3] = kExperts;
+  EXPECT_EQ((*shard)->Run(b.view(2), out.data()).code(), absl::StatusCode::kInvalidArgument);
+  b.ids[3] = -1;
+  EXPECT_EQ((*shard)->Run(b.view(2), out.data()).code(), absl::StatusCode::kInvalidArgument);
+}
+
+INSTANTIATE_TEST_SUITE_P(Formats, ExpertShardTest,
+                         ::testing::Values(ShardCase{"bf16", 0}, ShardCase{"int8", 0},
+                                           ShardCase{"int4", 32}, ShardCase{"int4", 128}),
+                         [](const ::testing::TestParamInfo<ShardCase>& info) {
+                           return info.param.dtype +
+                                  (info.param.group ? "_g" + std::to_string(info.param.group) : "");
+                         });
+
+TEST(ExpertShardOptionsTest, ParsesSchedulesAndRefusesBadFormats) {
+  EXPECT_EQ(*ParseMoeSchedule("dynamic"), MoeSchedule::kDynamic);
+  EXPECT_EQ(*ParseMoeSchedule("static"), MoeSchedule::kStatic);
+  EXPECT_EQ(ParseMoeSchedule("guided").status().code(), absl::StatusCode::kInvalidArgument);
+  ExpertShardOptions o;
+  o.format = {ExpertDtype::kInt4, 64};
+  EXPECT_EQ(ExpertShard::FromWeights(Config(), RandomExperts(7), o).status().code(),
+            absl::StatusCode::kInvalidArgument);
+}
+
+}  // namespace
+}  // namespace tandem
