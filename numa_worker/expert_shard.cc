@@ -248,14 +248,22 @@ absl::Status ExpertShard::Run(const MoeBatch& b, float* out) const {
   sc.x_forms.Reset(rows, h, any_pairs, format_.quantized());
   sc.act_forms.Reset(rows, inter, any_pairs, format_.quantized());
   // Work is cut into tasks handed out by the schedule: phase 0, per expert: gather its tokens into
-  // x and their activation forms; phase 1, per (expert, 32 rows): act = silu(gate x) * up x;
-  // phase 2, per expert: forms of act; phase 3, per (expert, 32 rows): y = down act; phase 4, per
+  // x and their activation forms; phase 1, per (expert, block of rows): act = silu(gate x) * up x;
+  // phase 2, per expert: forms of act; phase 3, per (expert, block of rows): y = down act; phase 4, per
   // token: out[t] = sum over its choices of w * y.
+  // Rows per task: 32 (two 16-row blocks). Measured on the 16-core AMX Xeon (qwen2-57b-a14b
+  // shape, 1024 and 4096 tokens): 128-row tasks for experts with >= 64 tokens were 10-20% slower
+  // than 32 (bf16 3.2-3.4 vs 3.6-4.3 TFLOPS), the finer tasks balancing better.
   constexpr int64_t kRowsPerTask = 32;
-  std::vector<std::pair<int64_t, int64_t>> up_tasks, down_tasks;  // (active index, first row)
+  struct Task {
+    int64_t active, r0, r1;
+  };
+  std::vector<Task> up_tasks, down_tasks;
   for (size_t i = 0; i < active.size(); ++i) {
-    for (int64_t r = 0; r < inter; r += kRowsPerTask) up_tasks.push_back({i, r});
-    for (int64_t r = 0; r < h; r += kRowsPerTask) down_tasks.push_back({i, r});
+    for (int64_t r = 0; r < inter; r += kRowsPerTask)
+      up_tasks.push_back({static_cast<int64_t>(i), r, std::min(inter, r + kRowsPerTask)});
+    for (int64_t r = 0; r < h; r += kRowsPerTask)
+      down_tasks.push_back({static_cast<int64_t>(i), r, std::min(h, r + kRowsPerTask)});
   }
   // Only the packed experts' rows need the extra activation forms.
   auto needs_forms = [&](const Active& a) { return a.packed && (a.bf16_pairs || format_.quantized()); };
@@ -271,8 +279,8 @@ absl::Status ExpertShard::Run(const MoeBatch& b, float* out) const {
       if (needs_forms(a)) sc.x_forms.Fill(x, a.first_row, a.first_row + a.n);
     });
     ForTasks(static_cast<int64_t>(up_tasks.size()), schedule_, &next[1], [&](int64_t task) {
-      const Active& a = active[up_tasks[task].first];
-      const int64_t r0 = up_tasks[task].second, r1 = std::min(inter, r0 + kRowsPerTask);
+      const Active& a = active[up_tasks[task].active];
+      const int64_t r0 = up_tasks[task].r0, r1 = up_tasks[task].r1;
       float* g = act + a.first_row * inter;
       if (a.packed) {
         GateUpRows(KernelFor(a.n), packed[a.expert], sc.x_forms.View(x, a.first_row, a.n), r0, r1,
@@ -291,8 +299,8 @@ absl::Status ExpertShard::Run(const MoeBatch& b, float* out) const {
       if (needs_forms(a)) sc.act_forms.Fill(act, a.first_row, a.first_row + a.n);
     });
     ForTasks(static_cast<int64_t>(down_tasks.size()), schedule_, &next[3], [&](int64_t task) {
-      const Active& a = active[down_tasks[task].first];
-      const int64_t r0 = down_tasks[task].second, r1 = std::min(h, r0 + kRowsPerTask);
+      const Active& a = active[down_tasks[task].active];
+      const int64_t r0 = down_tasks[task].r0, r1 = down_tasks[task].r1;
       float* ye = y + a.first_row * h;
       if (a.packed) {
         DownRows(KernelFor(a.n), packed[a.expert], sc.act_forms.View(act, a.first_row, a.n), r0,

@@ -107,7 +107,8 @@ TEST_P(ExpertShardTest, RunEqualsTheSumOfExpertForwardsUnderBothSchedules) {
   std::vector<PackedExpert> packed;
   for (const MlpWeights& m : weights[1])
     packed.push_back(*PackExpert(m.gate, m.up, m.down, (*dynamic)->format()));
-  for (int64_t tokens : {1, 3, 40}) {  // 40: large enough for the parallel region
+  // 40: large enough for the parallel region; 200: experts with many tokens (AMX tiles).
+  for (int64_t tokens : {1, 3, 40, 200}) {
     const Batch b = RandomBatch(tokens, rng);
     std::vector<float> out_d(tokens * kHidden, NAN), out_s(tokens * kHidden, NAN);
     ASSERT_TRUE((*dynamic)->Run(b.view(tokens), out_d.data()).ok());
