@@ -153,14 +153,14 @@ struct alignas(64) TileConfig {
   uint8_t rows[16] = {};
 };
 
-__attribute__((target("amx-tile,amx-bf16"))) double PeakAmxBf16(int64_t iters) {
+// The peak loops' tiles: all 16 x 64 bytes; C tiles 0-3 zeroed, A/B tiles 4-7 loaded from src
+// (1 KB).
+__attribute__((target("amx-tile"))) void SetUpPeakTiles(const void* src) {
   TileConfig cfg;
   for (int t = 0; t < 8; ++t) {
     cfg.colsb[t] = 64;
     cfg.rows[t] = 16;
   }
-  alignas(64) static thread_local uint16_t src[16 * 32];
-  for (auto& v : src) v = 0x3f80;  // 1.0
   _tile_loadconfig(&cfg);
   _tile_zero(0);
   _tile_zero(1);
@@ -170,6 +170,12 @@ __attribute__((target("amx-tile,amx-bf16"))) double PeakAmxBf16(int64_t iters) {
   _tile_loadd(5, src, 64);
   _tile_loadd(6, src, 64);
   _tile_loadd(7, src, 64);
+}
+
+__attribute__((target("amx-tile,amx-bf16"))) double PeakAmxBf16(int64_t iters) {
+  alignas(64) static thread_local uint16_t src[16 * 32];
+  for (auto& v : src) v = 0x3f80;  // 1.0
+  SetUpPeakTiles(src);
   for (int64_t i = 0; i < iters; ++i) {
     _tile_dpbf16ps(0, 4, 6);
     _tile_dpbf16ps(1, 4, 7);
@@ -186,22 +192,9 @@ __attribute__((target("amx-tile,amx-bf16"))) double PeakAmxBf16(int64_t iters) {
 // As PeakAmxBf16 with int8: A 16 rows x 64 s8, B 16 K-quads x 16 columns x 4 s8; each tdpbssd is
 // 16 x 16 x 64 x 2 = 32768 ops.
 __attribute__((target("amx-tile,amx-int8"))) double PeakAmxInt8(int64_t iters) {
-  TileConfig cfg;
-  for (int t = 0; t < 8; ++t) {
-    cfg.colsb[t] = 64;
-    cfg.rows[t] = 16;
-  }
   alignas(64) static thread_local int8_t src[16 * 64];
   for (auto& v : src) v = 1;
-  _tile_loadconfig(&cfg);
-  _tile_zero(0);
-  _tile_zero(1);
-  _tile_zero(2);
-  _tile_zero(3);
-  _tile_loadd(4, src, 64);
-  _tile_loadd(5, src, 64);
-  _tile_loadd(6, src, 64);
-  _tile_loadd(7, src, 64);
+  SetUpPeakTiles(src);
   for (int64_t i = 0; i < iters; ++i) {
     _tile_dpbssd(0, 4, 6);
     _tile_dpbssd(1, 4, 7);

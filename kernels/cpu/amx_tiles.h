@@ -47,6 +47,8 @@
 #include <cstring>
 #include <memory>
 
+#include "kernels/cpu/moe_kernel_impl.h"
+
 #define TANDEM_AMX \
   __attribute__((target("amx-tile,amx-bf16,amx-int8,avx512f,avx512bw,avx512vl,avx512bf16")))
 
@@ -579,6 +581,78 @@ TANDEM_AMX void GroupProduct(const Source& src, int64_t n, int64_t nks, const We
       }
     }
   }
+}
+
+// The row loops both kernels share around GroupProduct: rows [r0, r1) of an expert's gate/up (or
+// down) cut into groups of weight blocks, each group's C tiles turned into outputs.
+//   prepare(WeightGroup*): sets the group's K steps (and tail copies);
+//   run(const WeightGroup&, epilogue): the GroupProduct over the kernel's activations;
+//   value(c, m, r, t): the f32 value of C element c of matrix m (0 gate, 1 up, 2 down), row r,
+//                      token t (bf16: c itself; int8: the scaled integer dot).
+// C is the tiles' element type (float for TDPBF16PS, int32_t for TDPBSSD).
+template <typename C, class Prepare, class Run, class Value>
+TANDEM_AMX void GateUpRowGroups(const PackedExpert& e, int64_t r0, int64_t r1, float* act,
+                                const Prepare& prepare, const Run& run, const Value& value) {
+  constexpr int64_t kB = PackedMatrix::kBlockRows;
+  const int64_t inter = e.intermediate();
+  LoadTiles();
+  const int64_t b_end = (r1 + kB - 1) / kB;
+  const int64_t group_rows = GetTuning().group_blocks / 2;  // gate + up per row block
+  for (int64_t b = r0 / kB; b < b_end; b += group_rows) {
+    const int64_t nb = std::min<int64_t>(group_rows, b_end - b);
+    WeightGroup w;
+    w.nwb = static_cast<int>(2 * nb);
+    for (int64_t i = 0; i < nb; ++i) {
+      w.block[2 * i] = e.gate.block_data(b + i);
+      w.block[2 * i + 1] = e.up.block_data(b + i);
+    }
+    prepare(&w);
+    // Block pair j = (gate, up) of row block b + j / 2: tiles (i, j) gate, (i, j + 1) up.
+    auto epilogue = [&](int64_t t0, int64_t nt, int j, bool, const uint8_t* out) {
+      const int64_t first = (b + j / 2) * kB, lo = std::max(r0, first),
+                    hi = std::min(r1, first + kB);
+      const C* c = reinterpret_cast<const C*>(out);
+      for (int64_t t = 0; t < nt; ++t) {
+        const C* g = c + (t / kTileRows) * kTileRows * kB + (t % kTileRows) * kB;
+        const C* u = g + 2 * kTileRows * kB;
+        float* o = act + (t0 + t) * inter;
+        for (int64_t r = lo; r < hi; ++r)
+          o[r] = SiluTimes(value(g[r - first], 0, r, t0 + t), value(u[r - first], 1, r, t0 + t));
+      }
+    };
+    run(w, epilogue);
+  }
+  ReleaseTiles();
+}
+
+template <typename C, class Prepare, class Run, class Value>
+TANDEM_AMX void DownRowGroups(const PackedExpert& e, int64_t d0, int64_t d1, float* y,
+                              const Prepare& prepare, const Run& run, const Value& value) {
+  constexpr int64_t kB = PackedMatrix::kBlockRows;
+  const int64_t hidden = e.hidden();
+  LoadTiles();
+  const int64_t b_end = (d1 + kB - 1) / kB;
+  const int64_t group = GetTuning().group_blocks;
+  for (int64_t b = d0 / kB; b < b_end; b += group) {
+    WeightGroup w;
+    w.nwb = static_cast<int>(std::min<int64_t>(group, b_end - b));
+    for (int j = 0; j < w.nwb; ++j) w.block[j] = e.down.block_data(b + j);
+    prepare(&w);
+    auto epilogue = [&](int64_t t0, int64_t nt, int j, bool two_b, const uint8_t* out) {
+      const C* c = reinterpret_cast<const C*>(out);
+      for (int jj = 0; jj < (two_b ? 2 : 1); ++jj) {
+        const int64_t first = (b + j + jj) * kB, lo = std::max(d0, first),
+                      hi = std::min(d1, first + kB);
+        for (int64_t t = 0; t < nt; ++t) {
+          const C* src = c + (2 * jj + t / kTileRows) * kTileRows * kB + (t % kTileRows) * kB;
+          float* o = y + (t0 + t) * hidden;
+          for (int64_t r = lo; r < hi; ++r) o[r] = value(src[r - first], 2, r, t0 + t);
+        }
+      }
+    };
+    run(w, epilogue);
+  }
+  ReleaseTiles();
 }
 
 }  // namespace tandem::moe_internal::amx

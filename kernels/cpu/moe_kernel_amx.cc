@@ -86,62 +86,22 @@ TANDEM_AMX void Product(const ExpertActivations& x, int64_t k_pairs, const amx::
 
 TANDEM_AMX void GateUp(const PackedExpert& e, const ExpertActivations& x, int64_t r0, int64_t r1,
                        float* act) {
-  const int64_t inter = e.intermediate(), k_pairs = e.gate.k_pairs();
+  const int64_t k_pairs = e.gate.k_pairs();
   uint8_t* tails = amx::Scratch(amx::kTailSlot, amx::kMaxWeightBlocks * kTileBytes);
-  amx::LoadTiles();
-  const int64_t b_end = (r1 + kB - 1) / kB;
-  const int64_t group_rows = amx::GetTuning().group_blocks / 2;  // gate + up per row block
-  for (int64_t b = r0 / kB; b < b_end; b += group_rows) {
-    const int64_t nb = std::min<int64_t>(group_rows, b_end - b);
-    amx::WeightGroup w;
-    w.nwb = static_cast<int>(2 * nb);
-    for (int64_t i = 0; i < nb; ++i) {
-      w.block[2 * i] = e.gate.block_data(b + i);
-      w.block[2 * i + 1] = e.up.block_data(b + i);
-    }
-    SetTails(k_pairs, tails, &w);
-    // Block pair j = (gate, up) of row block b + j / 2: tiles (i, j) gate, (i, j + 1) up.
-    auto epilogue = [&](int64_t t0, int64_t nt, int j, bool, const uint8_t* out) {
-      const int64_t first = (b + j / 2) * kB, lo = std::max(r0, first), hi = std::min(r1, first + kB);
-      const float* c = reinterpret_cast<const float*>(out);
-      for (int64_t t = 0; t < nt; ++t) {
-        const float* g = c + (t / kTileRows) * kTileRows * kB + (t % kTileRows) * kB;
-        const float* u = g + 2 * kTileRows * kB;
-        float* o = act + (t0 + t) * inter;
-        for (int64_t r = lo; r < hi; ++r) o[r] = SiluTimes(g[r - first], u[r - first]);
-      }
-    };
-    Product(x, k_pairs, w, epilogue);
-  }
-  amx::ReleaseTiles();
+  amx::GateUpRowGroups<float>(
+      e, r0, r1, act, [&](amx::WeightGroup* w) { SetTails(k_pairs, tails, w); },
+      [&](const amx::WeightGroup& w, const auto& epilogue) { Product(x, k_pairs, w, epilogue); },
+      [](float c, int, int64_t, int64_t) { return c; });
 }
 
 TANDEM_AMX void Down(const PackedExpert& e, const ExpertActivations& act, int64_t d0, int64_t d1,
                      float* y) {
-  const int64_t hidden = e.hidden(), k_pairs = e.down.k_pairs();
+  const int64_t k_pairs = e.down.k_pairs();
   uint8_t* tails = amx::Scratch(amx::kTailSlot, amx::kMaxWeightBlocks * kTileBytes);
-  amx::LoadTiles();
-  const int64_t b_end = (d1 + kB - 1) / kB;
-  const int64_t group = amx::GetTuning().group_blocks;
-  for (int64_t b = d0 / kB; b < b_end; b += group) {
-    amx::WeightGroup w;
-    w.nwb = static_cast<int>(std::min<int64_t>(group, b_end - b));
-    for (int j = 0; j < w.nwb; ++j) w.block[j] = e.down.block_data(b + j);
-    SetTails(k_pairs, tails, &w);
-    auto epilogue = [&](int64_t t0, int64_t nt, int j, bool two_b, const uint8_t* out) {
-      const float* c = reinterpret_cast<const float*>(out);
-      for (int jj = 0; jj < (two_b ? 2 : 1); ++jj) {
-        const int64_t first = (b + j + jj) * kB, lo = std::max(d0, first),
-                      hi = std::min(d1, first + kB);
-        for (int64_t t = 0; t < nt; ++t) {
-          const float* src = c + (2 * jj + t / kTileRows) * kTileRows * kB + (t % kTileRows) * kB;
-          std::copy(src + (lo - first), src + (hi - first), y + (t0 + t) * hidden + lo);
-        }
-      }
-    };
-    Product(act, k_pairs, w, epilogue);
-  }
-  amx::ReleaseTiles();
+  amx::DownRowGroups<float>(
+      e, d0, d1, y, [&](amx::WeightGroup* w) { SetTails(k_pairs, tails, w); },
+      [&](const amx::WeightGroup& w, const auto& epilogue) { Product(act, k_pairs, w, epilogue); },
+      [](float c, int, int64_t, int64_t) { return c; });
 }
 
 }  // namespace

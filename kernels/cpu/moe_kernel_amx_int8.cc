@@ -65,73 +65,27 @@ TANDEM_AMX void Product(const ExpertActivations& x, const Int8Rows& a, const Pac
 
 TANDEM_AMX void GateUp(const PackedExpert& e, const ExpertActivations& x, int64_t r0, int64_t r1,
                        float* act) {
-  const int64_t inter = e.intermediate();
   const Int8Rows a = Activations(x);
-  const float* sg = e.gate.scales();
-  const float* su = e.up.scales();
-  amx::LoadTiles();
-  const int64_t b_end = (r1 + kB - 1) / kB;
-  const int64_t group_rows = amx::GetTuning().group_blocks / 2;  // gate + up per row block
-  for (int64_t b = r0 / kB; b < b_end; b += group_rows) {
-    const int64_t nb = std::min<int64_t>(group_rows, b_end - b);
-    amx::WeightGroup w;
-    w.nwb = static_cast<int>(2 * nb);
-    for (int64_t i = 0; i < nb; ++i) {
-      w.block[2 * i] = e.gate.block_data(b + i);
-      w.block[2 * i + 1] = e.up.block_data(b + i);
-    }
-    w.whole_steps = e.gate.padded_cols() / kStepK;  // no K tail
-    auto epilogue = [&](int64_t t0, int64_t nt, int j, bool, const uint8_t* out) {
-      const int64_t first = (b + j / 2) * kB, lo = std::max(r0, first), hi = std::min(r1, first + kB);
-      const int32_t* c = reinterpret_cast<const int32_t*>(out);
-      for (int64_t t = 0; t < nt; ++t) {
-        const int32_t* g = c + (t / kTileRows) * kTileRows * kB + (t % kTileRows) * kB;
-        const int32_t* u = g + 2 * kTileRows * kB;
-        const float sx = a.scale[t0 + t];
-        float* o = act + (t0 + t) * inter;
-        for (int64_t r = lo; r < hi; ++r) {
-          const float gv = (static_cast<float>(g[r - first]) * sg[r]) * sx;
-          const float uv = (static_cast<float>(u[r - first]) * su[r]) * sx;
-          o[r] = SiluTimes(gv, uv);
-        }
-      }
-    };
-    Product(x, a, e.gate, w, epilogue);
-  }
-  amx::ReleaseTiles();
+  const float* scales[2] = {e.gate.scales(), e.up.scales()};
+  amx::GateUpRowGroups<int32_t>(
+      e, r0, r1, act,
+      [&](amx::WeightGroup* w) { w->whole_steps = e.gate.padded_cols() / kStepK; },  // no K tail
+      [&](const amx::WeightGroup& w, const auto& epilogue) { Product(x, a, e.gate, w, epilogue); },
+      [&](int32_t c, int m, int64_t r, int64_t t) {
+        return (static_cast<float>(c) * scales[m][r]) * a.scale[t];
+      });
 }
 
 TANDEM_AMX void Down(const PackedExpert& e, const ExpertActivations& act, int64_t d0, int64_t d1,
                      float* y) {
-  const int64_t hidden = e.hidden();
   const Int8Rows a = Activations(act);
   const float* sd = e.down.scales();
-  amx::LoadTiles();
-  const int64_t b_end = (d1 + kB - 1) / kB;
-  const int64_t group = amx::GetTuning().group_blocks;
-  for (int64_t b = d0 / kB; b < b_end; b += group) {
-    amx::WeightGroup w;
-    w.nwb = static_cast<int>(std::min<int64_t>(group, b_end - b));
-    for (int j = 0; j < w.nwb; ++j) w.block[j] = e.down.block_data(b + j);
-    w.whole_steps = e.down.padded_cols() / kStepK;
-    auto epilogue = [&](int64_t t0, int64_t nt, int j, bool two_b, const uint8_t* out) {
-      const int32_t* c = reinterpret_cast<const int32_t*>(out);
-      for (int jj = 0; jj < (two_b ? 2 : 1); ++jj) {
-        const int64_t first = (b + j + jj) * kB, lo = std::max(d0, first),
-                      hi = std::min(d1, first + kB);
-        for (int64_t t = 0; t < nt; ++t) {
-          const int32_t* src =
-              c + (2 * jj + t / kTileRows) * kTileRows * kB + (t % kTileRows) * kB;
-          const float sx = a.scale[t0 + t];
-          float* o = y + (t0 + t) * hidden;
-          for (int64_t r = lo; r < hi; ++r)
-            o[r] = (static_cast<float>(src[r - first]) * sd[r]) * sx;
-        }
-      }
-    };
-    Product(act, a, e.down, w, epilogue);
-  }
-  amx::ReleaseTiles();
+  amx::DownRowGroups<int32_t>(
+      e, d0, d1, y, [&](amx::WeightGroup* w) { w->whole_steps = e.down.padded_cols() / kStepK; },
+      [&](const amx::WeightGroup& w, const auto& epilogue) { Product(act, a, e.down, w, epilogue); },
+      [&](int32_t c, int, int64_t r, int64_t t) {
+        return (static_cast<float>(c) * sd[r]) * a.scale[t];
+      });
 }
 
 }  // namespace
