@@ -18,17 +18,14 @@
 // groups and software prefetch are available as knobs (amx_tiles.h) but measured slower.
 //
 // What to expect (measured on the GPU machine's AMX Xeon, 16 threads, DeepSeek-V3 expert, 32-row
-// tasks as ExpertShard::Run hands them out; noisy shared host): with bf16 pairs given, 4.5-5.5
-// TFLOPS gate/up and 4-5.5 down at 32-1024 tokens, 30-40% of the register-only peak measured in
-// the same run (~14 TFLOPS there); with only f32 given (ExpertShard::Run today) ~2-2.4 TFLOPS: the
-// conversion now happens tile by tile inside the call, ~2x the old per-call conversion of the whole
-// n x K matrix (~1.0 TFLOPS), but still half of the prepared-pairs rate because every 32-row task
-// re-converts all activations. The lever beyond this file is the caller: convert once per expert
-// (ActivationBuffer::Prepare) and hand the pairs to every task. Why not >= 50% (a hypothesis, not
-// profiled): per 32-row task the activations (n x K x 2 bytes) are streamed from L3 for only 64
-// (gate/up) or 32 (down) weight rows, so the tile loads likely wait on L3; bigger row tasks in the
-// caller (64-128 rows) would raise the reuse. Always-packed A panels and K blocking were tried and
-// lost (amx_tiles.h).
+// tasks as ExpertShard::Run hands them out; noisy shared host): with bf16 pairs given (as Run
+// does: ActivationBuffer, once per expert), 4.5-5.5 TFLOPS gate/up and 4-5.5 down at 32-1024
+// tokens, 30-40% of the register-only peak measured in the same run (~14 TFLOPS there); with only
+// f32 given, ~2-2.4 TFLOPS (every 32-row task converts all activations again, tile by tile). Why
+// not >= 50% (a hypothesis, not profiled): per K step the 2x2 tiles take 4 KB of tile loads for 4
+// TDPs, which is L2's bandwidth at the TDP rate, and per 32-row task the activations (n x K x 2
+// bytes) come from L3 for only 64 (gate/up) or 32 (down) weight rows. Always-packed A panels, K
+// blocking and 4-block groups were tried and lost (amx_tiles.h), as did 128-row tasks in Run.
 // Tails: n not a multiple of 16 (zero rows in the panel), K not a multiple of 32 (zeros in the
 // panel, and the last B step from a zero-padded copy of the block's tail), rows not a multiple of
 // 16 (zero rows of the packing), any [r0, r1) (only its rows are written). The result of a
