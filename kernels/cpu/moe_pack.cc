@@ -9,6 +9,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/bf16.h"
+#include "common/status.h"
 
 namespace tandem {
 namespace {
@@ -27,6 +28,22 @@ void RowValues(const WeightMatrix& w, int64_t r, std::vector<float>* out) {
 int Quantize(float v, float inv, int limit) {
   const float q = std::nearbyint(v * inv);
   return static_cast<int>(std::clamp(q, static_cast<float>(-limit), static_cast<float>(limit)));
+}
+
+// OK when every value of w is finite; else InvalidArgument naming the first that is not (a scale
+// computed over a NaN or an infinity would quantize its whole row or group to garbage).
+absl::Status CheckFinite(const WeightMatrix& w, const char* name) {
+  std::vector<float> row;
+  for (int64_t r = 0; r < w.rows; ++r) {
+    RowValues(w, r, &row);
+    for (int64_t k = 0; k < w.cols; ++k) {
+      if (!std::isfinite(row[k])) {
+        return absl::InvalidArgumentError(absl::StrCat("PackExpert: ", name, " weight [", r, ", ",
+                                                       k, "] is ", row[k], ": cannot quantize"));
+      }
+    }
+  }
+  return absl::OkStatus();
 }
 
 }  // namespace
@@ -202,6 +219,9 @@ absl::StatusOr<PackedExpert> PackExpert(const WeightMatrix& gate, const WeightMa
     e.down = PackBf16Matrix(down.bf16.data(), hidden, inter);
     return e;
   }
+  TANDEM_RETURN_IF_ERROR(CheckFinite(gate, "gate"));
+  TANDEM_RETURN_IF_ERROR(CheckFinite(up, "up"));
+  TANDEM_RETURN_IF_ERROR(CheckFinite(down, "down"));
   e.gate = QuantizeMatrix(gate, format);
   e.up = QuantizeMatrix(up, format);
   e.down = QuantizeMatrix(down, format);

@@ -96,7 +96,8 @@ class PackedMatrix {
 // Packs W [rows x cols] (row-major bf16 bits) as bf16.
 PackedMatrix PackBf16Matrix(const uint16_t* w, int64_t rows, int64_t cols);
 
-// Quantizes W (bf16 or f32, no bias) to an int8 or int4 format (moe_format.h) and packs it.
+// Quantizes W (bf16 or f32, no bias, finite values: PackExpert checks) to an int8 or int4 format
+// (moe_format.h) and packs it.
 PackedMatrix QuantizeMatrix(const WeightMatrix& w, const ExpertFormat& format);
 
 // One routed expert: y = down(silu(gate x) * up x), x and y of `hidden` values.
@@ -114,7 +115,7 @@ struct PackedExpert {
 
 // Packs one expert (gate/up [I x H], down [H x I], no bias) in `format`. bf16 needs bf16
 // matrices; int8 and int4 quantize bf16 or f32 ones. InvalidArgument when the matrices do not fit
-// the format, carry a bias, or their shapes disagree.
+// the format, carry a bias, their shapes disagree, or (int8 / int4) hold a NaN or an infinity.
 absl::StatusOr<PackedExpert> PackExpert(const WeightMatrix& gate, const WeightMatrix& up,
                                         const WeightMatrix& down,
                                         const ExpertFormat& format = ExpertFormat{});

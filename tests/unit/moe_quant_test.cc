@@ -249,6 +249,15 @@ TEST(QuantizeMatrixTest, PackExpertQuantizesF32AndChecksShapes) {
             absl::StatusCode::kInvalidArgument);
   EXPECT_EQ(PackExpert(e.gate, e.up, e.down, ExpertFormat{ExpertDtype::kInt4, 64}).status().code(),
             absl::StatusCode::kInvalidArgument);
+  // A non-finite weight cannot be quantized: a clear error naming it, in every quantized format.
+  Expert bad = e;
+  bad.down.bf16[3 * bad.down.cols + 5] = 0x7fc0;  // NaN
+  for (const ExpertFormat& f : {kInt8, kInt4G32}) {
+    auto s = PackExpert(bad.gate, bad.up, bad.down, f).status();
+    EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
+    EXPECT_NE(s.message().find("down weight [3, 5]"), std::string::npos) << s;
+  }
+  EXPECT_TRUE(PackExpert(bad.gate, bad.up, bad.down).ok());  // bf16 keeps it as it is
   // Stored bytes on a realistic shape: int8 about half of bf16, int4 about a quarter (plus scales).
   const Expert big = RandomExpert(1024, 256, rng);
   const double bf16 = static_cast<double>(Pack(big, ExpertFormat{}).bytes());
