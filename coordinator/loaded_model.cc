@@ -23,11 +23,10 @@ absl::StatusOr<std::unique_ptr<ExpertExecutor>> CreateExpertExecutor(LoadedModel
     TANDEM_ASSIGN_OR_RETURN(m.local_workers, LocalWorkers::Spawn(options.workers, "", worker_args));
     endpoints = m.local_workers->endpoints();
   } else {
-    TANDEM_ASSIGN_OR_RETURN(
-        auto local,
-        InProcessExpertExecutor::Create(
-            m.config, *m.checkpoint,
-            {options.cpu_kernel, options.expert_format, options.schedule}));
+    TANDEM_ASSIGN_OR_RETURN(auto local,
+                            InProcessExpertExecutor::Create(
+                                m.config, *m.checkpoint,
+                                {options.cpu_kernel, options.expert_format, options.schedule}));
     return std::unique_ptr<ExpertExecutor>(std::move(local));
   }
   RemoteExecutorOptions remote;
@@ -37,12 +36,14 @@ absl::StatusOr<std::unique_ptr<ExpertExecutor>> CreateExpertExecutor(LoadedModel
   remote.shard.config_path = options.config_path;
   const std::string config_path =
       options.config_path.empty() ? m.dir + "/config.json" : options.config_path;
-  TANDEM_ASSIGN_OR_RETURN(remote.shard.fingerprint, CheckpointFingerprint(*m.checkpoint, config_path));
+  TANDEM_ASSIGN_OR_RETURN(remote.shard.fingerprint,
+                          CheckpointFingerprint(*m.checkpoint, config_path));
   remote.ring.depth = 2;
   remote.ring.max_tokens = static_cast<uint32_t>(std::min<int64_t>(512, m.max_model_len));
   remote.ring.hidden_size = static_cast<uint32_t>(m.config.hidden_size);
   remote.ring.max_top_k = static_cast<uint32_t>(m.config.moe.top_k);
-  TANDEM_ASSIGN_OR_RETURN(auto executor, RemoteExpertExecutor::Create(std::move(endpoints), remote));
+  TANDEM_ASSIGN_OR_RETURN(auto executor,
+                          RemoteExpertExecutor::Create(std::move(endpoints), remote));
   return std::unique_ptr<ExpertExecutor>(std::move(executor));
 }
 
@@ -56,17 +57,17 @@ absl::StatusOr<LoadedModel> LoadModel(const std::string& dir, const LoadOptions&
   if (options.max_model_len > 0) {
     if (options.max_model_len > m.config.max_position_embeddings) {
       return absl::InvalidArgumentError(absl::StrCat(
-          "--max-model-len ", options.max_model_len, " exceeds the model's max_position_embeddings ",
-          m.config.max_position_embeddings));
+          "--max-model-len ", options.max_model_len,
+          " exceeds the model's max_position_embeddings ", m.config.max_position_embeddings));
     }
     m.max_model_len = options.max_model_len;
   }
   if (options.load_tokenizer) {
     TANDEM_ASSIGN_OR_RETURN(m.tokenizer, Tokenizer::FromDirectory(dir));
     if (m.tokenizer->vocab_size() > m.config.vocab_size) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          dir, ": tokenizer has ", m.tokenizer->vocab_size(), " tokens but the model's vocab_size is ",
-          m.config.vocab_size));
+      return absl::InvalidArgumentError(
+          absl::StrCat(dir, ": tokenizer has ", m.tokenizer->vocab_size(),
+                       " tokens but the model's vocab_size is ", m.config.vocab_size));
     }
   }
   TANDEM_ASSIGN_OR_RETURN(m.checkpoint, Checkpoint::Open(dir));

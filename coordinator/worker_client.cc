@@ -21,7 +21,9 @@ void SetDeadline(grpc::ClientContext& ctx, absl::Duration timeout) {
 
 }  // namespace
 
-std::string WorkerEndpoint::Name() const { return absl::StrCat("worker ", index, " (", address, ")"); }
+std::string WorkerEndpoint::Name() const {
+  return absl::StrCat("worker ", index, " (", address, ")");
+}
 
 absl::Status WorkerClient::Annotate(const absl::Status& status) const {
   if (status.ok() || absl::StartsWith(status.message(), endpoint_.Name())) return status;
@@ -32,8 +34,8 @@ absl::StatusOr<std::unique_ptr<WorkerClient>> WorkerClient::Connect(const Worker
                                                                     absl::Duration timeout) {
   std::unique_ptr<WorkerClient> client(new WorkerClient(endpoint));
   // A spawned worker that exits at start-up (bad binding, address in use) fails the wait at once.
-  auto channel = ConnectChannel(endpoint.address, timeout,
-                                [&client] { return client->LivenessStatus(); });
+  auto channel =
+      ConnectChannel(endpoint.address, timeout, [&client] { return client->LivenessStatus(); });
   if (!channel.ok()) return client->Annotate(channel.status());
   client->channel_ = std::move(*channel);
   client->stub_ = tandem::v1::WorkerControl::NewStub(client->channel_);
@@ -45,9 +47,9 @@ absl::StatusOr<std::unique_ptr<WorkerClient>> WorkerClient::Connect(const Worker
   TANDEM_RETURN_IF_ERROR(
       client->Annotate(FromGrpcStatus(client->stub_->Hello(&ctx, request, &client->hello_))));
   if (client->hello_.protocol_version() != kWorkerProtocolVersion) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        endpoint.Name(), ": protocol version mismatch: worker speaks ",
-        client->hello_.protocol_version(), ", coordinator ", kWorkerProtocolVersion));
+    return absl::FailedPreconditionError(
+        absl::StrCat(endpoint.Name(), ": protocol version mismatch: worker speaks ",
+                     client->hello_.protocol_version(), ", coordinator ", kWorkerProtocolVersion));
   }
   return client;
 }
@@ -55,14 +57,16 @@ absl::StatusOr<std::unique_ptr<WorkerClient>> WorkerClient::Connect(const Worker
 absl::Status WorkerClient::LoadShard(const ShardRequest& r, absl::Duration timeout) {
   grpc::ClientContext ctx;
   SetDeadline(ctx, timeout);
-  const auto request = LoadShardRequestFor(r.model_dir, r.config_path, r.plan, r.fingerprint, r.format);
+  const auto request =
+      LoadShardRequestFor(r.model_dir, r.config_path, r.plan, r.fingerprint, r.format);
   tandem::v1::LoadShardResponse response;
   return Annotate(FromGrpcStatus(stub_->LoadShard(&ctx, request, &response)));
 }
 
 absl::Status WorkerClient::AttachRing(const RingCapacity& capacity) {
   producer_.reset();
-  TANDEM_ASSIGN_OR_RETURN(region_, RingRegion::Create(absl::StrCat("w", endpoint_.index), capacity));
+  TANDEM_ASSIGN_OR_RETURN(region_,
+                          RingRegion::Create(absl::StrCat("w", endpoint_.index), capacity));
   const auto request = AttachRingRequestFor(region_->spec());
   grpc::ClientContext ctx;
   SetDeadline(ctx, absl::Seconds(30));
@@ -88,8 +92,9 @@ absl::Status WorkerClient::LivenessStatus() {
     int status = 0;
     const pid_t r = waitpid(endpoint_.pid, &status, WNOHANG);
     if (r == endpoint_.pid || (r < 0 && kill(endpoint_.pid, 0) != 0)) {
-      std::string how = WIFSIGNALED(status) ? absl::StrCat("killed by signal ", WTERMSIG(status))
-                                            : absl::StrCat("exited with code ", WEXITSTATUS(status));
+      std::string how = WIFSIGNALED(status)
+                            ? absl::StrCat("killed by signal ", WTERMSIG(status))
+                            : absl::StrCat("exited with code ", WEXITSTATUS(status));
       endpoint_.pid = -1;  // reaped: never wait for it again
       return absl::UnavailableError(absl::StrCat("worker process ", how));
     }

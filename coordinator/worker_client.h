@@ -18,9 +18,9 @@
 namespace tandem {
 
 struct WorkerEndpoint {
-  int index = 0;        // position among the coordinator's workers
-  std::string address;  // gRPC target: unix:/path or host:port
-  pid_t pid = 0;        // a child process this coordinator spawned (0: started elsewhere)
+  int index = 0;             // position among the coordinator's workers
+  std::string address;       // gRPC target: unix:/path or host:port
+  pid_t pid = 0;             // a child process this coordinator spawned (0: started elsewhere)
   std::string Name() const;  // "worker 1 (unix:/tmp/...)", used in every error message
 };
 
@@ -60,7 +60,7 @@ class WorkerClient {
  private:
   explicit WorkerClient(WorkerEndpoint endpoint) : endpoint_(std::move(endpoint)) {}
   absl::Status Annotate(const absl::Status& status) const;  // prefixes the worker's name
-  absl::Status LivenessStatus();  // CheckAlive without the name
+  absl::Status LivenessStatus();                            // CheckAlive without the name
 
   WorkerEndpoint endpoint_;
   std::shared_ptr<grpc::Channel> channel_;

@@ -61,8 +61,8 @@ bool ShardPlan::OwnsExpert(int64_t e, int64_t num_experts) const {
 absl::StatusOr<MoeSchedule> ParseMoeSchedule(std::string_view name) {
   if (name == "dynamic") return MoeSchedule::kDynamic;
   if (name == "static") return MoeSchedule::kStatic;
-  return absl::InvalidArgumentError(absl::StrCat("unknown schedule '", std::string(name),
-                                                 "': expected dynamic or static"));
+  return absl::InvalidArgumentError(
+      absl::StrCat("unknown schedule '", std::string(name), "': expected dynamic or static"));
 }
 
 std::string_view MoeScheduleName(MoeSchedule schedule) {
@@ -141,8 +141,7 @@ absl::StatusOr<std::unique_ptr<ExpertShard>> ExpertShard::FromWeights(
     return absl::InvalidArgumentError(absl::StrCat("expected expert weights of ", config.num_layers,
                                                    " layers, got ", experts.size()));
   }
-  TANDEM_ASSIGN_OR_RETURN(std::unique_ptr<ExpertShard> shard,
-                          Create(config, ShardPlan{}, options));
+  TANDEM_ASSIGN_OR_RETURN(std::unique_ptr<ExpertShard> shard, Create(config, ShardPlan{}, options));
   for (int64_t l = 0; l < config.num_layers; ++l) {
     if (!config.layer_is_moe[l]) continue;
     if (static_cast<int64_t>(experts[l].size()) != config.moe.num_experts) {
@@ -162,7 +161,8 @@ ExpertKernel ExpertShard::KernelFor(int64_t tokens) const {
   // On AMX machines, experts with enough tokens for the tiles take bf16 activations (AMX has no
   // f32 path); fewer tokens keep exact f32 activations (decode is bandwidth-bound either way).
   ExpertKernel k = kernel_;
-  if (k.isa == CpuKernel::kAmx && tokens >= AmxMinTokens()) k.activations = ActivationPrecision::kBf16;
+  if (k.isa == CpuKernel::kAmx && tokens >= AmxMinTokens())
+    k.activations = ActivationPrecision::kBf16;
   return k;
 }
 
@@ -225,7 +225,8 @@ absl::Status ExpertShard::Run(const MoeBatch& b, float* out) const {
     first_row[e] = held && n > 0 ? rows : -1;
     if (first_row[e] < 0) continue;
     inter = packed[e].empty() ? unpacked[e].gate.rows : packed[e].intermediate();
-    const bool pairs = !packed[e].empty() && !format_.quantized() && KernelFor(n).uses_bf16_activations();
+    const bool pairs =
+        !packed[e].empty() && !format_.quantized() && KernelFor(n).uses_bf16_activations();
     any_unpacked |= packed[e].empty();
     any_pairs |= pairs;
     active.push_back({e, rows, n, !packed[e].empty(), pairs});
@@ -249,11 +250,11 @@ absl::Status ExpertShard::Run(const MoeBatch& b, float* out) const {
   sc.act_forms.Reset(rows, inter, any_pairs, format_.quantized());
   // Work is cut into tasks handed out by the schedule: phase 0, per expert: gather its tokens into
   // x and their activation forms; phase 1, per (expert, block of rows): act = silu(gate x) * up x;
-  // phase 2, per expert: forms of act; phase 3, per (expert, block of rows): y = down act; phase 4, per
-  // token: out[t] = sum over its choices of w * y.
-  // Rows per task: 32 (two 16-row blocks). Measured on the 16-core AMX Xeon (qwen2-57b-a14b
-  // shape, 1024 and 4096 tokens): 128-row tasks for experts with >= 64 tokens were 10-20% slower
-  // than 32 (bf16 3.2-3.4 vs 3.6-4.3 TFLOPS), the finer tasks balancing better.
+  // phase 2, per expert: forms of act; phase 3, per (expert, block of rows): y = down act; phase 4,
+  // per token: out[t] = sum over its choices of w * y. Rows per task: 32 (two 16-row blocks).
+  // Measured on the 16-core AMX Xeon (qwen2-57b-a14b shape, 1024 and 4096 tokens): 128-row tasks
+  // for experts with >= 64 tokens were 10-20% slower than 32 (bf16 3.2-3.4 vs 3.6-4.3 TFLOPS), the
+  // finer tasks balancing better.
   constexpr int64_t kRowsPerTask = 32;
   struct Task {
     int64_t active, r0, r1;
@@ -266,7 +267,9 @@ absl::Status ExpertShard::Run(const MoeBatch& b, float* out) const {
       down_tasks.push_back({static_cast<int64_t>(i), r, std::min(h, r + kRowsPerTask)});
   }
   // Only the packed experts' rows need the extra activation forms.
-  auto needs_forms = [&](const Active& a) { return a.packed && (a.bf16_pairs || format_.quantized()); };
+  auto needs_forms = [&](const Active& a) {
+    return a.packed && (a.bf16_pairs || format_.quantized());
+  };
   const int64_t work = rows * h * inter * 3;
   const int64_t num_active = static_cast<int64_t>(active.size());
   std::atomic<int64_t> next[4] = {0, 0, 0, 0};
@@ -303,8 +306,8 @@ absl::Status ExpertShard::Run(const MoeBatch& b, float* out) const {
       const int64_t r0 = down_tasks[task].r0, r1 = down_tasks[task].r1;
       float* ye = y + a.first_row * h;
       if (a.packed) {
-        DownRows(KernelFor(a.n), packed[a.expert], sc.act_forms.View(act, a.first_row, a.n), r0,
-                 r1, ye);
+        DownRows(KernelFor(a.n), packed[a.expert], sc.act_forms.View(act, a.first_row, a.n), r0, r1,
+                 ye);
       } else {
         LinearRowRange(act + a.first_row * inter, a.n, unpacked[a.expert].down, r0, r1, ye);
       }

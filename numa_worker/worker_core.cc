@@ -119,10 +119,9 @@ absl::StatusOr<v1::LoadShardResponse> WorkerCore::LoadShard(const v1::LoadShardR
       }
       return absl::FailedPreconditionError(absl::StrCat(
           "this worker already holds ", DescribePlan(have), " (", ExpertFormatName(loaded_->format),
-          ") of ", loaded_->checkpoint_dir,
-          " (fingerprint ", loaded_->fingerprint, "); refusing ", DescribePlan(plan), " of ", dir,
-          " (", ExpertFormatName(format), ", fingerprint ", fingerprint,
-          "): restart the worker to load another"));
+          ") of ", loaded_->checkpoint_dir, " (fingerprint ", loaded_->fingerprint, "); refusing ",
+          DescribePlan(plan), " of ", dir, " (", ExpertFormatName(format), ", fingerprint ",
+          fingerprint, "): restart the worker to load another"));
     }
   }
   if (config.moe.num_experts < 1 || config.NumMoeLayers() < 1)

@@ -29,11 +29,11 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/synchronization/mutex.h"
 #include "common/model_config.h"
+#include "kernels/cpu/isa.h"
 #include "numa_worker/cpu_binding.h"
 #include "numa_worker/expert_shard.h"
 #include "numa_worker/ring_loop.h"
 #include "numa_worker/worker_counters.h"
-#include "kernels/cpu/isa.h"
 #include "tandem/v1/worker.pb.h"
 
 namespace tandem {

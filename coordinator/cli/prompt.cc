@@ -24,18 +24,21 @@ absl::StatusOr<std::vector<int32_t>> ParseIdList(const std::string& text) {
   return ids;
 }
 
-absl::StatusOr<std::string> RenderChat(const std::string& model_dir, const std::string& messages_json,
+absl::StatusOr<std::string> RenderChat(const std::string& model_dir,
+                                       const std::string& messages_json,
                                        bool add_generation_prompt) {
   auto messages = nlohmann::ordered_json::parse(messages_json, nullptr, /*allow_exceptions=*/false);
   if (messages.is_discarded() || !messages.is_array()) {
-    return absl::InvalidArgumentError("--messages must be a JSON list of {\"role\", \"content\"} objects");
+    return absl::InvalidArgumentError(
+        "--messages must be a JSON list of {\"role\", \"content\"} objects");
   }
   return RenderChatFromDirectory(model_dir, messages, add_generation_prompt);
 }
 
 absl::StatusOr<std::vector<int32_t>> PromptToIds(const PromptFlags& f, const std::string& model_dir,
                                                  const Tokenizer* tokenizer) {
-  const int given = f.text.has_value() + f.ids.has_value() + f.chat.has_value() + f.messages.has_value();
+  const int given =
+      f.text.has_value() + f.ids.has_value() + f.chat.has_value() + f.messages.has_value();
   if (given != 1) {
     return absl::InvalidArgumentError(
         "give exactly one of --prompt, --prompt-ids, --chat (or --messages)");

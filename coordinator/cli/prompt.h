@@ -5,8 +5,8 @@
 #include <string>
 #include <vector>
 
-#include "common/status.h"
 #include "CLI/CLI.hpp"
+#include "common/status.h"
 #include "common/tokenizer.h"
 #include "coordinator/loaded_model.h"
 #include "nlohmann/json.hpp"
@@ -14,10 +14,10 @@
 namespace tandem::cli {
 
 struct PromptFlags {
-  std::optional<std::string> text;        // --prompt: tokenized with the BOS the tokenizer asks for
-  std::optional<std::string> ids;         // --prompt-ids 1,2,3
-  std::optional<std::string> chat;        // --chat "user message"
-  std::optional<std::string> messages;    // --messages JSON list of {role, content}
+  std::optional<std::string> text;      // --prompt: tokenized with the BOS the tokenizer asks for
+  std::optional<std::string> ids;       // --prompt-ids 1,2,3
+  std::optional<std::string> chat;      // --chat "user message"
+  std::optional<std::string> messages;  // --messages JSON list of {role, content}
 };
 
 // "1,2,3" -> ids; a clear error on anything else.
@@ -25,11 +25,13 @@ absl::StatusOr<std::vector<int32_t>> ParseIdList(const std::string& text);
 
 // Exactly one of the flags must be set. Chats render the model directory's chat template with
 // add_generation_prompt and are tokenized without adding special tokens again.
-absl::StatusOr<std::vector<int32_t>> PromptToIds(const PromptFlags& flags, const std::string& model_dir,
+absl::StatusOr<std::vector<int32_t>> PromptToIds(const PromptFlags& flags,
+                                                 const std::string& model_dir,
                                                  const Tokenizer* tokenizer);
 
 // Renders `messages_json` (a JSON list) with the model's chat template.
-absl::StatusOr<std::string> RenderChat(const std::string& model_dir, const std::string& messages_json,
+absl::StatusOr<std::string> RenderChat(const std::string& model_dir,
+                                       const std::string& messages_json,
                                        bool add_generation_prompt);
 
 // --workers N|auto, --worker-addrs A,B,..., --shard-mode tp|ep, --cpu-kernel, --expert-dtype,

@@ -21,19 +21,20 @@
 //         C = 0 (c == 0) or load C; for s in c: 2 A + 2 B tile loads, 4 TDPs; store C
 // Defaults (group of 2 blocks, kc >= K, no software prefetch) make this exactly the original 2x2
 // kernel's loop -- per block pair, per token-tile pair, all of K with C in the tiles, A in place --
-// which measured best on the GPU machine's AMX Xeon (16 vCPUs, 2 MB L2 each, 300 MB L3), DeepSeek-V3
-// expert (7168 x 2048), the caller's 32-row tasks, 16 threads, bf16 pairs given: 4.5-5.5 TFLOPS
-// gate/up and 4-5.5 down at 32-1024 tokens (30-40% of a 14 TFLOPS register-only peak measured in
-// the same runs, noisy host), equal to the original kernel. The alternatives below were slower
-// there (gate/up at 1024 tokens: ~4.3 TFLOPS always packing A; ~6.4 vs 7.2-8.3 with K blocks of 8
-// steps, 4-block groups, B/C prefetch, on a quieter host) -- they stay selectable for other
-// machines and measurements.
-// Knobs (read once per process; results are bit-identical under all of them: a (token, row) always
-// gets the same TDP sequence over the K steps in order):
+// which measured best on the GPU machine's AMX Xeon (16 vCPUs, 2 MB L2 each, 300 MB L3),
+// DeepSeek-V3 expert (7168 x 2048), the caller's 32-row tasks, 16 threads, bf16 pairs
+// given: 4.5-5.5 TFLOPS gate/up and 4-5.5 down at 32-1024 tokens (30-40% of a 14 TFLOPS
+// register-only peak measured in the same runs, noisy host), equal to the original kernel. The
+// alternatives below were slower there (gate/up at 1024 tokens: ~4.3 TFLOPS always packing A; ~6.4
+// vs 7.2-8.3 with K blocks of 8 steps, 4-block groups, B/C prefetch, on a quieter host) -- they
+// stay selectable for other machines and measurements. Knobs (read once per process; results are
+// bit-identical under all of them: a (token, row) always gets the same TDP sequence over the K
+// steps in order):
 //   TANDEM_AMX_KSTEPS=<1..4096>  K steps per K block (default 4096: one block);
 //   TANDEM_AMX_GROUP=<2|4>       weight blocks per group (4: gate/up A tiles feed 2 block pairs);
 //   TANDEM_AMX_PREFETCH=<mask>   1: next B step to L1; 2: next K block's B to L2 (and K block 0's
-//                                at the start); 4: next unit's A rows to L2; 8: next pair's C to L1.
+//                                at the start); 4: next unit's A rows to L2; 8: next pair's C to
+//                                L1.
 // TANDEM_AMX_EMULATE (never set by the build): the tile instructions become scalar C++ on
 // per-thread tile state, so that the kernels' indexing can be tested on machines without AMX
 // (TDPBF16PS is emulated in plain f32, so bf16 results match the hardware only to rounding).
@@ -132,20 +133,20 @@ inline void EmuDpbssd(int c, int a, int b) {
       std::memcpy(&acc, &e.t[c][m][4 * n], 4);
       for (int k = 0; k < 16; ++k)
         for (int j = 0; j < 4; ++j)
-          acc += static_cast<int8_t>(e.t[a][m][4 * k + j]) *
-                 static_cast<int8_t>(e.t[b][k][4 * n + j]);
+          acc +=
+              static_cast<int8_t>(e.t[a][m][4 * k + j]) * static_cast<int8_t>(e.t[b][k][4 * n + j]);
       std::memcpy(&e.t[c][m][4 * n], &acc, 4);
     }
 }
 #define TANDEM_TILE_LOAD(t, p, s) ::tandem::moe_internal::amx::EmuLoad(t, p, s)
 #define TANDEM_TILE_STORE(t, p, s) ::tandem::moe_internal::amx::EmuStore(t, p, s)
 #define TANDEM_TILE_ZERO(t) ::tandem::moe_internal::amx::EmuZero(t)
-#define TANDEM_TILE_DP(kind, c, a, b)                                 \
-  do {                                                                \
+#define TANDEM_TILE_DP(kind, c, a, b)                                     \
+  do {                                                                    \
     if constexpr ((kind) == ::tandem::moe_internal::amx::TileKind::kBf16) \
-      ::tandem::moe_internal::amx::EmuDpbf16(c, a, b);                \
-    else                                                              \
-      ::tandem::moe_internal::amx::EmuDpbssd(c, a, b);                \
+      ::tandem::moe_internal::amx::EmuDpbf16(c, a, b);                    \
+    else                                                                  \
+      ::tandem::moe_internal::amx::EmuDpbssd(c, a, b);                    \
   } while (0)
 inline void LoadTiles() {}
 inline void ReleaseTiles() {}
@@ -156,12 +157,12 @@ inline void ReleaseTiles() {}
 #define TANDEM_TILE_LOAD(t, p, s) _tile_loadd(t, p, s)
 #define TANDEM_TILE_STORE(t, p, s) _tile_stored(t, p, s)
 #define TANDEM_TILE_ZERO(t) _tile_zero(t)
-#define TANDEM_TILE_DP(kind, c, a, b)                                 \
-  do {                                                                \
+#define TANDEM_TILE_DP(kind, c, a, b)                                     \
+  do {                                                                    \
     if constexpr ((kind) == ::tandem::moe_internal::amx::TileKind::kBf16) \
-      _tile_dpbf16ps(c, a, b);                                        \
-    else                                                              \
-      _tile_dpbssd(c, a, b);                                          \
+      _tile_dpbf16ps(c, a, b);                                            \
+    else                                                                  \
+      _tile_dpbssd(c, a, b);                                              \
   } while (0)
 // The configuration is per thread: every kernel call loads it at its start and releases the
 // tiles at its end, so concurrent calls on other threads are independent.
@@ -228,9 +229,7 @@ struct PrefetchStream {
   int64_t per_issue = 0;
   int64_t row = 0, line = 0;
 
-  void Spread(int64_t issues) {
-    per_issue = issues > 0 ? (lines * rows + issues - 1) / issues : 0;
-  }
+  void Spread(int64_t issues) { per_issue = issues > 0 ? (lines * rows + issues - 1) / issues : 0; }
   template <decltype(_MM_HINT_T0) kHint>  // _MM_HINT_T0 (L1) or _MM_HINT_T1 (L2)
   void Issue() {
     int64_t r = row, l = line;
@@ -311,9 +310,9 @@ struct F32Rows {
     return _mm512_cvtepi32_epi16(r);
   }
   static __mmask16 Mask(int64_t count) {
-    return count >= 16 ? static_cast<__mmask16>(0xffff)
-                       : count <= 0 ? static_cast<__mmask16>(0)
-                                    : static_cast<__mmask16>((1u << count) - 1);
+    return count >= 16  ? static_cast<__mmask16>(0xffff)
+           : count <= 0 ? static_cast<__mmask16>(0)
+                        : static_cast<__mmask16>((1u << count) - 1);
   }
   TANDEM_AMX void PackRow(int64_t t, int64_t ks0, int64_t steps, uint8_t* dst,
                           int64_t dst_stride) const {
@@ -346,7 +345,8 @@ struct F32Rows {
 };
 
 // One group of weight blocks: K step s of block j is the 1 KB at block[j] + s * kTileBytes for
-// s < whole_steps; step whole_steps (when < nks, bf16 only) is read from tail[j], a zero-padded copy.
+// s < whole_steps; step whole_steps (when < nks, bf16 only) is read from tail[j], a zero-padded
+// copy.
 struct WeightGroup {
   int nwb = 0;
   const uint8_t* block[kMaxWeightBlocks] = {};
@@ -363,11 +363,11 @@ struct PairJob {
   const uint8_t* b1;       // block j + 1 (kTwoB)
   const uint8_t* tail0;    // the tail steps' copies
   const uint8_t* tail1;
-  int64_t ks0, steps;      // K steps [ks0, ks0 + steps)
+  int64_t ks0, steps;  // K steps [ks0, ks0 + steps)
   int64_t whole_steps;
-  const uint8_t* c_in;     // C to continue from (tile (i, j) at + i * c_in_ts + j * KB) or null: 0
+  const uint8_t* c_in;  // C to continue from (tile (i, j) at + i * c_in_ts + j * KB) or null: 0
   int64_t c_in_ts;
-  uint8_t* c_out;          // where C goes (tile (i, j) at + i * c_out_ts + j * c_out_js)
+  uint8_t* c_out;  // where C goes (tile (i, j) at + i * c_out_ts + j * c_out_js)
   int64_t c_out_ts, c_out_js;
   bool pf_next_b;          // prefetch the next step's B tiles into L1
   int64_t pf_far_b;        // > 0: prefetch B this many steps ahead into L2
@@ -395,13 +395,12 @@ TANDEM_AMX void Steps(const uint8_t* a, const uint8_t* b0, const uint8_t* b1, in
     }
     if (job.pf_far_b > 0) {
       for (int l = 0; l < 16; ++l) {
-        _mm_prefetch(
-            reinterpret_cast<const char*>(bs0 + job.pf_far_b * kTileBytes + l * kRowBytes),
-            _MM_HINT_T1);
+        _mm_prefetch(reinterpret_cast<const char*>(bs0 + job.pf_far_b * kTileBytes + l * kRowBytes),
+                     _MM_HINT_T1);
         if constexpr (kTwoB)
-          _mm_prefetch(reinterpret_cast<const char*>(b1 + (s + job.pf_far_b) * kTileBytes +
-                                                     l * kRowBytes),
-                       _MM_HINT_T1);
+          _mm_prefetch(
+              reinterpret_cast<const char*>(b1 + (s + job.pf_far_b) * kTileBytes + l * kRowBytes),
+              _MM_HINT_T1);
       }
     }
     if (job.next_a != nullptr) job.next_a->Issue<_MM_HINT_T1>();
@@ -413,8 +412,8 @@ TANDEM_AMX void Steps(const uint8_t* a, const uint8_t* b0, const uint8_t* b1, in
   }
 }
 
-// C tiles 0-3 = (token tile i, block j) for i, j in {0, 1} as tile 2 j + i; A: 4 (i = 0), 5 (i = 1);
-// B: 6 (j = 0), 7 (j = 1).
+// C tiles 0-3 = (token tile i, block j) for i, j in {0, 1} as tile 2 j + i; A: 4 (i = 0), 5 (i =
+// 1); B: 6 (j = 0), 7 (j = 1).
 template <TileKind kKind, bool kTwoT, bool kTwoB>
 TANDEM_AMX void PairProduct(const PairJob& job) {
   if (job.c_in != nullptr) {
@@ -436,8 +435,8 @@ TANDEM_AMX void PairProduct(const PairJob& job) {
     PairJob tail = job;
     tail.pf_next_b = false;
     tail.pf_far_b = 0;
-    Steps<kKind, kTwoT, kTwoB>(job.a + whole * job.a_step, job.tail0, job.tail1,
-                               job.steps - whole, tail);
+    Steps<kKind, kTwoT, kTwoB>(job.a + whole * job.a_step, job.tail0, job.tail1, job.steps - whole,
+                               tail);
   }
   TANDEM_TILE_STORE(0, job.c_out, kRowBytes);
   if constexpr (kTwoT) TANDEM_TILE_STORE(1, job.c_out + job.c_out_ts, kRowBytes);
@@ -487,7 +486,8 @@ TANDEM_AMX void GroupProduct(const Source& src, int64_t n, int64_t nks, const We
         _mm_prefetch(reinterpret_cast<const char*>(w.block[j] + l * kRowBytes), _MM_HINT_T1);
   }
   for (int64_t c = 0; c < nkc; ++c) {
-    const int64_t ks0 = c * kc, ks1 = std::min(nks, ks0 + kc), steps = std::max<int64_t>(0, ks1 - ks0);
+    const int64_t ks0 = c * kc, ks1 = std::min(nks, ks0 + kc),
+                  steps = std::max<int64_t>(0, ks1 - ks0);
     for (int64_t p = 0; p < ntp; ++p) {
       const int64_t t0 = 2 * p * kTileRows;
       const bool two_t = 2 * p + 1 < ntt;

@@ -135,9 +135,9 @@ absl::StatusOr<CpuKernel> ResolveCpuKernel(CpuKernel requested, const CpuFeature
       return CpuKernel::kReference;
     case CpuKernel::kAvx512:
       if (CanRunAvx512Bf16(f)) return CpuKernel::kAvx512;
-      return absl::FailedPreconditionError(absl::StrCat(
-          "--cpu-kernel avx512: this CPU cannot run the AVX-512 kernels (missing: ",
-          MissingAvx512(f), ")"));
+      return absl::FailedPreconditionError(
+          absl::StrCat("--cpu-kernel avx512: this CPU cannot run the AVX-512 kernels (missing: ",
+                       MissingAvx512(f), ")"));
     case CpuKernel::kAmx:
       if (!f.amx_tile || !f.amx_bf16 || !f.amx_int8) {
         return absl::FailedPreconditionError(
@@ -153,9 +153,9 @@ absl::StatusOr<CpuKernel> ResolveCpuKernel(CpuKernel requested, const CpuFeature
             "(arch_prctl ARCH_REQ_XCOMP_PERM failed; Linux >= 5.16 is needed)");
       }
       if (!CanRunAvx512Bf16(f)) {
-        return absl::FailedPreconditionError(absl::StrCat(
-            "--cpu-kernel amx: the AMX kernels also need the AVX-512 ones (missing: ", MissingAvx512(f),
-            ")"));
+        return absl::FailedPreconditionError(
+            absl::StrCat("--cpu-kernel amx: the AMX kernels also need the AVX-512 ones (missing: ",
+                         MissingAvx512(f), ")"));
       }
       return CpuKernel::kAmx;
   }

@@ -44,8 +44,8 @@ const CpuFeatures& DetectCpuFeatures();
 // Whether the AVX-512 kernels (bf16 dot products, int8 VNNI) can run: avx512f, bw, vl, bf16,
 // vnni and the OS's ZMM state.
 bool CanRunAvx512Bf16(const CpuFeatures& f);
-// Whether the AMX kernels can run: amx_tile, amx_bf16, amx_int8, the OS's tile state and permission,
-// plus everything CanRunAvx512Bf16 needs (the AMX kernels use AVX-512 for the edges).
+// Whether the AMX kernels can run: amx_tile, amx_bf16, amx_int8, the OS's tile state and
+// permission, plus everything CanRunAvx512Bf16 needs (the AMX kernels use AVX-512 for the edges).
 bool CanRunAmxBf16(const CpuFeatures& f);
 
 // The kernel to use for `requested` on a machine with `features`: kAuto picks the best available

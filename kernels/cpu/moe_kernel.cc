@@ -62,7 +62,8 @@ void ActivationBuffer::Reset(int64_t n, int64_t k, bool bf16_pairs, bool int8) {
 
 void ActivationBuffer::Fill(const float* x, int64_t r0, int64_t r1) {
   if (r0 >= r1) return;
-  if (has_pairs_) ConvertToBf16Pairs(x + r0 * k_, r1 - r0, k_, pairs_.data() + r0 * Bf16PairCount(k_));
+  if (has_pairs_)
+    ConvertToBf16Pairs(x + r0 * k_, r1 - r0, k_, pairs_.data() + r0 * Bf16PairCount(k_));
   if (has_int8_) {
     const int64_t stride = Int8ActivationStride(k_);
     QuantizeActivations(x + r0 * k_, r1 - r0, k_, q8_.data() + r0 * stride, q8_scale_.data() + r0,

@@ -82,7 +82,9 @@ TANDEM_AMX void Down(const PackedExpert& e, const ExpertActivations& act, int64_
   const float* sd = e.down.scales();
   amx::DownRowGroups<int32_t>(
       e, d0, d1, y, [&](amx::WeightGroup* w) { w->whole_steps = e.down.padded_cols() / kStepK; },
-      [&](const amx::WeightGroup& w, const auto& epilogue) { Product(act, a, e.down, w, epilogue); },
+      [&](const amx::WeightGroup& w, const auto& epilogue) {
+        Product(act, a, e.down, w, epilogue);
+      },
       [&](int32_t c, int, int64_t r, int64_t t) {
         return (static_cast<float>(c) * sd[r]) * a.scale[t];
       });

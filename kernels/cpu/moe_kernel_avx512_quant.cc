@@ -83,8 +83,8 @@ TANDEM_VNNI void DotInt8(const uint8_t* w, int64_t block_bytes, int64_t quads, c
     const __m512 s = _mm512_loadu_ps(scales + i * kB);
     for (int t = 0; t < NT; ++t) {
       const __m512i dot = _mm512_sub_epi32(_mm512_add_epi32(acc[i][t], acc2[i][t]), offset);
-      const __m512 v = _mm512_mul_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(dot), s),
-                                     _mm512_set1_ps(xs[t]));
+      const __m512 v =
+          _mm512_mul_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(dot), s), _mm512_set1_ps(xs[t]));
       _mm512_storeu_ps(out + (i * NT + t) * kB, v);
     }
   }
@@ -145,7 +145,7 @@ using DotInt4Fn = void (*)(const uint8_t*, int64_t, int64_t, int64_t, const floa
 
 template <int MB>
 constexpr DotInt8Fn kDotInt8Row[kAvx512TileTokens] = {DotInt8<MB, 1>, DotInt8<MB, 2>,
-                                                       DotInt8<MB, 3>, DotInt8<MB, 4>};
+                                                      DotInt8<MB, 3>, DotInt8<MB, 4>};
 constexpr const DotInt8Fn* kDotInt8[kAvx512TileBlocks] = {kDotInt8Row<1>, kDotInt8Row<2>,
                                                           kDotInt8Row<3>, kDotInt8Row<4>};
 // int4 keeps a float and an int32 accumulator per (block, token): at most 2 tokens per pass.
@@ -174,8 +174,8 @@ void Avx512QuantDotTile(const PackedMatrix& w, int64_t b, int mb, const ExpertAc
     const int np = std::min(2, nt - p);
     kDotInt4[mb - 1][np - 1](w.block_data(b), w.block_bytes(), groups, group_vectors,
                              w.scales() + b * groups * kB, xq + p * stride, stride,
-                             x.q8_sums32 + (t0 + p) * sums_stride, sums_stride,
-                             x.q8_scale + t0 + p, pass);
+                             x.q8_sums32 + (t0 + p) * sums_stride, sums_stride, x.q8_scale + t0 + p,
+                             pass);
     for (int i = 0; i < mb; ++i)
       for (int t = 0; t < np; ++t)
         std::copy(pass + (i * np + t) * kB, pass + (i * np + t + 1) * kB,

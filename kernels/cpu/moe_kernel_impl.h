@@ -23,13 +23,12 @@ void ReferenceDownRows(const PackedExpert& e, const ExpertActivations& act, int6
 inline constexpr int kAvx512TileBlocks = 4;
 inline constexpr int kAvx512TileTokens = 4;
 
-// AVX-512 (avx512f/bw/vl/bf16), any weight format; for bf16 weights, bf16_activations selects vdpbf16ps over x.bf16_pairs, otherwise
-// f32 FMAs over the weights widened to f32 and x.f32.
+// AVX-512 (avx512f/bw/vl/bf16), any weight format; for bf16 weights, bf16_activations selects
+// vdpbf16ps over x.bf16_pairs, otherwise f32 FMAs over the weights widened to f32 and x.f32.
 void Avx512GateUpRows(const PackedExpert& e, const ExpertActivations& x, bool bf16_activations,
                       int64_t r0, int64_t r1, float* act);
 void Avx512DownRows(const PackedExpert& e, const ExpertActivations& act, bool bf16_activations,
                     int64_t d0, int64_t d1, float* y);
-
 
 // AMX bf16 tiles (moe_kernel_amx.cc), any n >= 1 (the dispatch uses them from kAmxMinTokens): the
 // activations are read as bf16 pairs (x.bf16_pairs, or x.f32 converted inside the call). Only after

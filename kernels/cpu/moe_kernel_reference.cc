@@ -25,8 +25,8 @@ void RowsTimesTokens(const PackedMatrix& w, const ExpertActivations& x, int64_t 
 }
 
 // out[t * out_stride + r] = the quantized dot of W[r] and x[t] (moe_kernel_impl.h's expression).
-void QuantRowsTimesTokens(const PackedMatrix& w, const ExpertActivations& x, int64_t r0,
-                          int64_t r1, float* out, int64_t out_stride) {
+void QuantRowsTimesTokens(const PackedMatrix& w, const ExpertActivations& x, int64_t r0, int64_t r1,
+                          float* out, int64_t out_stride) {
   const int64_t k = w.cols(), stride = Int8ActivationStride(x.k);
   const int64_t group_cols = w.group_cols(), groups = w.groups();
   std::vector<int> row(w.padded_cols());

@@ -68,11 +68,15 @@ class PackedMatrix {
 
   // int8 / int4. groups(): K groups of a scale (1 for int8); group_cols(): their width.
   int64_t groups() const;
-  int64_t group_cols() const { return format_.dtype == ExpertDtype::kInt4 ? format_.group_size : padded_cols(); }
-  int QuantAt(int64_t r, int64_t k) const;       // q, in [-127, 127] (int8) or [-8, 7] (int4)
-  float Scale(int64_t r, int64_t group) const;   // s of row r (int8: group 0)
-  const float* scales() const { return scales_.data(); }  // int8: [row_blocks * 16];
-                                                           // int4: [(b * groups + g) * 16 + r]
+  int64_t group_cols() const {
+    return format_.dtype == ExpertDtype::kInt4 ? format_.group_size : padded_cols();
+  }
+  int QuantAt(int64_t r, int64_t k) const;      // q, in [-127, 127] (int8) or [-8, 7] (int4)
+  float Scale(int64_t r, int64_t group) const;  // s of row r (int8: group 0)
+  const float* scales() const {
+    return scales_.data();
+  }                                                             // int8: [row_blocks * 16];
+                                                                // int4: [(b * groups + g) * 16 + r]
   const int32_t* row_sums() const { return row_sums_.data(); }  // int8: [row_blocks * 16]
 
   // W[r][k] as the kernels see it: the bf16 value, or scale * q.

@@ -51,7 +51,7 @@ TEST(Cli, GenerateJsonMatchesReferenceGreedyIds) {
     std::string ids;
     for (const auto& id : ref["greedy"]["prompt_ids"]) ids += (ids.empty() ? "" : ",") + id.dump();
     const CliRun r = RunTandem("generate --model " + Fixture(arch) + " --prompt-ids " + ids +
-                            " --max-tokens 16 --ignore-eos --json");
+                               " --max-tokens 16 --ignore-eos --json");
     ASSERT_EQ(r.exit_code, 0) << r.err;
     const auto out = nlohmann::json::parse(r.out);
     EXPECT_EQ(out["ids"], ref["greedy"]["ids"]) << arch;
@@ -66,7 +66,8 @@ TEST(Cli, LogitsJsonMatchesReference) {
   const auto ref = testing::ReadJson(Fixture("mixtral") + "/reference.json");
   std::string ids;
   for (const auto& id : ref["logits"]["prompt_ids"]) ids += (ids.empty() ? "" : ",") + id.dump();
-  const CliRun r = RunTandem("logits --model " + Fixture("mixtral") + " --prompt-ids " + ids + " --json");
+  const CliRun r =
+      RunTandem("logits --model " + Fixture("mixtral") + " --prompt-ids " + ids + " --json");
   ASSERT_EQ(r.exit_code, 0) << r.err;
   const auto out = nlohmann::json::parse(r.out);
   const auto& expected = ref["logits"]["last_logits"];
@@ -84,7 +85,8 @@ TEST(Cli, TokenizeJsonMatchesReference) {
   std::string quoted = "'";
   for (char c : text) quoted += c == '\'' ? std::string("'\\''") : std::string(1, c);
   quoted += "'";
-  const CliRun r = RunTandem("tokenize --model " + Fixture("qwen2_moe") + " --text " + quoted + " --json");
+  const CliRun r =
+      RunTandem("tokenize --model " + Fixture("qwen2_moe") + " --text " + quoted + " --json");
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_EQ(nlohmann::json::parse(r.out)["ids"], item["ids"]);
 }
@@ -132,8 +134,10 @@ TEST(Cli, BadInputIsAClearError) {
       {"tokenize --model " + Fixture("qwen3_moe") + " --messages '{not json' --json", "--messages"},
       {"generate --model " + Fixture("qwen3_moe") + " --prompt hi --expert-dtype fp8",
        "expected bf16, int8 or int4"},
-      {"generate --model " + Fixture("qwen3_moe") + " --prompt hi --expert-dtype int4 "
-       "--int4-group-size 64", "32 or 128"},
+      {"generate --model " + Fixture("qwen3_moe") +
+           " --prompt hi --expert-dtype int4 "
+           "--int4-group-size 64",
+       "32 or 128"},
       {"generate --model " + Fixture("qwen3_moe") + " --prompt hi --schedule guided",
        "expected dynamic or static"},
   };

@@ -8,8 +8,8 @@
 
 #include "coordinator/generator.h"
 #include "coordinator/loaded_model.h"
-#include "kernels/cpu/isa.h"
 #include "gtest/gtest.h"
+#include "kernels/cpu/isa.h"
 #include "tests/fixture_paths.h"
 
 namespace tandem {
@@ -44,8 +44,8 @@ class FixtureEngineTest : public ::testing::TestWithParam<Case> {
   void SetUp() override {
     LoadOptions options;
     options.config_path = GetParam().dir + "/" + GetParam().config_file;
-    options.cpu_kernel = CanRunAvx512Bf16(DetectCpuFeatures()) ? CpuKernel::kAvx512
-                                                               : CpuKernel::kReference;
+    options.cpu_kernel =
+        CanRunAvx512Bf16(DetectCpuFeatures()) ? CpuKernel::kAvx512 : CpuKernel::kReference;
     auto model = LoadModel(GetParam().dir, options);
     ASSERT_TRUE(model.ok()) << model.status();
     model_ = std::make_unique<LoadedModel>(std::move(*model));

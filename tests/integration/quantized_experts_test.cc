@@ -101,11 +101,11 @@ TEST_P(QuantizedExpertsTest, LogitErrorAndGreedyAgreementAgainstBf16) {
     agree += Argmax(got[p]) == Argmax(want[p]);
   }
   const double agreement = static_cast<double>(agree) / want.size();
-  std::printf("[ quant ] %-12s %-10s max |logit err| %.4f (%.2f%% of max |logit| %.3f), greedy "
-              "agreement %d/%zu = %.2f\n",
-              std::filesystem::path(c.dir).filename().c_str(),
-              ExpertFormatName(*format).c_str(), max_err, 100 * max_err / max_logit, max_logit,
-              agree, want.size(), agreement);
+  std::printf(
+      "[ quant ] %-12s %-10s max |logit err| %.4f (%.2f%% of max |logit| %.3f), greedy "
+      "agreement %d/%zu = %.2f\n",
+      std::filesystem::path(c.dir).filename().c_str(), ExpertFormatName(*format).c_str(), max_err,
+      100 * max_err / max_logit, max_logit, agree, want.size(), agreement);
   EXPECT_GE(agreement, c.min_agreement);
   EXPECT_GT(max_err, 0.0) << "quantization changed nothing: were the experts quantized?";
 }

@@ -95,7 +95,8 @@ class ExpertShardTest : public ::testing::TestWithParam<ShardCase> {
 
 TEST_P(ExpertShardTest, RunEqualsTheSumOfExpertForwardsUnderBothSchedules) {
   std::mt19937 rng(1);
-  auto dynamic = ExpertShard::FromWeights(Config(), RandomExperts(7), Options(MoeSchedule::kDynamic));
+  auto dynamic =
+      ExpertShard::FromWeights(Config(), RandomExperts(7), Options(MoeSchedule::kDynamic));
   auto fixed = ExpertShard::FromWeights(Config(), RandomExperts(7), Options(MoeSchedule::kStatic));
   ASSERT_TRUE(dynamic.ok()) << dynamic.status();
   ASSERT_TRUE(fixed.ok()) << fixed.status();

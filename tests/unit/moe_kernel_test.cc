@@ -18,6 +18,7 @@
 #include "kernels/cpu/isa.h"
 #include "kernels/cpu/moe_kernel_impl.h"
 #include "kernels/cpu/moe_pack.h"
+#include "tests/moe_test_support.h"
 
 namespace tandem {
 namespace {
@@ -256,43 +257,24 @@ TEST_P(MoeKernelTest, ZeroTokensAndEmptyRangesTouchNothing) {
 // does, each group runs through ExpertForward, and the weighted outputs are summed per token.
 TEST_P(MoeKernelTest, SmallMoeWithRepeatedRouting) {
   std::mt19937 rng(6);
-  const int64_t h = 37, inter = 53, num_experts = 5, tokens = 7, top_k = 3;
+  const int64_t h = 37, inter = 53;
   std::vector<Bf16Expert> experts;
   std::vector<PackedExpert> packed;
-  for (int64_t i = 0; i < num_experts; ++i) {
+  for (int64_t i = 0; i < testing::SmallMoe::kExperts; ++i) {
     experts.push_back(RandomExpert(h, inter, rng));
     packed.push_back(Pack(experts.back()));
   }
-  const std::vector<float> x = RandomFloats(tokens * h, rng);
-  const int ids[tokens][top_k] = {{0, 1, 2}, {2, 2, 1}, {1, 0, 3}, {3, 3, 3},
-                                  {0, 2, 1}, {1, 1, 0}, {2, 0, 3}};  // expert 4: no tokens
-  std::uniform_real_distribution<float> wd(0.05f, 1.0f);
-  std::vector<float> weights(tokens * top_k);
-  for (auto& w : weights) w = wd(rng);
-
-  std::vector<float> expected(tokens * h, 0.0f);
-  for (int64_t t = 0; t < tokens; ++t)
-    for (int64_t j = 0; j < top_k; ++j) {
-      const std::vector<float> y = NaiveExpert(experts[ids[t][j]], x.data() + t * h, 1);
-      for (int64_t d = 0; d < h; ++d) expected[t * h + d] += weights[t * top_k + j] * y[d];
-    }
-
-  std::vector<float> out(tokens * h, 0.0f);
+  const std::vector<float> x = RandomFloats(testing::SmallMoe::kTokens * h, rng);
+  const testing::SmallMoe moe(rng);
+  const std::vector<float> expected = moe.PerToken(x, h, [&](int e, const float* xt, float* y) {
+    const std::vector<float> v = NaiveExpert(experts[e], xt, 1);
+    std::copy(v.begin(), v.end(), y);
+  });
   ExpertScratch scratch;
-  for (int64_t ex = 0; ex < num_experts; ++ex) {
-    std::vector<std::pair<int64_t, float>> rows;  // (token, weight), a token possibly twice
-    for (int64_t t = 0; t < tokens; ++t)
-      for (int64_t j = 0; j < top_k; ++j)
-        if (ids[t][j] == ex) rows.push_back({t, weights[t * top_k + j]});
-    const int64_t n = static_cast<int64_t>(rows.size());
-    std::vector<float> xe(n * h), ye(n * h, std::numeric_limits<float>::quiet_NaN());
-    for (int64_t i = 0; i < n; ++i)
-      std::copy(x.begin() + rows[i].first * h, x.begin() + (rows[i].first + 1) * h,
-                xe.begin() + i * h);
-    ExpertForward(GetParam().kernel, packed[ex], xe.data(), n, ye.data(), &scratch);
-    for (int64_t i = 0; i < n; ++i)
-      for (int64_t d = 0; d < h; ++d) out[rows[i].first * h + d] += rows[i].second * ye[i * h + d];
-  }
+  const std::vector<float> out =
+      moe.Grouped(x, h, [&](int64_t e, const float* xe, int64_t n, float* ye) {
+        ExpertForward(GetParam().kernel, packed[e], xe, n, ye, &scratch);
+      });
   const Error err = Compare(out, expected);
   EXPECT_LT(err.max_rel, GetParam().max_rel_tolerance);
 }

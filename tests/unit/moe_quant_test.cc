@@ -19,6 +19,7 @@
 #include "kernels/cpu/moe_kernel.h"
 #include "kernels/cpu/moe_kernel_impl.h"
 #include "kernels/cpu/moe_pack.h"
+#include "tests/moe_test_support.h"
 
 namespace tandem {
 namespace {
@@ -243,7 +244,8 @@ TEST(QuantizeMatrixTest, PackExpertQuantizesF32AndChecksShapes) {
   ASSERT_TRUE(from_f32.ok()) << from_f32.status();
   const PackedExpert from_bf16 = Pack(e, kInt8);
   for (int64_t r = 0; r < 24; ++r)
-    for (int64_t k = 0; k < 40; ++k) ASSERT_EQ(from_f32->gate.QuantAt(r, k), from_bf16.gate.QuantAt(r, k));
+    for (int64_t k = 0; k < 40; ++k)
+      ASSERT_EQ(from_f32->gate.QuantAt(r, k), from_bf16.gate.QuantAt(r, k));
   EXPECT_EQ(PackExpert(f32, e.up, e.down).status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_EQ(PackExpert(e.gate, e.up, e.gate, kInt8).status().code(),
             absl::StatusCode::kInvalidArgument);
@@ -273,9 +275,9 @@ TEST(QuantReferenceTest, MatchesTheDequantizedComputation) {
       const PackedExpert p = Pack(RandomExpert(h, i, rng), f);
       for (int64_t n : {1, 5}) {
         const std::vector<float> x = RandomFloats(n * h, 1.0f, rng);
-        EXPECT_LT(MaxRelError(Forward(kReference, p, x.data(), n),
-                              DequantizedExpert(p, x.data(), n)),
-                  1e-4)
+        EXPECT_LT(
+            MaxRelError(Forward(kReference, p, x.data(), n), DequantizedExpert(p, x.data(), n)),
+            1e-4)
             << ExpertFormatName(f) << " H=" << h << " I=" << i << " n=" << n;
       }
     }
@@ -311,8 +313,8 @@ constexpr double kTolerance = 1e-5;
 
 TEST_P(QuantKernelTest, MatchesReferenceOnRaggedShapes) {
   std::mt19937 rng(6);
-  const std::pair<int64_t, int64_t> shapes[] = {{16, 32},  {17, 33}, {45, 71}, {100, 50},
-                                                {129, 257}, {7, 1},  {1, 5},   {64, 200}};
+  const std::pair<int64_t, int64_t> shapes[] = {{16, 32},   {17, 33}, {45, 71}, {100, 50},
+                                                {129, 257}, {7, 1},   {1, 5},   {64, 200}};
   for (auto [h, i] : shapes) {
     const PackedExpert p = Pack(RandomExpert(h, i, rng), GetParam().format);
     for (int64_t n : {1, 2, 3, 4, 5, 16, 17, 33}) {
@@ -373,37 +375,21 @@ TEST_P(QuantKernelTest, ZeroTokensAndEmptyRangesTouchNothing) {
 // grouped per-expert forwards, weighted and summed, against the dequantized computation.
 TEST_P(QuantKernelTest, SmallMoeWithRepeatedRouting) {
   std::mt19937 rng(9);
-  const int64_t h = 37, inter = 53, num_experts = 5, tokens = 7, top_k = 3;
+  const int64_t h = 37, inter = 53;
   std::vector<PackedExpert> packed;
-  for (int64_t i = 0; i < num_experts; ++i)
+  for (int64_t i = 0; i < testing::SmallMoe::kExperts; ++i)
     packed.push_back(Pack(RandomExpert(h, inter, rng), GetParam().format));
-  const std::vector<float> x = RandomFloats(tokens * h, 1.0f, rng);
-  const int ids[tokens][top_k] = {{0, 1, 2}, {2, 2, 1}, {1, 0, 3}, {3, 3, 3},
-                                  {0, 2, 1}, {1, 1, 0}, {2, 0, 3}};
-  std::uniform_real_distribution<float> wd(0.05f, 1.0f);
-  std::vector<float> weights(tokens * top_k);
-  for (auto& w : weights) w = wd(rng);
-  std::vector<float> expected(tokens * h, 0.0f), out(tokens * h, 0.0f);
-  for (int64_t t = 0; t < tokens; ++t)
-    for (int64_t j = 0; j < top_k; ++j) {
-      const std::vector<float> y = DequantizedExpert(packed[ids[t][j]], x.data() + t * h, 1);
-      for (int64_t d = 0; d < h; ++d) expected[t * h + d] += weights[t * top_k + j] * y[d];
-    }
+  const std::vector<float> x = RandomFloats(testing::SmallMoe::kTokens * h, 1.0f, rng);
+  const testing::SmallMoe moe(rng);
+  const std::vector<float> expected = moe.PerToken(x, h, [&](int e, const float* xt, float* y) {
+    const std::vector<float> v = DequantizedExpert(packed[e], xt, 1);
+    std::copy(v.begin(), v.end(), y);
+  });
   ExpertScratch scratch;
-  for (int64_t ex = 0; ex < num_experts; ++ex) {
-    std::vector<std::pair<int64_t, float>> rows;
-    for (int64_t t = 0; t < tokens; ++t)
-      for (int64_t j = 0; j < top_k; ++j)
-        if (ids[t][j] == ex) rows.push_back({t, weights[t * top_k + j]});
-    const int64_t n = static_cast<int64_t>(rows.size());
-    std::vector<float> xe(n * h), ye(n * h, std::numeric_limits<float>::quiet_NaN());
-    for (int64_t i = 0; i < n; ++i)
-      std::copy(x.begin() + rows[i].first * h, x.begin() + (rows[i].first + 1) * h,
-                xe.begin() + i * h);
-    ExpertForward(kernel(), packed[ex], xe.data(), n, ye.data(), &scratch);
-    for (int64_t i = 0; i < n; ++i)
-      for (int64_t d = 0; d < h; ++d) out[rows[i].first * h + d] += rows[i].second * ye[i * h + d];
-  }
+  const std::vector<float> out =
+      moe.Grouped(x, h, [&](int64_t e, const float* xe, int64_t n, float* ye) {
+        ExpertForward(kernel(), packed[e], xe, n, ye, &scratch);
+      });
   EXPECT_LT(MaxRelError(out, expected), 1e-4);
 }
 

@@ -22,9 +22,9 @@
 namespace tandem {
 namespace {
 
-using ::testing::HasSubstr;
 using testing::Batch;
 using testing::FixtureModel;
+using ::testing::HasSubstr;
 using testing::LoadRequest;
 using testing::MaxAbsDiff;
 using testing::Plan;
