@@ -205,7 +205,7 @@ absl::Status ExpertShard::Run(const MoeBatch& b, float* out) const {
   const std::vector<PackedExpert>& packed = packed_[b.layer];
   // Group the (token, choice) slots by expert (a counting sort), so each expert's weights are
   // streamed once: the rows of the active experts lie back to back in x, act and y.
-  std::vector<int64_t> first_row(num_experts + 1, 0);
+  std::vector<int64_t> first_row(num_experts, 0);
   for (int64_t s = 0; s < slots; ++s) {
     const int32_t e = b.expert_ids[s];
     if (e < 0 || e >= num_experts)
@@ -235,9 +235,10 @@ absl::Status ExpertShard::Run(const MoeBatch& b, float* out) const {
   // row_of_slot[s]: the row of slot s (-1: an expert this shard does not hold); token_of_row.
   std::vector<int64_t> row_of_slot(slots), token_of_row(rows);
   for (int64_t s = 0; s < slots; ++s) {
-    int64_t& next = first_row[b.expert_ids[s]];
-    row_of_slot[s] = next < 0 ? -1 : next++;
-    if (next >= 0) token_of_row[row_of_slot[s]] = s / b.top_k;
+    int64_t& next_row = first_row[b.expert_ids[s]];  // now the expert's next free row
+    row_of_slot[s] = next_row;
+    if (next_row < 0) continue;
+    token_of_row[next_row++] = s / b.top_k;
   }
 
   absl::MutexLock lock(&scratch_mu_);

@@ -91,45 +91,34 @@ ExpertActivations ActivationBuffer::Prepare(const ExpertKernel& kernel, ExpertDt
   return View(x, 0, n);
 }
 
+// Quantized weights read the int8 activations on every ISA (the AVX-512 flag for bf16 pairs does
+// not apply to them); int4 has no AMX kernel (UsesAmx is false for it).
 void GateUpRows(const ExpertKernel& kernel, const PackedExpert& e, const ExpertActivations& x,
                 int64_t r0, int64_t r1, float* act) {
-  if (e.dtype() != ExpertDtype::kBf16) {
-    if (UsesAmx(kernel, e.dtype(), x.n)) {
-      moe_internal::AmxInt8GateUpRows(e, x, r0, r1, act);
-    } else if (UsesAvx512(kernel)) {
-      moe_internal::Avx512GateUpRows(e, x, /*bf16_activations=*/false, r0, r1, act);
-    } else {
-      moe_internal::ReferenceQuantGateUpRows(e, x, r0, r1, act);
-    }
-    return;
-  }
+  const bool quantized = e.dtype() != ExpertDtype::kBf16;
   if (UsesAmx(kernel, e.dtype(), x.n)) {
-    moe_internal::AmxGateUpRows(e, x, r0, r1, act);
+    quantized ? moe_internal::AmxInt8GateUpRows(e, x, r0, r1, act)
+              : moe_internal::AmxGateUpRows(e, x, r0, r1, act);
   } else if (UsesAvx512(kernel)) {
-    moe_internal::Avx512GateUpRows(e, x, kernel.uses_bf16_activations(), r0, r1, act);
+    moe_internal::Avx512GateUpRows(e, x, !quantized && kernel.uses_bf16_activations(), r0, r1,
+                                   act);
   } else {
-    moe_internal::ReferenceGateUpRows(e, x, r0, r1, act);
+    quantized ? moe_internal::ReferenceQuantGateUpRows(e, x, r0, r1, act)
+              : moe_internal::ReferenceGateUpRows(e, x, r0, r1, act);
   }
 }
 
 void DownRows(const ExpertKernel& kernel, const PackedExpert& e, const ExpertActivations& act,
               int64_t d0, int64_t d1, float* y) {
-  if (e.dtype() != ExpertDtype::kBf16) {
-    if (UsesAmx(kernel, e.dtype(), act.n)) {
-      moe_internal::AmxInt8DownRows(e, act, d0, d1, y);
-    } else if (UsesAvx512(kernel)) {
-      moe_internal::Avx512DownRows(e, act, /*bf16_activations=*/false, d0, d1, y);
-    } else {
-      moe_internal::ReferenceQuantDownRows(e, act, d0, d1, y);
-    }
-    return;
-  }
+  const bool quantized = e.dtype() != ExpertDtype::kBf16;
   if (UsesAmx(kernel, e.dtype(), act.n)) {
-    moe_internal::AmxDownRows(e, act, d0, d1, y);
+    quantized ? moe_internal::AmxInt8DownRows(e, act, d0, d1, y)
+              : moe_internal::AmxDownRows(e, act, d0, d1, y);
   } else if (UsesAvx512(kernel)) {
-    moe_internal::Avx512DownRows(e, act, kernel.uses_bf16_activations(), d0, d1, y);
+    moe_internal::Avx512DownRows(e, act, !quantized && kernel.uses_bf16_activations(), d0, d1, y);
   } else {
-    moe_internal::ReferenceDownRows(e, act, d0, d1, y);
+    quantized ? moe_internal::ReferenceQuantDownRows(e, act, d0, d1, y)
+              : moe_internal::ReferenceDownRows(e, act, d0, d1, y);
   }
 }
 
