@@ -9,6 +9,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/bf16.h"
+#include "kernels/cpu/moe_format.h"
 #include "oneapi/dnnl/dnnl.hpp"
 
 namespace tandem::bench {
@@ -26,19 +27,19 @@ absl::Status DnnlError(const dnnl::error& e, const char* what) {
   return absl::InternalError(absl::StrCat("oneDNN ", what, ": ", e.what()));
 }
 
-// Symmetric per-row int8: q[r][c] = round(w[r][c] / s[r]), s[r] = max|w[r]| / 127 (0 for a zero
-// row, whose q is zero).
+// Symmetric per-row int8, dense [rows x cols]: the same quantization as Tandem's activations
+// (QuantizeActivations, moe_format.h: s[r] = max|x[r]| / 127), without its row padding.
 void QuantizeRowsS8(const float* x, int64_t rows, int64_t cols, int8_t* q, float* scale) {
-#pragma omp parallel for schedule(static) if (rows * cols >= kParallelElements)
-  for (int64_t r = 0; r < rows; ++r) {
-    const float* in = x + r * cols;
-    float amax = 0;
-    for (int64_t c = 0; c < cols; ++c) amax = std::max(amax, std::fabs(in[c]));
-    const float s = amax / 127.0f;
-    const float inv = amax > 0 ? 127.0f / amax : 0.0f;
-    int8_t* out = q + r * cols;
-    for (int64_t c = 0; c < cols; ++c) out[c] = static_cast<int8_t>(std::nearbyint(in[c] * inv));
-    scale[r] = s;
+  const int64_t stride = Int8ActivationStride(cols);
+#pragma omp parallel if (rows * cols >= kParallelElements)
+  {
+    std::vector<int8_t> padded(stride);
+    std::vector<int32_t> sums(stride / 32);
+#pragma omp for schedule(static)
+    for (int64_t r = 0; r < rows; ++r) {
+      QuantizeActivations(x + r * cols, 1, cols, padded.data(), scale + r, sums.data());
+      std::copy(padded.begin(), padded.begin() + cols, q + r * cols);
+    }
   }
 }
 
