@@ -100,8 +100,7 @@ void GateUpRows(const ExpertKernel& kernel, const PackedExpert& e, const ExpertA
     quantized ? moe_internal::AmxInt8GateUpRows(e, x, r0, r1, act)
               : moe_internal::AmxGateUpRows(e, x, r0, r1, act);
   } else if (UsesAvx512(kernel)) {
-    moe_internal::Avx512GateUpRows(e, x, !quantized && kernel.uses_bf16_activations(), r0, r1,
-                                   act);
+    moe_internal::Avx512GateUpRows(e, x, !quantized && kernel.uses_bf16_activations(), r0, r1, act);
   } else {
     quantized ? moe_internal::ReferenceQuantGateUpRows(e, x, r0, r1, act)
               : moe_internal::ReferenceGateUpRows(e, x, r0, r1, act);

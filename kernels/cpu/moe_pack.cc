@@ -30,22 +30,6 @@ int Quantize(float v, float inv, int limit) {
   return static_cast<int>(std::clamp(q, static_cast<float>(-limit), static_cast<float>(limit)));
 }
 
-// OK when every value of w is finite; else InvalidArgument naming the first that is not (a scale
-// computed over a NaN or an infinity would quantize its whole row or group to garbage).
-absl::Status CheckFinite(const WeightMatrix& w, const char* name) {
-  std::vector<float> row;
-  for (int64_t r = 0; r < w.rows; ++r) {
-    RowValues(w, r, &row);
-    for (int64_t k = 0; k < w.cols; ++k) {
-      if (!std::isfinite(row[k])) {
-        return absl::InvalidArgumentError(absl::StrCat("PackExpert: ", name, " weight [", r, ", ",
-                                                       k, "] is ", row[k], ": cannot quantize"));
-      }
-    }
-  }
-  return absl::OkStatus();
-}
-
 }  // namespace
 
 int64_t PackedMatrix::padded_cols() const {
@@ -137,7 +121,8 @@ PackedMatrix PackBf16Matrix(const uint16_t* w, int64_t rows, int64_t cols) {
   return m;
 }
 
-PackedMatrix QuantizeMatrix(const WeightMatrix& w, const ExpertFormat& format) {
+absl::StatusOr<PackedMatrix> QuantizeMatrix(const WeightMatrix& w, const ExpertFormat& format,
+                                            std::string_view name) {
   PackedMatrix m;
   m.format_ = format;
   m.rows_ = w.rows;
@@ -152,6 +137,14 @@ PackedMatrix QuantizeMatrix(const WeightMatrix& w, const ExpertFormat& format) {
   std::vector<float> row;
   for (int64_t r = 0; r < w.rows; ++r) {
     RowValues(w, r, &row);
+    // A scale computed over a NaN or an infinity would turn its whole row or group into garbage.
+    for (int64_t k = 0; k < w.cols; ++k) {
+      if (!std::isfinite(row[k])) {
+        return absl::InvalidArgumentError(absl::StrCat("PackExpert: ", std::string(name),
+                                                       " weight [", r, ", ", k, "] is ", row[k],
+                                                       ": cannot quantize"));
+      }
+    }
     uint8_t* block = m.data_.get() + (r / kB) * m.block_bytes();
     const int64_t lane = r % kB;
     for (int64_t g = 0; g < groups; ++g) {
@@ -219,12 +212,9 @@ absl::StatusOr<PackedExpert> PackExpert(const WeightMatrix& gate, const WeightMa
     e.down = PackBf16Matrix(down.bf16.data(), hidden, inter);
     return e;
   }
-  TANDEM_RETURN_IF_ERROR(CheckFinite(gate, "gate"));
-  TANDEM_RETURN_IF_ERROR(CheckFinite(up, "up"));
-  TANDEM_RETURN_IF_ERROR(CheckFinite(down, "down"));
-  e.gate = QuantizeMatrix(gate, format);
-  e.up = QuantizeMatrix(up, format);
-  e.down = QuantizeMatrix(down, format);
+  TANDEM_ASSIGN_OR_RETURN(e.gate, QuantizeMatrix(gate, format, "gate"));
+  TANDEM_ASSIGN_OR_RETURN(e.up, QuantizeMatrix(up, format, "up"));
+  TANDEM_ASSIGN_OR_RETURN(e.down, QuantizeMatrix(down, format, "down"));
   return e;
 }
 

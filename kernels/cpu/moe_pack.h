@@ -25,6 +25,7 @@
 #include <cstdint>
 #include <cstdlib>
 #include <memory>
+#include <string_view>
 #include <vector>
 
 #include "absl/status/statusor.h"
@@ -84,7 +85,9 @@ class PackedMatrix {
 
  private:
   friend PackedMatrix PackBf16Matrix(const uint16_t* w, int64_t rows, int64_t cols);
-  friend PackedMatrix QuantizeMatrix(const WeightMatrix& w, const ExpertFormat& format);
+  friend absl::StatusOr<PackedMatrix> QuantizeMatrix(const WeightMatrix& w,
+                                                     const ExpertFormat& format,
+                                                     std::string_view name);
   struct Free {
     void operator()(uint8_t* p) const { std::free(p); }
   };
@@ -100,9 +103,10 @@ class PackedMatrix {
 // Packs W [rows x cols] (row-major bf16 bits) as bf16.
 PackedMatrix PackBf16Matrix(const uint16_t* w, int64_t rows, int64_t cols);
 
-// Quantizes W (bf16 or f32, no bias, finite values: PackExpert checks) to an int8 or int4 format
-// (moe_format.h) and packs it.
-PackedMatrix QuantizeMatrix(const WeightMatrix& w, const ExpertFormat& format);
+// Quantizes W (bf16 or f32, no bias) to an int8 or int4 format (moe_format.h) and packs it.
+// InvalidArgument naming the first NaN or infinite value (as "<name> weight [r, k]").
+absl::StatusOr<PackedMatrix> QuantizeMatrix(const WeightMatrix& w, const ExpertFormat& format,
+                                            std::string_view name = "matrix");
 
 // One routed expert: y = down(silu(gate x) * up x), x and y of `hidden` values.
 struct PackedExpert {

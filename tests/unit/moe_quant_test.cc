@@ -164,7 +164,7 @@ TEST(QuantizeMatrixTest, Int8LayoutScalesAndRowSums) {
   std::mt19937 rng(2);
   for (auto [rows, cols] : {std::pair<int64_t, int64_t>{1, 1}, {17, 3}, {33, 70}, {16, 128}}) {
     const WeightMatrix w = Bf16Matrix(rows, cols, rng);
-    const PackedMatrix p = QuantizeMatrix(w, kInt8);
+    const PackedMatrix p = *QuantizeMatrix(w, kInt8);
     ASSERT_EQ(p.padded_cols(), (cols + 63) / 64 * 64);
     ASSERT_EQ(p.vectors_per_block(), p.padded_cols() / 4);
     EXPECT_EQ(reinterpret_cast<uintptr_t>(p.block_data(0)) % 64, 0u);
@@ -201,7 +201,7 @@ TEST(QuantizeMatrixTest, Int4LayoutAndGroupScales) {
   for (const ExpertFormat& f : {kInt4G32, kInt4G128}) {
     for (auto [rows, cols] : {std::pair<int64_t, int64_t>{1, 1}, {17, 45}, {20, 300}}) {
       const WeightMatrix w = Bf16Matrix(rows, cols, rng);
-      const PackedMatrix p = QuantizeMatrix(w, f);
+      const PackedMatrix p = *QuantizeMatrix(w, f);
       ASSERT_EQ(p.padded_cols() % f.group_size, 0);
       ASSERT_EQ(p.groups(), p.padded_cols() / f.group_size);
       std::vector<float> row(cols);
