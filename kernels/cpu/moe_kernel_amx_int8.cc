@@ -18,7 +18,6 @@
 // step and twice the ops. Measured like the bf16 kernel (16 threads, DeepSeek-V3 expert, 32-row
 // tasks, x.q8 given): 7.5-11.6 TOPS gate/up and 6.6-10.3 down at 32-1024 tokens.
 #include <algorithm>
-#include <vector>
 
 #include "kernels/cpu/moe_kernel_impl.h"
 
@@ -36,57 +35,35 @@ using amx::kTileRows;
 constexpr int64_t kB = PackedMatrix::kBlockRows;
 constexpr int64_t kStepK = 64;  // K values of one TDPBSSD
 
-// The int8 activations: x's own, or (should a caller pass only f32) quantized here per thread.
-struct Int8Rows {
-  const int8_t* q;
-  const float* scale;
-};
-Int8Rows Activations(const ExpertActivations& x) {
-  if (x.q8 != nullptr) return {x.q8, x.q8_scale};
-  thread_local std::vector<int8_t> q;
-  thread_local std::vector<float> scale;
-  thread_local std::vector<int32_t> sums;
-  const int64_t stride = Int8ActivationStride(x.k);
-  q.resize(x.n * stride);
-  scale.resize(x.n);
-  sums.resize(x.n * stride / 32);
-  QuantizeActivations(x.f32, x.n, x.k, q.data(), scale.data(), sums.data());
-  return {q.data(), scale.data()};
-}
-
 template <class Epilogue>
-TANDEM_AMX void Product(const ExpertActivations& x, const Int8Rows& a, const PackedMatrix& m,
+TANDEM_AMX void Product(const ExpertActivations& x, const PackedMatrix& m,
                         const amx::WeightGroup& w, const Epilogue& epilogue) {
   const int64_t stride = Int8ActivationStride(x.k);
   const int64_t nks = m.padded_cols() / kStepK;  // padded_cols <= stride: read in place
-  const amx::ByteRows src{reinterpret_cast<const uint8_t*>(a.q), stride, stride};
+  const amx::ByteRows src{reinterpret_cast<const uint8_t*>(x.q8), stride, stride};
   amx::GroupProduct<amx::TileKind::kInt8>(src, x.n, nks, w, epilogue);
 }
 
 TANDEM_AMX void GateUp(const PackedExpert& e, const ExpertActivations& x, int64_t r0, int64_t r1,
                        float* act) {
-  const Int8Rows a = Activations(x);
   const float* scales[2] = {e.gate.scales(), e.up.scales()};
   amx::GateUpRowGroups<int32_t>(
       e, r0, r1, act,
       [&](amx::WeightGroup* w) { w->whole_steps = e.gate.padded_cols() / kStepK; },  // no K tail
-      [&](const amx::WeightGroup& w, const auto& epilogue) { Product(x, a, e.gate, w, epilogue); },
+      [&](const amx::WeightGroup& w, const auto& epilogue) { Product(x, e.gate, w, epilogue); },
       [&](int32_t c, int m, int64_t r, int64_t t) {
-        return (static_cast<float>(c) * scales[m][r]) * a.scale[t];
+        return (static_cast<float>(c) * scales[m][r]) * x.q8_scale[t];
       });
 }
 
 TANDEM_AMX void Down(const PackedExpert& e, const ExpertActivations& act, int64_t d0, int64_t d1,
                      float* y) {
-  const Int8Rows a = Activations(act);
   const float* sd = e.down.scales();
   amx::DownRowGroups<int32_t>(
       e, d0, d1, y, [&](amx::WeightGroup* w) { w->whole_steps = e.down.padded_cols() / kStepK; },
-      [&](const amx::WeightGroup& w, const auto& epilogue) {
-        Product(act, a, e.down, w, epilogue);
-      },
+      [&](const amx::WeightGroup& w, const auto& epilogue) { Product(act, e.down, w, epilogue); },
       [&](int32_t c, int, int64_t r, int64_t t) {
-        return (static_cast<float>(c) * sd[r]) * a.scale[t];
+        return (static_cast<float>(c) * sd[r]) * act.q8_scale[t];
       });
 }
 

@@ -58,7 +58,8 @@ void Avx512QuantDotTile(const PackedMatrix& w, int64_t b, int mb, const ExpertAc
                         int64_t t0, int nt, float* out);
 
 // AMX int8 tiles (TDPBSSD: signed activations x signed weights), int8 weights only, any n >= 1
-// (the dispatch uses them from kAmxMinTokens). Only after ResolveCpuKernel returned kAmx.
+// (the dispatch uses them from kAmxMinTokens); reads x.q8 and x.q8_scale, which are required (as
+// for every quantized kernel). Only after ResolveCpuKernel returned kAmx.
 void AmxInt8GateUpRows(const PackedExpert& e, const ExpertActivations& x, int64_t r0, int64_t r1,
                        float* act);
 void AmxInt8DownRows(const PackedExpert& e, const ExpertActivations& act, int64_t d0, int64_t d1,
