@@ -80,6 +80,7 @@ struct TokenResult {
   double onednn_median_ms = 0;
   double onednn_ratio = 0;     // median_ms / onednn_median_ms
   double onednn_rel_diff = 0;  // rms(ours - onednn) / rms(onednn), first warm-up call
+  MoeRunPhases phases;         // median over reps of each phase's time
 };
 
 double RelRmsDiff(const std::vector<float>& a, const std::vector<float>& b) {
@@ -253,6 +254,7 @@ int RunMoe(const MoeOptions& o) {
   for (int64_t n : *tokens) {
     std::vector<float> out(n * s.hidden), out_onednn;
     std::vector<double> ms, bytes, onednn_ms;
+    std::vector<double> phase_ms[5];  // MoeRunPhases's fields, in order
     double timed_ms = 0, rel_diff = 0;
     if (onednn) {
       out_onednn.resize(n * s.hidden);
@@ -269,8 +271,9 @@ int RunMoe(const MoeOptions& o) {
       b.hidden = in.hidden.data();
       b.expert_ids = in.ids.data();
       b.weights = in.weights.data();
+      MoeRunPhases phases;
       const auto t0 = Clock::now();
-      const absl::Status st = (*shard)->Run(b, out.data());
+      const absl::Status st = (*shard)->Run(b, out.data(), &phases);
       const double t = std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
       if (!st.ok()) return Fail(st);
       double t_onednn = 0;
@@ -284,6 +287,9 @@ int RunMoe(const MoeOptions& o) {
       if (rep < o.warmup) continue;
       timed_ms += t;
       ms.push_back(t);
+      const double split[5] = {phases.gather_ms, phases.gate_up_ms, phases.act_forms_ms,
+                               phases.down_ms, phases.combine_ms};
+      for (int i = 0; i < 5; ++i) phase_ms[i].push_back(split[i]);
       if (onednn) onednn_ms.push_back(t_onednn);
       double touched = 0;
       for (int32_t e : in.distinct_ids)
@@ -296,6 +302,8 @@ int RunMoe(const MoeOptions& o) {
     r.median_ms = Median(ms);
     r.min_ms = *std::min_element(ms.begin(), ms.end());
     r.bytes = Median(bytes);
+    r.phases = {Median(phase_ms[0]), Median(phase_ms[1]), Median(phase_ms[2]),
+                Median(phase_ms[3]), Median(phase_ms[4])};
     r.gbps = r.bytes / (r.median_ms * 1e-3) / 1e9;
     r.bandwidth_ratio = lim.read_gbps > 0 ? r.gbps / lim.read_gbps : 0;
     const double flops = 2.0 * 3 * s.hidden * s.intermediate * n * s.top_k;
@@ -328,6 +336,14 @@ int RunMoe(const MoeOptions& o) {
                "(median of >= %d reps and >= %.0f ms after %d warm-up; bw ratio vs read %.2f GB/s; "
                "peak ratio vs %s %.3f %s)\n",
                o.reps, o.min_time_ms, o.warmup, lim.read_gbps, peak_kind.c_str(), peak, ops);
+  for (const TokenResult& r : results) {
+    const MoeRunPhases& p = r.phases;
+    std::fprintf(log,
+                 "%lld tokens, phases (median ms): gather %.3f, gate/up %.3f, act forms %.3f, "
+                 "down %.3f, combine %.3f\n",
+                 (long long)r.tokens, p.gather_ms, p.gate_up_ms, p.act_forms_ms, p.down_ms,
+                 p.combine_ms);
+  }
   std::string onednn_impl;
   if (onednn) {
     onednn_impl = onednn->ImplInfo(1);
@@ -388,6 +404,11 @@ int RunMoe(const MoeOptions& o) {
                               {"tflops", r.tflops},
                               {"peak_ratio", r.peak_ratio}});
       nlohmann::json& jr = j["results"].back();
+      jr["phases_ms"] = {{"gather", r.phases.gather_ms},
+                         {"gate_up", r.phases.gate_up_ms},
+                         {"act_forms", r.phases.act_forms_ms},
+                         {"down", r.phases.down_ms},
+                         {"combine", r.phases.combine_ms}};
       jr["onednn_median_ms"] = r.has_onednn ? nlohmann::json(r.onednn_median_ms) : nullptr;
       jr["onednn_ratio"] = r.has_onednn ? nlohmann::json(r.onednn_ratio) : nullptr;
       jr["onednn_rel_rms_diff"] = r.has_onednn ? nlohmann::json(r.onednn_rel_diff) : nullptr;

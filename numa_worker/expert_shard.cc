@@ -3,6 +3,7 @@
 #include <omp.h>
 
 #include <atomic>
+#include <cstdlib>
 
 #include "coordinator/models/tensor_names.h"
 #include "coordinator/weight_loader.h"
@@ -168,6 +169,17 @@ ExpertKernel ExpertShard::KernelFor(int64_t tokens) const {
 
 namespace {
 
+// Rows of one (expert, row block) task: 32, or $TANDEM_MOE_TASK_ROWS (a multiple of 16, for
+// measurement), read once per process.
+int64_t RowsPerTask() {
+  static const int64_t rows = [] {
+    const char* s = std::getenv("TANDEM_MOE_TASK_ROWS");
+    const int64_t v = s != nullptr ? std::atoll(s) : 0;
+    return v >= 16 && v % 16 == 0 ? v : int64_t{32};
+  }();
+  return rows;
+}
+
 // Runs fn(i) for i < count on the threads of the enclosing parallel region (or the one thread
 // outside one). Dynamic: each thread takes the next index from `next` (zero before the region;
 // shared by all threads); static: thread j takes the j-th contiguous slice. Ends with a barrier.
@@ -194,7 +206,7 @@ float* ExpertShard::Scratch::Floats(int i, size_t n) {
   return buffers[i].get();
 }
 
-absl::Status ExpertShard::Run(const MoeBatch& b, float* out) const {
+absl::Status ExpertShard::Run(const MoeBatch& b, float* out, MoeRunPhases* phases) const {
   const int64_t h = config_.hidden_size;
   if (b.layer < 0 || b.layer >= config_.num_layers || packed_[b.layer].empty())
     return absl::InvalidArgumentError(absl::StrCat("layer ", b.layer, " is not a MoE layer"));
@@ -214,22 +226,32 @@ absl::Status ExpertShard::Run(const MoeBatch& b, float* out) const {
   }
   struct Active {
     int64_t expert, first_row, n;
-    bool packed, bf16_pairs;  // packed weights; reads bf16 activation pairs
+    bool packed;
+    ActivationForms forms;  // of its rows of x and act, besides f32 (packed experts only)
   };
   std::vector<Active> active;
   int64_t rows = 0, inter = 0;
-  bool any_unpacked = false, any_pairs = false;
+  bool any_unpacked = false;
+  ActivationForms all_forms;  // the union over the active experts
   for (int64_t e = 0; e < num_experts; ++e) {
     const int64_t n = first_row[e];
     const bool held = !packed[e].empty() || !unpacked[e].empty();
-    first_row[e] = held && n > 0 ? rows : -1;
-    if (first_row[e] < 0) continue;
+    if (!held || n == 0) {
+      first_row[e] = -1;
+      continue;
+    }
     inter = packed[e].empty() ? unpacked[e].gate.rows : packed[e].intermediate();
-    const bool pairs =
-        !packed[e].empty() && !format_.quantized() && KernelFor(n).uses_bf16_activations();
+    const ActivationForms forms =
+        packed[e].empty() ? ActivationForms{} : ActivationFormsFor(KernelFor(n), format_.dtype, n);
+    // The AMX tile form is laid out in 16-row tiles of the whole buffer: such an expert's rows
+    // start on a tile (the skipped rows are never read).
+    if (forms.amx_tiles) rows = (rows + 15) / 16 * 16;
+    first_row[e] = rows;
     any_unpacked |= packed[e].empty();
-    any_pairs |= pairs;
-    active.push_back({e, rows, n, !packed[e].empty(), pairs});
+    all_forms.bf16_pairs |= forms.bf16_pairs;
+    all_forms.int8 |= forms.int8;
+    all_forms.amx_tiles |= forms.amx_tiles;
+    active.push_back({e, rows, n, !packed[e].empty(), forms});
     rows += n;
   }
   // row_of_slot[s]: the row of slot s (-1: an expert this shard does not hold); token_of_row.
@@ -247,8 +269,8 @@ absl::Status ExpertShard::Run(const MoeBatch& b, float* out) const {
   float* y = sc.Floats(1, rows * h);
   float* act = sc.Floats(2, rows * inter);
   float* up = any_unpacked ? sc.Floats(3, rows * inter) : nullptr;
-  sc.x_forms.Reset(rows, h, any_pairs, format_.quantized());
-  sc.act_forms.Reset(rows, inter, any_pairs, format_.quantized());
+  sc.x_forms.Reset(rows, h, all_forms);
+  sc.act_forms.Reset(rows, inter, all_forms);
   // Work is cut into tasks handed out by the schedule: phase 0, per expert: gather its tokens into
   // x and their activation forms; phase 1, per (expert, block of rows): act = silu(gate x) * up x;
   // phase 2, per expert: forms of act; phase 3, per (expert, block of rows): y = down act; phase 4,
@@ -256,7 +278,7 @@ absl::Status ExpertShard::Run(const MoeBatch& b, float* out) const {
   // Measured on the 16-core AMX Xeon (qwen2-57b-a14b shape, 1024 and 4096 tokens): 128-row tasks
   // for experts with >= 64 tokens were 10-20% slower than 32 (bf16 3.2-3.4 vs 3.6-4.3 TFLOPS), the
   // finer tasks balancing better.
-  constexpr int64_t kRowsPerTask = 32;
+  const int64_t kRowsPerTask = RowsPerTask();
   struct Task {
     int64_t active, r0, r1;
   };
@@ -269,19 +291,26 @@ absl::Status ExpertShard::Run(const MoeBatch& b, float* out) const {
   }
   // Only the packed experts' rows need the extra activation forms.
   auto needs_forms = [&](const Active& a) {
-    return a.packed && (a.bf16_pairs || format_.quantized());
+    return a.forms.bf16_pairs || a.forms.int8 || a.forms.amx_tiles;
   };
   const int64_t work = rows * h * inter * 3;
   const int64_t num_active = static_cast<int64_t>(active.size());
   std::atomic<int64_t> next[4] = {0, 0, 0, 0};
+  // ForTasks ends on a barrier, so one thread's clock after each phase times the phase.
+  double marks[6] = {};
+  auto mark = [&](int i) {
+    if (phases != nullptr && omp_get_thread_num() == 0) marks[i] = omp_get_wtime();
+  };
 #pragma omp parallel if (work >= (1 << 18))
   {
+    mark(0);
     ForTasks(num_active, schedule_, &next[0], [&](int64_t i) {
       const Active& a = active[i];
       for (int64_t r = a.first_row; r < a.first_row + a.n; ++r)
         std::copy(b.hidden + token_of_row[r] * h, b.hidden + (token_of_row[r] + 1) * h, x + r * h);
       if (needs_forms(a)) sc.x_forms.Fill(x, a.first_row, a.first_row + a.n);
     });
+    mark(1);
     ForTasks(static_cast<int64_t>(up_tasks.size()), schedule_, &next[1], [&](int64_t task) {
       const Active& a = active[up_tasks[task].active];
       const int64_t r0 = up_tasks[task].r0, r1 = up_tasks[task].r1;
@@ -298,10 +327,12 @@ absl::Status ExpertShard::Run(const MoeBatch& b, float* out) const {
       LinearRowRange(xe, a.n, w.up, r0, r1, u);
       for (int64_t i = 0; i < a.n; ++i) SiluMul(g + i * inter + r0, u + i * inter + r0, r1 - r0);
     });
+    mark(2);
     ForTasks(num_active, schedule_, &next[2], [&](int64_t i) {
       const Active& a = active[i];
       if (needs_forms(a)) sc.act_forms.Fill(act, a.first_row, a.first_row + a.n);
     });
+    mark(3);
     ForTasks(static_cast<int64_t>(down_tasks.size()), schedule_, &next[3], [&](int64_t task) {
       const Active& a = active[down_tasks[task].active];
       const int64_t r0 = down_tasks[task].r0, r1 = down_tasks[task].r1;
@@ -313,6 +344,7 @@ absl::Status ExpertShard::Run(const MoeBatch& b, float* out) const {
         LinearRowRange(act + a.first_row * inter, a.n, unpacked[a.expert].down, r0, r1, ye);
       }
     });
+    mark(4);
 #pragma omp for schedule(static)
     for (int64_t t = 0; t < b.num_tokens; ++t) {
       float* o = out + t * h;
@@ -325,6 +357,12 @@ absl::Status ExpertShard::Run(const MoeBatch& b, float* out) const {
         for (int64_t d = 0; d < h; ++d) o[d] += wt * yr[d];
       }
     }
+    mark(5);  // after the loop's implied barrier
+  }
+  if (phases != nullptr) {
+    double* fields[5] = {&phases->gather_ms, &phases->gate_up_ms, &phases->act_forms_ms,
+                         &phases->down_ms, &phases->combine_ms};
+    for (int i = 0; i < 5; ++i) *fields[i] = (marks[i + 1] - marks[i]) * 1e3;
   }
   return absl::OkStatus();
 }

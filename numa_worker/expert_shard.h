@@ -59,6 +59,16 @@ struct ExpertShardOptions {
   MoeSchedule schedule = MoeSchedule::kDynamic;
 };
 
+// Wall time of each phase of one ExpertShard::Run, in ms (their sum is the call's time less the
+// grouping of tokens by expert before the threads start).
+struct MoeRunPhases {
+  double gather_ms = 0;     // tokens copied to their experts' rows, activation forms of x
+  double gate_up_ms = 0;    // act = silu(gate x) * up x
+  double act_forms_ms = 0;  // activation forms of act
+  double down_ms = 0;       // y = down act
+  double combine_ms = 0;    // out = sum of routing weight * y
+};
+
 class ExpertShard {
  public:
   // Loads and packs this shard's experts once (see ExpertShardOptions).
@@ -75,8 +85,9 @@ class ExpertShard {
       const ExpertShardOptions& options = ExpertShardOptions{});
 
   // out[T x hidden] = this shard's part of sum_j w[t,j] * expert_{id[t,j]}(hidden[t]).
-  // Validates layer and expert ids (InvalidArgument), never crashes on bad input.
-  absl::Status Run(const MoeBatch& batch, float* out) const;
+  // Validates layer and expert ids (InvalidArgument), never crashes on bad input. When `phases`
+  // is given, it receives the wall time of each phase of this call (for benchmarks).
+  absl::Status Run(const MoeBatch& batch, float* out, MoeRunPhases* phases = nullptr) const;
 
   // Bytes of all experts held, as stored (packed values, scales, row sums).
   size_t weight_bytes() const { return weight_bytes_; }

@@ -9,16 +9,27 @@
 // / 64 int8):
 //   * B (weights): step s of a packed block (moe_pack.h) is its 16 vectors [16 s, 16 s + 16): 1 KB,
 //     one B tile, read in place (a bf16 K tail step comes from a zero-padded copy).
-//   * A (activations): 16-token tiles read in place (row stride = the activations' stride) when
-//     whole; a token tail, a K tail or f32 activations (converted to bf16 with ConvertToBf16Pairs's
-//     rounding) go through a small per-thread panel in tile order (step s of token tile i at
-//     (2 s + i) KB), zero-padded past the last token and past K.
+//   * A (activations), from one of three sources:
+//       TileOrder (ExpertActivations::amx_tiles, what ExpertShard::Run and ExpertForward give):
+//         filled once per expert in tile order, every tile read in place from two sequential
+//         streams -- no per-call packing, and no 16 rows on 16 pages per tile load;
+//       ByteRows (bf16 pairs / q8 rows): 16-token tiles read in place (row stride = the
+//         activations' stride) when whole;
+//       F32Rows, and the token / K tails of ByteRows: a small per-thread panel in tile order (step
+//         s of token tile i at (2 s + i) KB), converted with ConvertToBf16Pairs's rounding and
+//         zero-padded past the last token and past K.
 // Loop nest (kc = K steps per K block):
 //   for K block c:                      -- C tiles go through a per-thread [tile][block] buffer
 //     for token-tile pair p:            --   between K blocks; the last K block hands them to the
 //       A of (c, p): in place or packed --   epilogue straight from the tiles
 //       for block pair j:               -- gate/up: (gate b, up b) [, (gate b+1, up b+1)]
 //         C = 0 (c == 0) or load C; for s in c: 2 A + 2 B tile loads, 4 TDPs; store C
+// Why this is near the limit of its kind (probes on the GPU machine's Xeon, 16 threads, random
+// bf16 data, bench/RESULTS.md): 4 TDPs on register-resident tiles reach 14.2 TFLOPS; the same 4
+// TDPs with the 2 A + 2 B tile loads of a 2x2 step reach 8.4-9.8 when both operands sit in L1 and
+// 6-8 when one or both stream from L2 -- the tile loads themselves cost a third of the peak. 2x2
+// C tiles are the most reuse 8 tiles allow (1 load per TDP), so the kernels sit at 40-46% of the
+// register-only peak in their gate/up phase (bf16 and int8, 128-512 tokens per expert).
 // Defaults (group of 2 blocks, kc >= K, no software prefetch) make this exactly the original 2x2
 // kernel's loop -- per block pair, per token-tile pair, all of K with C in the tiles, A in place --
 // which measured best on the GPU machine's AMX Xeon (16 vCPUs, 2 MB L2 each, 300 MB L3),
@@ -49,6 +60,7 @@
 #include <memory>
 
 #include "kernels/cpu/moe_kernel_impl.h"
+#include "kernels/cpu/silu.h"
 
 #define TANDEM_AMX \
   __attribute__((target("amx-tile,amx-bf16,amx-int8,avx512f,avx512bw,avx512vl,avx512bf16")))
@@ -249,6 +261,13 @@ struct PrefetchStream {
   }
 };
 
+// Where the A tiles of a token-tile pair start in memory: tile i (0, 1), K step s at
+// a + i * a_tile + s * a_step, its 16 rows a_stride apart.
+struct ATiles {
+  const uint8_t* a;
+  int64_t a_tile, a_step, a_stride;
+};
+
 // Activation rows of bytes read in place (bf16 pairs: 4 bytes per K pair; int8: 1 per K value):
 // row t at base + t * stride, `valid` bytes of data, zero assumed beyond.
 struct ByteRows {
@@ -279,7 +298,9 @@ struct ByteRows {
   bool InPlace(int64_t t0, int64_t rows, int64_t n, int64_t ks1) const {
     return t0 + rows <= n && ks1 * kRowBytes <= valid;
   }
-  const uint8_t* At(int64_t t, int64_t ks) const { return base + t * stride + ks * kRowBytes; }
+  ATiles Tiles(int64_t t0, int64_t ks0) const {
+    return {base + t0 * stride + ks0 * kRowBytes, kTileRows * stride, kRowBytes, stride};
+  }
   // The source lines of tokens [t0, t1), K steps [ks0, ks1).
   PrefetchStream Lines(int64_t t0, int64_t t1, int64_t ks0, int64_t ks1) const {
     PrefetchStream p;
@@ -333,13 +354,44 @@ struct F32Rows {
     }
   }
   bool InPlace(int64_t, int64_t, int64_t, int64_t) const { return false; }  // always converted
-  const uint8_t* At(int64_t, int64_t) const { return nullptr; }
+  ATiles Tiles(int64_t, int64_t) const { return {}; }
   PrefetchStream Lines(int64_t t0, int64_t t1, int64_t ks0, int64_t ks1) const {
     PrefetchStream p;
     p.base = reinterpret_cast<const char*>(base + t0 * k + ks0 * 32);
     p.stride = k * 4;
     p.lines = 2 * (ks1 - ks0) + 1;
     p.rows = t1 - t0;
+    return p;
+  }
+};
+
+// Activations already in tile order (ExpertActivations::amx_tiles, filled once per expert by
+// ActivationBuffer): tile i (tokens [16 i, 16 i + 16)), K step s is the 1 KB at
+// base + (i * steps + s) KB, zero past the last token and past K. Every A tile is read in place,
+// from two sequential streams per token-tile pair, so no call packs a panel.
+struct TileOrder {
+  const uint8_t* base;
+  int64_t steps;  // K steps per token tile (>= the product's K steps)
+
+  const uint8_t* Tile(int64_t t, int64_t ks) const {
+    return base + ((t / kTileRows) * steps + ks) * kTileBytes + (t % kTileRows) * kRowBytes;
+  }
+  bool InPlace(int64_t, int64_t, int64_t, int64_t) const { return true; }
+  ATiles Tiles(int64_t t0, int64_t ks0) const {
+    return {Tile(t0, ks0), steps * kTileBytes, kTileBytes, kRowBytes};
+  }
+  // Not reached (InPlace is always true); kept so GroupProduct's panel branch compiles.
+  TANDEM_AMX void PackRow(int64_t t, int64_t ks0, int64_t count, uint8_t* dst,
+                          int64_t dst_stride) const {
+    for (int64_t s = 0; s < count; ++s) std::memcpy(dst + s * dst_stride, Tile(t, ks0 + s), kRowBytes);
+  }
+  // The tiles of tokens [t0, t1), K steps [ks0, ks1): one run of whole tiles per token tile.
+  PrefetchStream Lines(int64_t t0, int64_t t1, int64_t ks0, int64_t ks1) const {
+    PrefetchStream p;
+    p.base = reinterpret_cast<const char*>(Tile(t0 - t0 % kTileRows, ks0));
+    p.stride = steps * kTileBytes;
+    p.lines = (ks1 - ks0) * kTileRows;
+    p.rows = (t1 - t0 + kTileRows - 1) / kTileRows;
     return p;
   }
 };
@@ -496,10 +548,11 @@ TANDEM_AMX void GroupProduct(const Source& src, int64_t n, int64_t nks, const We
       const uint8_t* a = panel;
       int64_t a_tile = kTileBytes, a_step = 2 * kTileBytes, a_stride = kRowBytes;
       if (src.InPlace(t0, (two_t ? 2 : 1) * kTileRows, n, ks1)) {
-        a = src.At(t0, ks0);
-        a_tile = src.At(t0 + kTileRows, ks0) - a;
-        a_step = kRowBytes;
-        a_stride = src.At(t0 + 1, ks0) - a;
+        const ATiles in_place = src.Tiles(t0, ks0);
+        a = in_place.a;
+        a_tile = in_place.a_tile;
+        a_step = in_place.a_step;
+        a_stride = in_place.a_stride;
       } else {
         for (int64_t i = 0; i < (two_t ? 2 : 1) * kTileRows; ++i) {
           uint8_t* dst = panel + (i / kTileRows) * kTileBytes + (i % kTileRows) * kRowBytes;
@@ -583,16 +636,59 @@ TANDEM_AMX void GroupProduct(const Source& src, int64_t n, int64_t nks, const We
   }
 }
 
+// The f32 values of one row of a finished C tile: 16 elements of matrix m (0 gate, 1 up, 2 down),
+// rows [first, first + 16) (only the `lanes` rows need be right), token t. bf16 tiles hold them.
+struct F32Values {
+  TANDEM_AMX __m512 operator()(const float* c, int, int64_t, __mmask16, int64_t) const {
+    return _mm512_load_ps(c);
+  }
+};
+
+// Lanes [lo, hi) of 16 (0 <= lo < hi <= 16).
+inline __mmask16 LaneRange(int64_t lo, int64_t hi) {
+  return static_cast<__mmask16>(((1u << hi) - 1) & ~((1u << lo) - 1));
+}
+
+// act[(t0 + t) * inter + r] = SiluTimes(gate, up) for t < nt, r in [lo, hi) of the row block at
+// `first`; c: the epilogue's tiles (gate (i, 0) at + i KB, up (i, 1) at + (2 + i) KB).
+template <typename C, class Values>
+TANDEM_AMX void StoreGateUp(const C* c, int64_t nt, int64_t t0, int64_t first, int64_t lo,
+                            int64_t hi, const Values& values, float* act, int64_t inter) {
+  constexpr int64_t kB = PackedMatrix::kBlockRows;
+  const __mmask16 lanes = LaneRange(lo - first, hi - first);
+  for (int64_t t = 0; t < nt; ++t) {
+    const C* g = c + (t / kTileRows) * kTileRows * kB + (t % kTileRows) * kB;
+    const C* u = g + 2 * kTileRows * kB;
+    _mm512_mask_storeu_ps(act + (t0 + t) * inter + first, lanes,
+                          SiluTimes16(values(g, 0, first, lanes, t0 + t),
+                                      values(u, 1, first, lanes, t0 + t)));
+  }
+}
+
+// y[(t0 + t) * hidden + r] = the down value, t < nt, r in [lo, hi) of the block at `first`;
+// c: the block's tile of token tile 0 (tile 1 at + 1 KB).
+template <typename C, class Values>
+TANDEM_AMX void StoreDown(const C* c, int64_t nt, int64_t t0, int64_t first, int64_t lo,
+                          int64_t hi, const Values& values, float* y, int64_t hidden) {
+  constexpr int64_t kB = PackedMatrix::kBlockRows;
+  const __mmask16 lanes = LaneRange(lo - first, hi - first);
+  for (int64_t t = 0; t < nt; ++t) {
+    const C* src = c + (t / kTileRows) * kTileRows * kB + (t % kTileRows) * kB;
+    _mm512_mask_storeu_ps(y + (t0 + t) * hidden + first, lanes,
+                          values(src, 2, first, lanes, t0 + t));
+  }
+}
+
 // The row loops both kernels share around GroupProduct: rows [r0, r1) of an expert's gate/up (or
 // down) cut into groups of weight blocks, each group's C tiles turned into outputs.
 //   prepare(WeightGroup*): sets the group's K steps (and tail copies);
 //   run(const WeightGroup&, epilogue): the GroupProduct over the kernel's activations;
-//   value(c, m, r, t): the f32 value of C element c of matrix m (0 gate, 1 up, 2 down), row r,
-//                      token t (bf16: c itself; int8: the scaled integer dot).
-// C is the tiles' element type (float for TDPBF16PS, int32_t for TDPBSSD).
-template <typename C, class Prepare, class Run, class Value>
+//   values: the f32 values of C tile rows (F32Values for bf16; the scaled integer dots for int8).
+// C is the tiles' element type (float for TDPBF16PS, int32_t for TDPBSSD). The epilogues are
+// vectorized (the SiLU included: silu.h), and give the scalar formula's bits.
+template <typename C, class Prepare, class Run, class Values>
 TANDEM_AMX void GateUpRowGroups(const PackedExpert& e, int64_t r0, int64_t r1, float* act,
-                                const Prepare& prepare, const Run& run, const Value& value) {
+                                const Prepare& prepare, const Run& run, const Values& values) {
   constexpr int64_t kB = PackedMatrix::kBlockRows;
   const int64_t inter = e.intermediate();
   LoadTiles();
@@ -609,25 +705,18 @@ TANDEM_AMX void GateUpRowGroups(const PackedExpert& e, int64_t r0, int64_t r1, f
     prepare(&w);
     // Block pair j = (gate, up) of row block b + j / 2: tiles (i, j) gate, (i, j + 1) up.
     auto epilogue = [&](int64_t t0, int64_t nt, int j, bool, const uint8_t* out) {
-      const int64_t first = (b + j / 2) * kB, lo = std::max(r0, first),
-                    hi = std::min(r1, first + kB);
-      const C* c = reinterpret_cast<const C*>(out);
-      for (int64_t t = 0; t < nt; ++t) {
-        const C* g = c + (t / kTileRows) * kTileRows * kB + (t % kTileRows) * kB;
-        const C* u = g + 2 * kTileRows * kB;
-        float* o = act + (t0 + t) * inter;
-        for (int64_t r = lo; r < hi; ++r)
-          o[r] = SiluTimes(value(g[r - first], 0, r, t0 + t), value(u[r - first], 1, r, t0 + t));
-      }
+      const int64_t first = (b + j / 2) * kB;
+      StoreGateUp(reinterpret_cast<const C*>(out), nt, t0, first, std::max(r0, first),
+                  std::min(r1, first + kB), values, act, inter);
     };
     run(w, epilogue);
   }
   ReleaseTiles();
 }
 
-template <typename C, class Prepare, class Run, class Value>
+template <typename C, class Prepare, class Run, class Values>
 TANDEM_AMX void DownRowGroups(const PackedExpert& e, int64_t d0, int64_t d1, float* y,
-                              const Prepare& prepare, const Run& run, const Value& value) {
+                              const Prepare& prepare, const Run& run, const Values& values) {
   constexpr int64_t kB = PackedMatrix::kBlockRows;
   const int64_t hidden = e.hidden();
   LoadTiles();
@@ -639,15 +728,10 @@ TANDEM_AMX void DownRowGroups(const PackedExpert& e, int64_t d0, int64_t d1, flo
     for (int j = 0; j < w.nwb; ++j) w.block[j] = e.down.block_data(b + j);
     prepare(&w);
     auto epilogue = [&](int64_t t0, int64_t nt, int j, bool two_b, const uint8_t* out) {
-      const C* c = reinterpret_cast<const C*>(out);
       for (int jj = 0; jj < (two_b ? 2 : 1); ++jj) {
-        const int64_t first = (b + j + jj) * kB, lo = std::max(d0, first),
-                      hi = std::min(d1, first + kB);
-        for (int64_t t = 0; t < nt; ++t) {
-          const C* src = c + (2 * jj + t / kTileRows) * kTileRows * kB + (t % kTileRows) * kB;
-          float* o = y + (t0 + t) * hidden;
-          for (int64_t r = lo; r < hi; ++r) o[r] = value(src[r - first], 2, r, t0 + t);
-        }
+        const int64_t first = (b + j + jj) * kB;
+        StoreDown(reinterpret_cast<const C*>(out + 2 * jj * kTileBytes), nt, t0, first,
+                  std::max(d0, first), std::min(d1, first + kB), values, y, hidden);
       }
     };
     run(w, epilogue);

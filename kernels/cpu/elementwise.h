@@ -9,7 +9,7 @@ namespace tandem {
 void RmsNormRow(const float* x, const float* weight, int64_t n, double eps, float* out);
 // RmsNormRow over `rows` consecutive rows.
 void RmsNorm(const float* x, const float* weight, int64_t rows, int64_t n, double eps, float* out);
-// gate[i] = silu(gate[i]) * up[i].
+// gate[i] = silu(gate[i]) * up[i], as SiluTimes (silu.h) computes it on every path.
 void SiluMul(float* gate, const float* up, int64_t n);
 // In-place softmax of n values (n >= 1).
 void SoftmaxInPlace(float* x, int64_t n);

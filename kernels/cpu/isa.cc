@@ -99,6 +99,14 @@ const CpuFeatures& DetectCpuFeatures() {
   return features;
 }
 
+bool HasAvx512FBw() {
+  static const bool has = [] {
+    const CpuFeatures& f = DetectCpuFeatures();
+    return f.avx512f && f.avx512bw && f.os_avx512_state;
+  }();
+  return has;
+}
+
 bool CanRunAvx512Bf16(const CpuFeatures& f) {
   return f.avx512f && f.avx512bw && f.avx512vl && f.avx512_bf16 && f.avx512_vnni &&
          f.os_avx512_state;

@@ -41,6 +41,10 @@ struct CpuFeatures {
 // This machine's features; detected (and the AMX permission requested) on the first call.
 const CpuFeatures& DetectCpuFeatures();
 
+// Whether this machine runs AVX-512F/BW code (the OS saves the ZMM state): the vectorized
+// element-wise helpers (SiLU, activation conversion) take it; cached after the first call.
+bool HasAvx512FBw();
+
 // Whether the AVX-512 kernels (bf16 dot products, int8 VNNI) can run: avx512f, bw, vl, bf16,
 // vnni and the OS's ZMM state.
 bool CanRunAvx512Bf16(const CpuFeatures& f);

@@ -5,6 +5,8 @@
 #include <cstring>
 
 #include "absl/strings/str_cat.h"
+#include "kernels/cpu/convert_avx512.h"
+#include "kernels/cpu/isa.h"
 
 namespace tandem {
 
@@ -37,6 +39,13 @@ std::string ExpertFormatName(const ExpertFormat& format) {
 void QuantizeActivations(const float* x, int64_t n, int64_t k, int8_t* q, float* scale,
                          int32_t* sums32) {
   const int64_t stride = Int8ActivationStride(k), blocks = stride / 32;
+#if defined(__x86_64__)
+  if (HasAvx512FBw()) {  // the same bits, 16 values at a time
+    for (int64_t t = 0; t < n; ++t)
+      convert_internal::QuantizeRow(x + t * k, k, q + t * stride, scale + t, sums32 + t * blocks);
+    return;
+  }
+#endif
   for (int64_t t = 0; t < n; ++t) {
     const float* xt = x + t * k;
     int8_t* qt = q + t * stride;

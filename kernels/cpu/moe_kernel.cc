@@ -2,8 +2,10 @@
 
 #include <algorithm>
 #include <cstdlib>
+#include <cstring>
 
 #include "common/bf16.h"
+#include "kernels/cpu/convert_avx512.h"
 #include "kernels/cpu/moe_kernel_impl.h"
 
 namespace tandem {
@@ -38,6 +40,14 @@ bool ExpertKernel::uses_bf16_activations() const {
 
 void ConvertToBf16Pairs(const float* x, int64_t n, int64_t k, uint32_t* out) {
   const int64_t pairs = Bf16PairCount(k);
+#if defined(__x86_64__)
+  if (HasAvx512FBw()) {  // the same bits, 32 values at a time
+    for (int64_t t = 0; t < n; ++t)
+      convert_internal::Bf16PairsRow(x + t * k, k, reinterpret_cast<uint8_t*>(out + t * pairs),
+                                     64, pairs * 4);
+    return;
+  }
+#endif
   for (int64_t t = 0; t < n; ++t) {
     const float* xt = x + t * k;
     uint32_t* o = out + t * pairs;
@@ -49,44 +59,102 @@ void ConvertToBf16Pairs(const float* x, int64_t n, int64_t k, uint32_t* out) {
   }
 }
 
-void ActivationBuffer::Reset(int64_t n, int64_t k, bool bf16_pairs, bool int8) {
+int64_t AmxTileSteps(int64_t k, bool int8) { return int8 ? (k + 63) / 64 : (k + 31) / 32; }
+
+void ActivationBuffer::Reset(int64_t n, int64_t k, ActivationForms forms) {
   k_ = k;
-  has_pairs_ = bf16_pairs;
-  has_int8_ = int8;
-  pairs_.resize(bf16_pairs ? n * Bf16PairCount(k) : 0);
+  forms_ = forms;
+  pairs_.resize(forms.bf16_pairs ? n * Bf16PairCount(k) : 0);
   const int64_t stride = Int8ActivationStride(k);
-  q8_.resize(int8 ? n * stride : 0);
-  q8_scale_.resize(int8 ? n : 0);
-  q8_sums32_.resize(int8 ? n * stride / 32 : 0);
+  q8_.resize(forms.int8 ? n * stride : 0);
+  q8_scale_.resize(forms.int8 ? n : 0);
+  q8_sums32_.resize(forms.int8 ? n * stride / 32 : 0);
+  tile_steps_ = forms.amx_tiles ? AmxTileSteps(k, forms.int8) : 0;
+  const int64_t tile_bytes = (n + kTileTokens - 1) / kTileTokens * tile_steps_ * kTileBytes;
+  if (tile_bytes > tiles_capacity_) {
+    tiles_ = AllocateAlignedBytes(static_cast<size_t>(tile_bytes));
+    tiles_capacity_ = tile_bytes;
+  }
+}
+
+// Row r of the tile form: 64-byte pieces [s * 64, s * 64 + 64) of the row's bytes `src` (`bytes`
+// of data, zero beyond) go to row r % 16 of step s of tile r / 16.
+uint8_t* ActivationBuffer::TileRow(int64_t r) {
+  return tiles_.get() + (r / kTileTokens) * tile_steps_ * kTileBytes +
+         (r % kTileTokens) * kTileRowBytes;
+}
+
+void ActivationBuffer::ScatterToTiles(const uint8_t* src, int64_t bytes, int64_t r) {
+  uint8_t* dst = TileRow(r);
+  for (int64_t s = 0; s < tile_steps_; ++s, dst += kTileBytes) {
+    const int64_t off = s * kTileRowBytes, have = std::clamp<int64_t>(bytes - off, 0, kTileRowBytes);
+    std::memcpy(dst, src + off, static_cast<size_t>(have));
+    std::memset(dst + have, 0, static_cast<size_t>(kTileRowBytes - have));
+  }
+}
+
+void ActivationBuffer::FillTiles(const float* x, int64_t r0, int64_t r1) {
+  const int64_t pad_end = (r1 + kTileTokens - 1) / kTileTokens * kTileTokens;
+  const int64_t stride = Int8ActivationStride(k_);
+  std::vector<uint32_t> pairs;
+  for (int64_t r = r0; r < r1; ++r) {
+    if (forms_.int8) {
+      ScatterToTiles(reinterpret_cast<const uint8_t*>(q8_.data() + r * stride), k_, r);
+      continue;
+    }
+#if defined(__x86_64__)
+    if (HasAvx512FBw()) {  // converted straight into the row's place in each step's tile
+      convert_internal::Bf16PairsRow(x + r * k_, k_, TileRow(r), kTileBytes,
+                                     tile_steps_ * kTileRowBytes);
+      continue;
+    }
+#endif
+    pairs.resize(Bf16PairCount(k_));
+    ConvertToBf16Pairs(x + r * k_, 1, k_, pairs.data());
+    ScatterToTiles(reinterpret_cast<const uint8_t*>(pairs.data()), Bf16PairCount(k_) * 4, r);
+  }
+  for (int64_t r = r1; r < pad_end; ++r) ScatterToTiles(nullptr, 0, r);  // zero rows
 }
 
 void ActivationBuffer::Fill(const float* x, int64_t r0, int64_t r1) {
   if (r0 >= r1) return;
-  if (has_pairs_)
+  if (forms_.bf16_pairs)
     ConvertToBf16Pairs(x + r0 * k_, r1 - r0, k_, pairs_.data() + r0 * Bf16PairCount(k_));
-  if (has_int8_) {
+  if (forms_.int8) {
     const int64_t stride = Int8ActivationStride(k_);
     QuantizeActivations(x + r0 * k_, r1 - r0, k_, q8_.data() + r0 * stride, q8_scale_.data() + r0,
                         q8_sums32_.data() + r0 * (stride / 32));
   }
+  if (forms_.amx_tiles && r0 % kTileTokens == 0) FillTiles(x, r0, r1);
 }
 
 ExpertActivations ActivationBuffer::View(const float* x, int64_t r0, int64_t n) const {
   ExpertActivations a{x + r0 * k_, nullptr, n, k_};
-  if (has_pairs_) a.bf16_pairs = pairs_.data() + r0 * Bf16PairCount(k_);
-  if (has_int8_) {
+  if (forms_.bf16_pairs) a.bf16_pairs = pairs_.data() + r0 * Bf16PairCount(k_);
+  if (forms_.int8) {
     const int64_t stride = Int8ActivationStride(k_);
     a.q8 = q8_.data() + r0 * stride;
     a.q8_scale = q8_scale_.data() + r0;
     a.q8_sums32 = q8_sums32_.data() + r0 * (stride / 32);
   }
+  if (forms_.amx_tiles && r0 % kTileTokens == 0) {
+    a.amx_tiles = tiles_.get() + (r0 / kTileTokens) * tile_steps_ * kTileBytes;
+    a.amx_tile_steps = tile_steps_;
+  }
   return a;
+}
+
+ActivationForms ActivationFormsFor(const ExpertKernel& kernel, ExpertDtype dtype, int64_t n) {
+  ActivationForms forms;
+  forms.int8 = dtype != ExpertDtype::kBf16;
+  forms.amx_tiles = UsesAmx(kernel, dtype, n);
+  forms.bf16_pairs = !forms.int8 && !forms.amx_tiles && kernel.uses_bf16_activations();
+  return forms;
 }
 
 ExpertActivations ActivationBuffer::Prepare(const ExpertKernel& kernel, ExpertDtype dtype,
                                             const float* x, int64_t n, int64_t k) {
-  const bool int8 = dtype != ExpertDtype::kBf16;
-  Reset(n, k, !int8 && kernel.uses_bf16_activations(), int8);
+  Reset(n, k, ActivationFormsFor(kernel, dtype, n));
   Fill(x, 0, n);
   return View(x, 0, n);
 }

@@ -64,7 +64,18 @@ struct ExpertActivations {
   const int8_t* q8 = nullptr;          // [n x Int8ActivationStride(k)]
   const float* q8_scale = nullptr;     // [n]
   const int32_t* q8_sums32 = nullptr;  // [n x Int8ActivationStride(k) / 32]
+  // Optional, read by the AMX kernels when given (ActivationBuffer's tile form): the activations
+  // of the AMX A operand in tile order -- bf16 pairs for bf16 weights, x.q8's bytes for int8
+  // weights. Tile i (tokens [16 i, 16 i + 16)), K step s (64 bytes per token: 32 bf16 or 64 int8
+  // values) is the 1 KB at amx_tiles + (i * amx_tile_steps + s) * 1024, row m = token 16 i + m;
+  // zero past token n and past k. Without it the AMX kernels read bf16_pairs / q8 rows in place.
+  const uint8_t* amx_tiles = nullptr;
+  int64_t amx_tile_steps = 0;
 };
+
+// K steps (64 bytes per token each) of the AMX tile form of k activations: ceil(k / 32) for bf16,
+// ceil(k / 64) for int8.
+int64_t AmxTileSteps(int64_t k, bool int8);
 
 // 32-bit words per token of ConvertToBf16Pairs's output: ceil(k / 2).
 inline int64_t Bf16PairCount(int64_t k) { return (k + 1) / 2; }
@@ -85,12 +96,22 @@ void GateUpRows(const ExpertKernel& kernel, const PackedExpert& e, const ExpertA
 void DownRows(const ExpertKernel& kernel, const PackedExpert& e, const ExpertActivations& act,
               int64_t d0, int64_t d1, float* y);
 
-// Activations of rows x [n x k] in the extra forms a kernel may read besides f32: bf16 pairs
-// and/or the int8 form. Reset sizes it, Fill converts rows (concurrent Fills of disjoint row
-// ranges are safe), View gives the kernels' view of a row range.
+// The forms of ActivationBuffer besides f32.
+struct ActivationForms {
+  bool bf16_pairs = false;  // ExpertActivations::bf16_pairs
+  bool int8 = false;        // q8, q8_scale, q8_sums32 (quantized weights)
+  bool amx_tiles = false;   // amx_tiles: of q8 when int8, else of bf16 values
+};
+
+// Activations of rows x [n x k] in the extra forms a kernel may read besides f32. Reset sizes it,
+// Fill converts rows (concurrent Fills of disjoint row ranges are safe), View gives the kernels'
+// view of a row range. The tile form is laid out in 16-row tiles of the whole buffer: Fill writes
+// it only for ranges that start on a multiple of 16 (zero-padding the last tile past r1), and View
+// gives it only for such ranges -- so a caller that wants it for each of several row ranges
+// starts each on a multiple of 16.
 class ActivationBuffer {
  public:
-  void Reset(int64_t n, int64_t k, bool bf16_pairs, bool int8);
+  void Reset(int64_t n, int64_t k, ActivationForms forms);
   void Fill(const float* x, int64_t r0, int64_t r1);  // x: row 0 of the [n x k] activations
   ExpertActivations View(const float* x, int64_t r0, int64_t n) const;
 
@@ -99,13 +120,25 @@ class ActivationBuffer {
                             int64_t n, int64_t k);
 
  private:
+  static constexpr int64_t kTileTokens = 16, kTileRowBytes = 64, kTileBytes = 1024;
+  void FillTiles(const float* x, int64_t r0, int64_t r1);
+  void ScatterToTiles(const uint8_t* src, int64_t bytes, int64_t r);
+  uint8_t* TileRow(int64_t r);  // row r % 16 of step 0 of tile r / 16 (steps 1 KB apart)
+
   int64_t k_ = 0;
-  bool has_pairs_ = false, has_int8_ = false;
+  ActivationForms forms_;
+  int64_t tile_steps_ = 0;
   std::vector<uint32_t> pairs_;
+  AlignedBytes tiles_;
+  int64_t tiles_capacity_ = 0;
   std::vector<int8_t> q8_;
   std::vector<float> q8_scale_;
   std::vector<int32_t> q8_sums32_;
 };
+
+// The forms `kernel` reads for n tokens over weights of `dtype`: the int8 form for quantized
+// weights, bf16 pairs where the kernel reads them, the AMX tile form where the AMX tiles run.
+ActivationForms ActivationFormsFor(const ExpertKernel& kernel, ExpertDtype dtype, int64_t n);
 
 // Buffers ExpertForward reuses between calls (one per thread).
 struct ExpertScratch {

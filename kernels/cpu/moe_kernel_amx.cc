@@ -7,25 +7,23 @@
 // No second packed copy of the weights is needed: K step s (pairs [16 s, 16 s + 16)) of a 16-row
 // block of moe_pack.h's layout is 16 vectors of 64 bytes, vector p holding (W[r][2p], W[r][2p + 1])
 // for r = 0..15 -- exactly the VNNI form of AMX's B operand (K/2 rows of N = 16 column pairs) for
-// C[token][row] = x . W^T. The A operand (16 tokens x 32 bf16) is read in place from the bf16
-// pairs [n x ceil(k/2)] (x.bf16_pairs); a token tail or K tail, or x.f32 (converted with
-// ConvertToBf16Pairs's rounding, bit for bit, tile by tile: no per-call conversion buffer), goes
-// through a small zero-padded per-thread panel.
+// C[token][row] = x . W^T. The A operand (16 tokens x 32 bf16) is read in place from x.amx_tiles
+// when given, else from the bf16 pairs [n x ceil(k/2)] (x.bf16_pairs); a token tail or K tail of
+// those, or x.f32 (converted with ConvertToBf16Pairs's rounding, bit for bit, tile by tile), goes
+// through a small zero-padded per-thread panel. All sources give the same bits.
 //
 // The loop (amx_tiles.h, GroupProduct, defaults): per block pair -- gate/up: (gate b, up b), so
 // SiLU(g) * u is computed straight from the C tiles; down: (b, b + 1) -- per 32-token pair, all of
 // K: 2 A + 2 B tile loads, 4 TDPBF16PS per 32-wide K step, C kept in the tiles. K blocking, 4-block
 // groups and software prefetch are available as knobs (amx_tiles.h) but measured slower.
 //
-// What to expect (measured on the GPU machine's AMX Xeon, 16 threads, DeepSeek-V3 expert, 32-row
-// tasks as ExpertShard::Run hands them out; noisy shared host): with bf16 pairs given (as Run
-// does: ActivationBuffer, once per expert), 4.5-5.5 TFLOPS gate/up and 4-5.5 down at 32-1024
-// tokens, 30-40% of the register-only peak measured in the same run (~14 TFLOPS there); with only
-// f32 given, ~2-2.4 TFLOPS (every 32-row task converts all activations again, tile by tile). Why
-// not >= 50% (a hypothesis, not profiled): per K step the 2x2 tiles take 4 KB of tile loads for 4
-// TDPs, which is L2's bandwidth at the TDP rate, and per 32-row task the activations (n x K x 2
-// bytes) come from L3 for only 64 (gate/up) or 32 (down) weight rows. Always-packed A panels, K
-// blocking and 4-block groups were tried and lost (amx_tiles.h), as did 128-row tasks in Run.
+// What to expect (measured on the GPU machine's AMX Xeon, 16 threads, ExpertShard::Run's 32-row
+// tasks over the tile form of the activations; noisy shared host; bench/RESULTS.md): Qwen2-57B
+// shape, 128-512 tokens per expert, gate/up 5.7-6.2 TFLOPS and down 5-5.5, i.e. ~40% of the
+// register-only peak (~14 TFLOPS), which the tile loads of the 2x2 step bound at 55-67%
+// (amx_tiles.h). Slower alternatives tried: always-packed A panels, K blocking, 4-block groups,
+// 64- and 128-row tasks, software prefetch (amx_tiles.h knobs) -- none beat the default
+// consistently in interleaved runs.
 // Tails: n not a multiple of 16 (zero rows in the panel), K not a multiple of 32 (zeros in the
 // panel, and the last B step from a zero-padded copy of the block's tail), rows not a multiple of
 // 16 (zero rows of the packing), any [r0, r1) (only its rows are written). The result of a
@@ -71,7 +69,10 @@ template <class Epilogue>
 TANDEM_AMX void Product(const ExpertActivations& x, int64_t k_pairs, const amx::WeightGroup& w,
                         const Epilogue& epilogue) {
   const int64_t nks = (k_pairs + kStepPairs - 1) / kStepPairs;
-  if (x.bf16_pairs != nullptr) {
+  if (x.amx_tiles != nullptr) {
+    amx::GroupProduct<amx::TileKind::kBf16>(amx::TileOrder{x.amx_tiles, x.amx_tile_steps}, x.n,
+                                            nks, w, epilogue);
+  } else if (x.bf16_pairs != nullptr) {
     const amx::ByteRows src{reinterpret_cast<const uint8_t*>(x.bf16_pairs), k_pairs * 4,
                             k_pairs * 4};
     amx::GroupProduct<amx::TileKind::kBf16>(src, x.n, nks, w, epilogue);
@@ -88,7 +89,7 @@ TANDEM_AMX void GateUp(const PackedExpert& e, const ExpertActivations& x, int64_
   amx::GateUpRowGroups<float>(
       e, r0, r1, act, [&](amx::WeightGroup* w) { SetTails(k_pairs, tails, w); },
       [&](const amx::WeightGroup& w, const auto& epilogue) { Product(x, k_pairs, w, epilogue); },
-      [](float c, int, int64_t, int64_t) { return c; });
+      amx::F32Values{});
 }
 
 TANDEM_AMX void Down(const PackedExpert& e, const ExpertActivations& act, int64_t d0, int64_t d1,
@@ -98,7 +99,7 @@ TANDEM_AMX void Down(const PackedExpert& e, const ExpertActivations& act, int64_
   amx::DownRowGroups<float>(
       e, d0, d1, y, [&](amx::WeightGroup* w) { SetTails(k_pairs, tails, w); },
       [&](const amx::WeightGroup& w, const auto& epilogue) { Product(act, k_pairs, w, epilogue); },
-      [](float c, int, int64_t, int64_t) { return c; });
+      amx::F32Values{});
 }
 
 }  // namespace

@@ -156,6 +156,13 @@ void ForEachTile(int64_t r0, int64_t r1, int64_t n, Fn fn) {
   }
 }
 
+// out[i] = SiluTimes(g[i], u[i]) for i in [lo, hi) (0 <= lo < hi <= 16; g and u 64-byte aligned).
+TANDEM_AVX512 void StoreSiluTimes(const float* g, const float* u, int64_t lo, int64_t hi,
+                                  float* out) {
+  const __mmask16 lanes = static_cast<__mmask16>(((1u << hi) - 1) & ~((1u << lo) - 1));
+  _mm512_mask_storeu_ps(out, lanes, SiluTimes16(_mm512_load_ps(g), _mm512_load_ps(u)));
+}
+
 }  // namespace
 
 void Avx512GateUpRows(const PackedExpert& e, const ExpertActivations& x, bool bf16_activations,
@@ -171,9 +178,8 @@ void Avx512GateUpRows(const PackedExpert& e, const ExpertActivations& x, bool bf
       const int64_t first = (b + i) * kB;
       const int64_t lo = std::max(r0, first), hi = std::min(r1, first + kB);
       for (int t = 0; t < nt; ++t) {
-        const int64_t tile = (i * nt + t) * kB - first;
-        float* out = act + (t0 + t) * inter;
-        for (int64_t r = lo; r < hi; ++r) out[r] = SiluTimes(g[tile + r], u[tile + r]);
+        const int64_t tile = (i * nt + t) * kB;
+        StoreSiluTimes(g + tile, u + tile, lo - first, hi - first, act + (t0 + t) * inter + first);
       }
     }
   });

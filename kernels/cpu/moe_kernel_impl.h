@@ -7,11 +7,10 @@
 
 #include "kernels/cpu/moe_kernel.h"
 #include "kernels/cpu/moe_pack.h"
+#include "kernels/cpu/silu.h"  // SiluTimes, SiluTimes16: the gate/up epilogue of every kernel
 
 namespace tandem::moe_internal {
 
-// silu(g) * u, the same formula as the engine's SiluMul (elementwise.h).
-inline float SiluTimes(float g, float u) { return g / (1.0f + std::exp(-g)) * u; }
 
 // Scalar f32 loops over the packed layout; the ground truth of the tests.
 void ReferenceGateUpRows(const PackedExpert& e, const ExpertActivations& x, int64_t r0, int64_t r1,

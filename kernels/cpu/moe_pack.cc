@@ -1,6 +1,5 @@
 #include "kernels/cpu/moe_pack.h"
 
-#include <sys/mman.h>
 
 #include <algorithm>
 #include <cmath>
@@ -68,17 +67,8 @@ size_t PackedMatrix::bytes() const {
 
 void PackedMatrix::Allocate() {
   const size_t n = static_cast<size_t>(row_blocks() * block_bytes());
-  if (n == 0) return;  // no rows or no columns: nothing is ever read
-  // Large matrices start on a 2 MB boundary and ask for transparent huge pages: decode streams
-  // every byte once, and 4 KB pages would cost a TLB miss per 4 KB. (Only virtual space is spent
-  // on the alignment; a tail short of 2 MB stays in small pages.)
-  constexpr size_t kHugePage = size_t{2} << 20;
-  const bool huge = n >= 2 * kHugePage;
-  void* p = nullptr;
-  if (posix_memalign(&p, huge ? kHugePage : kVectorBytes, n) != 0) throw std::bad_alloc();
-  if (huge) madvise(p, n / kHugePage * kHugePage, MADV_HUGEPAGE);  // advice: failure is harmless
-  std::memset(p, 0, n);
-  data_.reset(static_cast<uint8_t*>(p));
+  data_ = AllocateAlignedBytes(n);  // n == 0 (no rows or no columns): nothing is ever read
+  if (n > 0) std::memset(data_.get(), 0, n);
 }
 
 uint16_t PackedMatrix::At(int64_t r, int64_t k) const {

@@ -29,6 +29,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "kernels/cpu/aligned_bytes.h"
 #include "kernels/cpu/linear.h"
 #include "kernels/cpu/moe_format.h"
 
@@ -88,14 +89,11 @@ class PackedMatrix {
   friend absl::StatusOr<PackedMatrix> QuantizeMatrix(const WeightMatrix& w,
                                                      const ExpertFormat& format,
                                                      std::string_view name);
-  struct Free {
-    void operator()(uint8_t* p) const { std::free(p); }
-  };
   void Allocate();
   ExpertFormat format_;
   int64_t rows_ = 0;
   int64_t cols_ = 0;
-  std::unique_ptr<uint8_t[], Free> data_;
+  AlignedBytes data_;  // aligned_bytes.h: 2 MB-aligned huge pages when large
   std::vector<float> scales_;
   std::vector<int32_t> row_sums_;
 };
