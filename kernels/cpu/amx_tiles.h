@@ -24,12 +24,13 @@
 //       A of (c, p): in place or packed --   epilogue straight from the tiles
 //       for block pair j:               -- gate/up: (gate b, up b) [, (gate b+1, up b+1)]
 //         C = 0 (c == 0) or load C; for s in c: 2 A + 2 B tile loads, 4 TDPs; store C
-// Why this is near the limit of its kind (probes on the GPU machine's Xeon, 16 threads, random
-// bf16 data, bench/RESULTS.md): 4 TDPs on register-resident tiles reach 14.2 TFLOPS; the same 4
-// TDPs with the 2 A + 2 B tile loads of a 2x2 step reach 8.4-9.8 when both operands sit in L1 and
-// 6-8 when one or both stream from L2 -- the tile loads themselves cost a third of the peak. 2x2
-// C tiles are the most reuse 8 tiles allow (1 load per TDP), so the kernels sit at 40-46% of the
-// register-only peak in their gate/up phase (bf16 and int8, 128-512 tokens per expert).
+// Why this is near the limit of its kind (`tandem-bench amx-loads` on the GPU machine's Xeon, 16
+// threads, random bf16 data, bench/RESULTS.md): 4 TDPs on register-resident tiles reach ~14
+// TFLOPS; the same 4 TDPs with the 2 A + 2 B tile loads of a 2x2 step reach ~0.7 of that with
+// both operands in L1 and ~0.58-0.66 with one or both in L2 -- the tile loads themselves cost a
+// third of the peak. 2x2 C tiles are the most reuse 8 tiles allow (1 load per TDP); the kernels
+// reach 40-46% of the register-only peak in their gate/up phase (bf16 and int8, 128-512 tokens
+// per expert).
 // Defaults (group of 2 blocks, kc >= K, no software prefetch) make this exactly the original 2x2
 // kernel's loop -- per block pair, per token-tile pair, all of K with C in the tiles, A in place --
 // which measured best on the GPU machine's AMX Xeon (16 vCPUs, 2 MB L2 each, 300 MB L3),

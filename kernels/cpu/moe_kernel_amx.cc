@@ -20,8 +20,8 @@
 // What to expect (measured on the GPU machine's AMX Xeon, 16 threads, ExpertShard::Run's 32-row
 // tasks over the tile form of the activations; noisy shared host; bench/RESULTS.md): Qwen2-57B
 // shape, 128-512 tokens per expert, gate/up 5.7-6.2 TFLOPS and down 5-5.5, i.e. ~40% of the
-// register-only peak (~14 TFLOPS), which the tile loads of the 2x2 step bound at 55-67%
-// (amx_tiles.h). Slower alternatives tried: always-packed A panels, K blocking, 4-block groups,
+// register-only peak (~14 TFLOPS), which the tile loads of the 2x2 step bound at 58-70%
+// (amx_tiles.h, `tandem-bench amx-loads`). Slower alternatives tried: always-packed A panels, K blocking, 4-block groups,
 // 64- and 128-row tasks, software prefetch (amx_tiles.h knobs) -- none beat the default
 // consistently in interleaved runs.
 // Tails: n not a multiple of 16 (zero rows in the panel), K not a multiple of 32 (zeros in the

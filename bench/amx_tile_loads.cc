@@ -1,0 +1,175 @@
+// Each thread runs steps of 4 TDPBF16PS on C tiles 0-3 (the 2x2 step of the MoE kernels):
+//   peak:  A and B tiles register-resident (loaded once);
+//   loads: per step 2 A + 2 B tile loads (1 KB each), A and B cycling through buffers of the
+//          given sizes, so that the operands come from L1 (2 KB, 16 KB), L2 (256 KB) or beyond.
+// All tiles hold random bf16 values (zero tiles draw less power and run faster, which would
+// overstate the peak). Best of 3 passes, pinned threads; ratio = loads / peak of the same run.
+#include "bench/amx_tile_loads.h"
+
+#include <omp.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <memory>
+#include <random>
+#include <vector>
+
+#include "bench/machine_limits.h"
+#include "common/bf16.h"
+#include "kernels/cpu/isa.h"
+#include "nlohmann/json.hpp"
+
+#if defined(__x86_64__)
+#include <immintrin.h>
+#endif
+
+namespace tandem::bench {
+namespace {
+
+struct alignas(64) TileConfig {
+  uint8_t palette_id = 1;
+  uint8_t start_row = 0;
+  uint8_t reserved[14] = {};
+  uint16_t colsb[16] = {};
+  uint8_t rows[16] = {};
+};
+
+struct Buffer {
+  struct Free {
+    void operator()(uint8_t* p) const { std::free(p); }
+  };
+  std::unique_ptr<uint8_t, Free> data;
+  int64_t bytes = 0;
+};
+
+// `bytes` (a multiple of 2 KB) of random bf16 values, written by the calling thread.
+Buffer RandomBf16(int64_t bytes, uint32_t seed) {
+  Buffer b;
+  b.bytes = bytes;
+  b.data.reset(static_cast<uint8_t*>(std::aligned_alloc(4096, static_cast<size_t>(bytes))));
+  std::mt19937 rng(seed);
+  std::normal_distribution<float> d(0, 1);
+  auto* v = reinterpret_cast<uint16_t*>(b.data.get());
+  for (int64_t i = 0; i < bytes / 2; ++i) v[i] = FloatToBf16(d(rng));
+  return b;
+}
+
+#if defined(__x86_64__)
+// Flops of `steps` steps; operands from a (a_bytes) and b (b_bytes), advancing 2 KB per step
+// (loads == false: loaded once).
+__attribute__((target("amx-tile,amx-bf16"))) double TileSteps(int64_t steps, bool loads,
+                                                               const uint8_t* a, int64_t a_bytes,
+                                                               const uint8_t* b, int64_t b_bytes) {
+  TileConfig cfg;
+  for (int t = 0; t < 8; ++t) cfg.colsb[t] = 64, cfg.rows[t] = 16;
+  _tile_loadconfig(&cfg);
+  _tile_zero(0);
+  _tile_zero(1);
+  _tile_zero(2);
+  _tile_zero(3);
+  _tile_loadd(4, a, 64);
+  _tile_loadd(5, a + 1024, 64);
+  _tile_loadd(6, b, 64);
+  _tile_loadd(7, b + 1024, 64);
+  int64_t ao = 0, bo = 0;
+  for (int64_t s = 0; s < steps; ++s) {
+    if (loads) {
+      _tile_loadd(4, a + ao, 64);
+      _tile_loadd(6, b + bo, 64);
+      _tile_loadd(5, a + ao + 1024, 64);
+      _tile_loadd(7, b + bo + 1024, 64);
+      ao = ao + 2048 == a_bytes ? 0 : ao + 2048;
+      bo = bo + 2048 == b_bytes ? 0 : bo + 2048;
+    }
+    _tile_dpbf16ps(0, 4, 6);
+    _tile_dpbf16ps(1, 5, 6);
+    _tile_dpbf16ps(2, 4, 7);
+    _tile_dpbf16ps(3, 5, 7);
+  }
+  alignas(64) float out[256];
+  _tile_stored(0, out, 64);
+  _tile_release();
+  volatile float sink = out[0];
+  (void)sink;
+  return 4.0 * 16 * 16 * 32 * 2 * static_cast<double>(steps);
+}
+#endif
+
+double Tflops(int threads, int64_t steps, bool loads, int64_t a_bytes, int64_t b_bytes) {
+  double best = 0;
+#if defined(__x86_64__)
+  // Each pinned thread writes its own operands first (untimed), so they sit in its caches.
+  std::vector<Buffer> a(threads), b(threads);
+#pragma omp parallel num_threads(threads)
+  {
+    const int t = omp_get_thread_num();
+    a[t] = RandomBf16(a_bytes, 2 * t + 1);
+    b[t] = RandomBf16(b_bytes, 2 * t + 2);
+  }
+  for (int pass = 0; pass < 3; ++pass) {
+    double flops = 0;
+    const auto t0 = std::chrono::steady_clock::now();
+#pragma omp parallel num_threads(threads) reduction(+ : flops)
+    {
+      const int t = omp_get_thread_num();
+      flops += TileSteps(steps, loads, a[t].data.get(), a_bytes, b[t].data.get(), b_bytes);
+    }
+    const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    best = std::max(best, flops / s / 1e12);
+  }
+#endif
+  return best;
+}
+
+struct Options {
+  int threads = 0;
+  int64_t steps = 2000000;
+  bool json = false;
+};
+
+int Run(const Options& o) {
+  if (!CanRunAmxBf16(DetectCpuFeatures())) {
+    std::printf("amx-loads: this machine cannot run AMX (%s); nothing to measure\n",
+                DescribeCpu().c_str());
+    return 0;
+  }
+  const int threads = o.threads > 0 ? o.threads : omp_get_max_threads();
+  PinOpenMpThreads(threads);
+  const double peak = Tflops(threads, o.steps, false, 2048, 2048);
+  std::printf("threads %d, %lld steps; register-only peak %.2f TFLOPS (random bf16 tiles)\n",
+              threads, static_cast<long long>(o.steps), peak);
+  std::printf("%10s %10s %8s %10s\n", "A bytes", "B bytes", "TFLOPS", "vs peak");
+  const int64_t sizes[][2] = {{2048, 2048},     {16384, 16384},     {262144, 2048},
+                              {2048, 262144},   {262144, 262144},   {1048576, 1048576}};
+  nlohmann::json rows = nlohmann::json::array();
+  for (const auto& sz : sizes) {
+    const double t = Tflops(threads, o.steps, true, sz[0], sz[1]);
+    std::printf("%10lld %10lld %8.2f %10.3f\n", static_cast<long long>(sz[0]),
+                static_cast<long long>(sz[1]), t, peak > 0 ? t / peak : 0);
+    rows.push_back({{"a_bytes", sz[0]}, {"b_bytes", sz[1]}, {"tflops", t},
+                    {"peak_ratio", peak > 0 ? t / peak : 0}});
+  }
+  if (o.json) {
+    nlohmann::json j = {{"bench", "amx-loads"}, {"threads", threads}, {"steps", o.steps},
+                        {"peak_tflops", peak}, {"results", rows}};
+    std::printf("%s\n", j.dump().c_str());
+  }
+  return 0;
+}
+
+}  // namespace
+
+void AddAmxLoadsCommand(CLI::App& app, int* exit_code) {
+  auto o = std::make_shared<Options>();
+  CLI::App* cmd = app.add_subcommand(
+      "amx-loads", "AMX 2x2 tile step with operand loads from L1/L2 vs the register-only peak");
+  cmd->add_option("--threads", o->threads, "pinned threads (default: all allowed CPUs)");
+  cmd->add_option("--steps", o->steps, "steps per thread and pass")->check(CLI::PositiveNumber);
+  cmd->add_flag("--json", o->json, "last line: one JSON object");
+  cmd->callback([o, exit_code] { *exit_code = Run(*o); });
+}
+
+}  // namespace tandem::bench
