@@ -29,14 +29,6 @@
 namespace tandem::bench {
 namespace {
 
-struct alignas(64) TileConfig {
-  uint8_t palette_id = 1;
-  uint8_t start_row = 0;
-  uint8_t reserved[14] = {};
-  uint16_t colsb[16] = {};
-  uint8_t rows[16] = {};
-};
-
 struct Buffer {
   struct Free {
     void operator()(uint8_t* p) const { std::free(p); }
@@ -63,17 +55,7 @@ Buffer RandomBf16(int64_t bytes, uint32_t seed) {
 __attribute__((target("amx-tile,amx-bf16"))) double TileSteps(int64_t steps, bool loads,
                                                                const uint8_t* a, int64_t a_bytes,
                                                                const uint8_t* b, int64_t b_bytes) {
-  TileConfig cfg;
-  for (int t = 0; t < 8; ++t) cfg.colsb[t] = 64, cfg.rows[t] = 16;
-  _tile_loadconfig(&cfg);
-  _tile_zero(0);
-  _tile_zero(1);
-  _tile_zero(2);
-  _tile_zero(3);
-  _tile_loadd(4, a, 64);
-  _tile_loadd(5, a + 1024, 64);
-  _tile_loadd(6, b, 64);
-  _tile_loadd(7, b + 1024, 64);
+  SetUpAmxTiles(a, b);
   int64_t ao = 0, bo = 0;
   for (int64_t s = 0; s < steps; ++s) {
     if (loads) {

@@ -153,9 +153,9 @@ struct alignas(64) TileConfig {
   uint8_t rows[16] = {};
 };
 
-// The peak loops' tiles: all 16 x 64 bytes; C tiles 0-3 zeroed, A/B tiles 4-7 loaded from src
-// (1 KB).
-__attribute__((target("amx-tile"))) void SetUpPeakTiles(const void* src) {
+}  // namespace
+
+__attribute__((target("amx-tile"))) void SetUpAmxTiles(const uint8_t* a, const uint8_t* b) {
   TileConfig cfg;
   for (int t = 0; t < 8; ++t) {
     cfg.colsb[t] = 64;
@@ -166,16 +166,18 @@ __attribute__((target("amx-tile"))) void SetUpPeakTiles(const void* src) {
   _tile_zero(1);
   _tile_zero(2);
   _tile_zero(3);
-  _tile_loadd(4, src, 64);
-  _tile_loadd(5, src, 64);
-  _tile_loadd(6, src, 64);
-  _tile_loadd(7, src, 64);
+  _tile_loadd(4, a, 64);
+  _tile_loadd(5, a + 1024, 64);
+  _tile_loadd(6, b, 64);
+  _tile_loadd(7, b + 1024, 64);
 }
 
+namespace {
+
 __attribute__((target("amx-tile,amx-bf16"))) double PeakAmxBf16(int64_t iters) {
-  alignas(64) static thread_local uint16_t src[16 * 32];
+  alignas(64) static thread_local uint16_t src[2 * 16 * 32];
   for (auto& v : src) v = 0x3f80;  // 1.0
-  SetUpPeakTiles(src);
+  SetUpAmxTiles(reinterpret_cast<const uint8_t*>(src), reinterpret_cast<const uint8_t*>(src));
   for (int64_t i = 0; i < iters; ++i) {
     _tile_dpbf16ps(0, 4, 6);
     _tile_dpbf16ps(1, 4, 7);
@@ -192,9 +194,9 @@ __attribute__((target("amx-tile,amx-bf16"))) double PeakAmxBf16(int64_t iters) {
 // As PeakAmxBf16 with int8: A 16 rows x 64 s8, B 16 K-quads x 16 columns x 4 s8; each tdpbssd is
 // 16 x 16 x 64 x 2 = 32768 ops.
 __attribute__((target("amx-tile,amx-int8"))) double PeakAmxInt8(int64_t iters) {
-  alignas(64) static thread_local int8_t src[16 * 64];
+  alignas(64) static thread_local int8_t src[2 * 16 * 64];
   for (auto& v : src) v = 1;
-  SetUpPeakTiles(src);
+  SetUpAmxTiles(reinterpret_cast<const uint8_t*>(src), reinterpret_cast<const uint8_t*>(src));
   for (int64_t i = 0; i < iters; ++i) {
     _tile_dpbssd(0, 4, 6);
     _tile_dpbssd(1, 4, 7);

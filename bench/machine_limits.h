@@ -37,6 +37,13 @@ void PinToCpu(int index);
 // allowed CPU; later parallel regions of the same size reuse these threads and keep the pinning.
 void PinOpenMpThreads(int threads);
 
+#if defined(__x86_64__)
+// The AMX peak loops' tile set-up, on the calling thread (only where CanRunAmxBf16, isa.h): tiles
+// 0-7 all 16 rows x 64 bytes; C tiles 0-3 zeroed; A tiles 4, 5 loaded from a, a + 1 KB; B tiles 6,
+// 7 from b, b + 1 KB.
+void SetUpAmxTiles(const uint8_t* a, const uint8_t* b);
+#endif
+
 // Measures all limits with `threads` pinned threads over a `read_bytes` buffer.
 MachineLimits MeasureMachineLimits(int threads, int64_t read_bytes = int64_t{1} << 30);
 
