@@ -156,11 +156,17 @@ struct alignas(64) TileConfig {
 }  // namespace
 
 __attribute__((target("amx-tile"))) void SetUpAmxTiles(const uint8_t* a, const uint8_t* b) {
-  TileConfig cfg;
-  for (int t = 0; t < 8; ++t) {
-    cfg.colsb[t] = 64;
-    cfg.rows[t] = 16;
-  }
+  static const TileConfig cfg = [] {
+    TileConfig c;
+    for (int t = 0; t < 8; ++t) {
+      c.colsb[t] = 64;
+      c.rows[t] = 16;
+    }
+    return c;
+  }();
+  // GCC's tile intrinsics are asm statements that declare no memory input: without the barrier
+  // the stores that fill the buffers (and, for a local config, the config) may sink past them.
+  __asm__ __volatile__("" ::: "memory");
   _tile_loadconfig(&cfg);
   _tile_zero(0);
   _tile_zero(1);
