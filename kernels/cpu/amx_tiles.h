@@ -60,6 +60,7 @@
 #include <cstring>
 #include <memory>
 
+#include "kernels/cpu/convert_avx512.h"  // Bf16x16, FirstLanes
 #include "kernels/cpu/moe_kernel_impl.h"
 #include "kernels/cpu/silu.h"
 
@@ -319,23 +320,6 @@ struct F32Rows {
   const float* base;
   int64_t k;
 
-  static TANDEM_AMX __m256i Bf16(__m512 x) {
-    const __m512i bits = _mm512_castps_si512(x);
-    const __m512i lsb = _mm512_and_si512(_mm512_srli_epi32(bits, 16), _mm512_set1_epi32(1));
-    const __m512i rounded =
-        _mm512_add_epi32(bits, _mm512_add_epi32(_mm512_set1_epi32(0x7fff), lsb));
-    __m512i r = _mm512_srli_epi32(rounded, 16);
-    const __mmask16 nan = _mm512_cmpgt_epu32_mask(
-        _mm512_and_si512(bits, _mm512_set1_epi32(0x7fffffff)), _mm512_set1_epi32(0x7f800000));
-    r = _mm512_mask_mov_epi32(
-        r, nan, _mm512_or_si512(_mm512_srli_epi32(bits, 16), _mm512_set1_epi32(0x40)));
-    return _mm512_cvtepi32_epi16(r);
-  }
-  static __mmask16 Mask(int64_t count) {
-    return count >= 16  ? static_cast<__mmask16>(0xffff)
-           : count <= 0 ? static_cast<__mmask16>(0)
-                        : static_cast<__mmask16>((1u << count) - 1);
-  }
   TANDEM_AMX void PackRow(int64_t t, int64_t ks0, int64_t steps, uint8_t* dst,
                           int64_t dst_stride) const {
     const float* row = base + t * k;
@@ -346,12 +330,12 @@ struct F32Rows {
         lo = _mm512_loadu_ps(row + f);
         hi = _mm512_loadu_ps(row + f + 16);
       } else {
-        lo = _mm512_maskz_loadu_ps(Mask(k - f), row + f);
-        hi = _mm512_maskz_loadu_ps(Mask(k - f - 16), row + f + 16);
+        lo = _mm512_maskz_loadu_ps(convert_internal::FirstLanes(k - f), row + f);
+        hi = _mm512_maskz_loadu_ps(convert_internal::FirstLanes(k - f - 16), row + f + 16);
       }
       uint8_t* d = dst + s * dst_stride;
-      _mm256_store_si256(reinterpret_cast<__m256i*>(d), Bf16(lo));
-      _mm256_store_si256(reinterpret_cast<__m256i*>(d + 32), Bf16(hi));
+      _mm256_store_si256(reinterpret_cast<__m256i*>(d), convert_internal::Bf16x16(lo));
+      _mm256_store_si256(reinterpret_cast<__m256i*>(d + 32), convert_internal::Bf16x16(hi));
     }
   }
   bool InPlace(int64_t, int64_t, int64_t, int64_t) const { return false; }  // always converted

@@ -9,16 +9,6 @@
 #include "kernels/cpu/moe_format.h"
 
 namespace tandem::convert_internal {
-namespace {
-
-TANDEM_AVX512_FBW __mmask16 FirstLanes(int64_t count) {
-  return count >= 16  ? static_cast<__mmask16>(0xffff)
-         : count <= 0 ? static_cast<__mmask16>(0)
-                      : static_cast<__mmask16>((1u << count) - 1);
-}
-
-}  // namespace
-
 TANDEM_AVX512_FBW void Bf16PairsRow(const float* x, int64_t k, uint8_t* dst, int64_t piece_stride,
                                     int64_t bytes) {
   for (int64_t off = 0, s = 0; off < bytes; off += 64, ++s) {

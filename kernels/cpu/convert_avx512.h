@@ -12,6 +12,13 @@
 
 namespace tandem::convert_internal {
 
+// The first `count` of 16 lanes (none for count <= 0, all for count >= 16).
+inline __mmask16 FirstLanes(int64_t count) {
+  return count >= 16  ? static_cast<__mmask16>(0xffff)
+         : count <= 0 ? static_cast<__mmask16>(0)
+                      : static_cast<__mmask16>((1u << count) - 1);
+}
+
 // FloatToBf16 (common/bf16.h) of 16 floats: nearest even; a NaN keeps its top bits, quieted.
 TANDEM_AVX512_FBW inline __m256i Bf16x16(__m512 x) {
   const __m512i bits = _mm512_castps_si512(x);

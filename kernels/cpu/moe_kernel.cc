@@ -77,13 +77,13 @@ void ActivationBuffer::Reset(int64_t n, int64_t k, ActivationForms forms) {
   }
 }
 
-// Row r of the tile form: 64-byte pieces [s * 64, s * 64 + 64) of the row's bytes `src` (`bytes`
-// of data, zero beyond) go to row r % 16 of step s of tile r / 16.
 uint8_t* ActivationBuffer::TileRow(int64_t r) {
   return tiles_.get() + (r / kTileTokens) * tile_steps_ * kTileBytes +
          (r % kTileTokens) * kTileRowBytes;
 }
 
+// Row r of the tile form: 64-byte pieces [s * 64, s * 64 + 64) of the row's bytes `src` (`bytes`
+// of data, zero beyond) go to row r % 16 of step s of tile r / 16.
 void ActivationBuffer::ScatterToTiles(const uint8_t* src, int64_t bytes, int64_t r) {
   uint8_t* dst = TileRow(r);
   for (int64_t s = 0; s < tile_steps_; ++s, dst += kTileBytes) {
