@@ -65,23 +65,15 @@ absl::Status CpuEngine::Mlp(int64_t l, const float* x, int64_t num_tokens, float
 }
 
 absl::StatusOr<std::vector<float>> CpuEngine::Forward(std::span<const int32_t> tokens,
-                                                      KvCache& cache) {
+                                                      SequenceCache& sequence) {
+  auto* cache_ptr = dynamic_cast<KvCache*>(&sequence);
+  if (!cache_ptr) return absl::InvalidArgumentError("the cache was not made by the CPU engine");
+  KvCache& cache = *cache_ptr;
+  TANDEM_RETURN_IF_ERROR(ValidateForwardInput(config_, tokens, cache));
   const int64_t num_tokens = static_cast<int64_t>(tokens.size());
   const int64_t h = config_.hidden_size, start = cache.length();
-  if (num_tokens == 0) return absl::InvalidArgumentError("no tokens to run");
-  if (start + num_tokens > cache.capacity()) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("sequence of ", start + num_tokens, " tokens exceeds the context length ",
-                     cache.capacity()));
-  }
   std::vector<float> x(num_tokens * h);
-  for (int64_t t = 0; t < num_tokens; ++t) {
-    const int32_t id = tokens[t];
-    if (id < 0 || id >= config_.vocab_size)
-      return absl::InvalidArgumentError(
-          absl::StrCat("token id ", id, " is outside the vocabulary [0, ", config_.vocab_size, ")"));
-    weights_.embed.RowToFloat(id, x.data() + t * h);
-  }
+  for (int64_t t = 0; t < num_tokens; ++t) weights_.embed.RowToFloat(tokens[t], x.data() + t * h);
   std::vector<float> normed(num_tokens * h), block(num_tokens * h);
   for (int64_t l = 0; l < config_.num_layers; ++l) {
     const LayerWeights& lw = weights_.layers[l];

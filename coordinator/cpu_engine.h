@@ -1,7 +1,8 @@
-// The CPU backend's forward pass for every supported family: embeddings, decoder layers (GQA or
+// The CPU backend (an Engine) for every supported family: embeddings, decoder layers (GQA or
 // MLA attention; dense MLP or router + routed experts through the ExpertExecutor + shared
 // experts), final norm and LM head, with f32 activations over bf16 / f32 weights. One sequence
-// per call; the caller owns its KvCache. Not thread-safe: one engine thread drives it.
+// per call; the caller owns its cache (a KvCache from NewCache). Not thread-safe: one engine
+// thread drives it.
 #pragma once
 
 #include <memory>
@@ -10,6 +11,7 @@
 
 #include "common/checkpoint.h"
 #include "common/model_config.h"
+#include "coordinator/engine.h"
 #include "coordinator/expert_executor.h"
 #include "coordinator/kv_cache.h"
 #include "coordinator/model_weights.h"
@@ -17,21 +19,21 @@
 
 namespace tandem {
 
-class CpuEngine {
+class CpuEngine : public Engine {
  public:
   // Loads the non-expert weights of `checkpoint`; routed experts run through `experts`.
   static absl::StatusOr<std::unique_ptr<CpuEngine>> Create(const ModelConfig& config,
                                                            const Checkpoint& checkpoint,
                                                            std::unique_ptr<ExpertExecutor> experts);
 
-  // Runs `tokens` at positions [cache.length(), cache.length() + T), appends them to the cache,
-  // and returns the logits of the last position [vocab_size]. Token ids out of range, an empty
-  // input or a full cache are InvalidArgument errors; the cache is left unchanged on error.
-  absl::StatusOr<std::vector<float>> Forward(std::span<const int32_t> tokens, KvCache& cache);
-
-  KvCache NewCache(int64_t capacity) const { return KvCache(config_, capacity); }
-  const ModelConfig& config() const { return config_; }
-  ExpertExecutor& experts() { return *experts_; }
+  std::unique_ptr<SequenceCache> NewCache(int64_t capacity) override {
+    return std::make_unique<KvCache>(config_, capacity);
+  }
+  absl::StatusOr<std::vector<float>> Forward(std::span<const int32_t> tokens,
+                                             SequenceCache& cache) override;
+  const ModelConfig& config() const override { return config_; }
+  ExpertExecutor& experts() override { return *experts_; }
+  std::string Describe() const override { return "cpu"; }
 
  private:
   CpuEngine(const ModelConfig& config, ModelWeights weights, std::unique_ptr<ExpertExecutor> experts)

@@ -6,7 +6,7 @@
 
 namespace tandem {
 
-absl::StatusOr<GenerateResult> Generate(CpuEngine& engine, const Tokenizer* tokenizer,
+absl::StatusOr<GenerateResult> Generate(Engine& engine, const Tokenizer* tokenizer,
                                         int64_t max_model_len, const GenerateRequest& request,
                                         const TextCallback& on_text) {
   TANDEM_RETURN_IF_ERROR(request.sampling.Validate());
@@ -17,7 +17,8 @@ absl::StatusOr<GenerateResult> Generate(CpuEngine& engine, const Tokenizer* toke
                                                    " tokens; the context length is ", max_model_len));
   }
   const std::vector<int32_t>& eos = engine.config().eos_token_ids;
-  KvCache cache = engine.NewCache(max_model_len);
+  std::unique_ptr<SequenceCache> cache_owner = engine.NewCache(max_model_len);
+  SequenceCache& cache = *cache_owner;
   Sampler sampler(request.sampling);
   std::optional<StreamingDecoder> decoder;
   if (tokenizer) decoder.emplace(*tokenizer, /*skip_special_tokens=*/true);

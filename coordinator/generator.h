@@ -9,7 +9,7 @@
 #include <vector>
 
 #include "common/tokenizer.h"
-#include "coordinator/cpu_engine.h"
+#include "coordinator/engine.h"
 #include "coordinator/sampler.h"
 
 namespace tandem {
@@ -33,7 +33,7 @@ struct GenerateResult {
 
 using TextCallback = std::function<void(std::string_view delta)>;
 
-absl::StatusOr<GenerateResult> Generate(CpuEngine& engine, const Tokenizer* tokenizer,
+absl::StatusOr<GenerateResult> Generate(Engine& engine, const Tokenizer* tokenizer,
                                         int64_t max_model_len, const GenerateRequest& request,
                                         const TextCallback& on_text = nullptr);
 

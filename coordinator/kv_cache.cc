@@ -4,7 +4,7 @@
 
 namespace tandem {
 
-KvCache::KvCache(const ModelConfig& c, int64_t capacity) : capacity_(capacity) {
+KvCache::KvCache(const ModelConfig& c, int64_t capacity) : SequenceCache(capacity) {
   if (c.use_mla) {
     width_a_ = c.mla.kv_lora_rank;
     width_b_ = c.mla.qk_rope_head_dim;
@@ -17,7 +17,7 @@ KvCache::KvCache(const ModelConfig& c, int64_t capacity) : capacity_(capacity) {
 void KvCache::Reserve(int64_t new_length) {
   if (new_length <= reserved_) return;
   // Grow geometrically so a long generation reallocates O(log n) times.
-  const int64_t target = std::min(capacity_, std::max<int64_t>(new_length, reserved_ * 2));
+  const int64_t target = std::min(capacity(), std::max<int64_t>(new_length, reserved_ * 2));
   for (Layer& l : layers_) {
     l.a.resize(target * width_a_);
     l.b.resize(target * width_b_);

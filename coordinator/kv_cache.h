@@ -1,25 +1,22 @@
-// Per-sequence attention cache of the CPU engine. GQA layers keep keys and values; MLA layers
-// keep what DeepSeek caches: the normalised compressed latent and the rotated shared rope key.
-// Storage grows on demand up to `capacity` tokens. Owned and used by one thread at a time.
+// Per-sequence attention cache of the CPU engine (a SequenceCache). GQA layers keep keys and
+// values; MLA layers keep what DeepSeek caches: the normalised compressed latent and the rotated
+// shared rope key. Storage grows on demand up to `capacity` tokens. One thread at a time.
 #pragma once
 
 #include <cstdint>
 #include <vector>
 
 #include "common/model_config.h"
+#include "coordinator/engine.h"
 
 namespace tandem {
 
-class KvCache {
+class KvCache : public SequenceCache {
  public:
   KvCache(const ModelConfig& config, int64_t capacity);
 
-  int64_t length() const { return length_; }
-  int64_t capacity() const { return capacity_; }
   // Makes room for positions [0, new_length); requires new_length <= capacity.
   void Reserve(int64_t new_length);
-  void Advance(int64_t num_tokens) { length_ += num_tokens; }
-  void Clear() { length_ = 0; }
 
   // GQA: [position][kv_head][head_dim].
   float* keys(int64_t layer) { return layers_[layer].a.data(); }
@@ -35,9 +32,7 @@ class KvCache {
     std::vector<float> a, b;
   };
   int64_t width_a_ = 0, width_b_ = 0;  // floats per position
-  int64_t capacity_ = 0;
   int64_t reserved_ = 0;
-  int64_t length_ = 0;
   std::vector<Layer> layers_;
 };
 

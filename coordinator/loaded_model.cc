@@ -5,6 +5,10 @@
 #include "common/checkpoint_fingerprint.h"
 #include "coordinator/in_process_expert_executor.h"
 #include "coordinator/remote_expert_executor.h"
+#ifdef TANDEM_HAVE_CUDA
+#include "coordinator/cuda/cuda_engine.h"
+#include "kernels/cuda/device_info.h"
+#endif
 #include "spdlog/spdlog.h"
 
 namespace tandem {
@@ -47,6 +51,42 @@ absl::StatusOr<std::unique_ptr<ExpertExecutor>> CreateExpertExecutor(LoadedModel
   return std::unique_ptr<ExpertExecutor>(std::move(executor));
 }
 
+// --device auto|cpu|cuda to the backend this process can run.
+absl::StatusOr<Device> ResolveDevice(Device requested) {
+  if (requested == Device::kCpu) return Device::kCpu;
+#ifdef TANDEM_HAVE_CUDA
+  TANDEM_ASSIGN_OR_RETURN(std::vector<CudaDeviceInfo> gpus, ListCudaDevices());
+  if (!gpus.empty()) return Device::kCuda;
+  if (requested == Device::kCuda)
+    return absl::FailedPreconditionError("--device cuda: no CUDA device is visible");
+#else
+  if (requested == Device::kCuda) {
+    return absl::FailedPreconditionError(
+        "--device cuda: this build has no CUDA backend (configure with -DTANDEM_CUDA=ON where "
+        "nvcc is installed)");
+  }
+#endif
+  return Device::kCpu;
+}
+
+absl::StatusOr<std::unique_ptr<Engine>> CreateEngine(const LoadedModel& m,
+                                                     const LoadOptions& options,
+                                                     std::unique_ptr<ExpertExecutor> experts) {
+  TANDEM_ASSIGN_OR_RETURN(Device device, ResolveDevice(options.device));
+#ifdef TANDEM_HAVE_CUDA
+  if (device == Device::kCuda) {
+    cuda::CudaEngineOptions cuda_options;
+    cuda_options.max_model_len = m.max_model_len;
+    cuda_options.kv_cache_tokens = options.kv_cache_tokens;
+    TANDEM_ASSIGN_OR_RETURN(auto engine, cuda::CudaEngine::Create(m.config, *m.checkpoint,
+                                                                  std::move(experts), cuda_options));
+    return std::unique_ptr<Engine>(std::move(engine));
+  }
+#endif
+  TANDEM_ASSIGN_OR_RETURN(auto engine, CpuEngine::Create(m.config, *m.checkpoint, std::move(experts)));
+  return std::unique_ptr<Engine>(std::move(engine));
+}
+
 }  // namespace
 
 absl::StatusOr<LoadedModel> LoadModel(const std::string& dir, const LoadOptions& options) {
@@ -75,7 +115,8 @@ absl::StatusOr<LoadedModel> LoadModel(const std::string& dir, const LoadOptions&
   spdlog::info("[coordinator] {}: {} layers ({} MoE), {} experts top-{}, experts {}", dir,
                m.config.num_layers, m.config.NumMoeLayers(), m.config.moe.num_experts,
                m.config.moe.top_k, experts->Describe());
-  TANDEM_ASSIGN_OR_RETURN(m.engine, CpuEngine::Create(m.config, *m.checkpoint, std::move(experts)));
+  TANDEM_ASSIGN_OR_RETURN(m.engine, CreateEngine(m, options, std::move(experts)));
+  spdlog::info("[coordinator] engine: {}", m.engine->Describe());
   return m;
 }
 

@@ -1,5 +1,5 @@
-// A model directory opened for serving: config, tokenizer, checkpoint and the CPU engine with
-// its expert executor. Created once at start-up; then driven by one engine thread.
+// A model directory opened for serving: config, tokenizer, checkpoint and the engine (CPU or
+// CUDA backend) with its expert executor. Created once at start-up; then driven by one engine thread.
 #pragma once
 
 #include <memory>
@@ -10,6 +10,7 @@
 #include "common/model_config.h"
 #include "common/tokenizer.h"
 #include "coordinator/cpu_engine.h"
+#include "coordinator/engine.h"
 #include "coordinator/local_workers.h"
 
 namespace tandem {
@@ -31,6 +32,10 @@ struct LoadOptions {
   CpuKernel cpu_kernel = CpuKernel::kAuto;
   MoeSchedule schedule = MoeSchedule::kDynamic;
   ExpertFormat expert_format;
+  // Where the coordinator's ops run (--device): auto picks CUDA when this build has it and a GPU
+  // is visible. kv_cache_tokens sizes the GPU backend's paged KV cache (0: from free memory).
+  Device device = Device::kAuto;
+  int64_t kv_cache_tokens = 0;
 };
 
 struct LoadedModel {
@@ -40,7 +45,7 @@ struct LoadedModel {
   std::unique_ptr<Tokenizer> tokenizer;  // null when not requested
   // Spawned worker processes (declared before the engine, so they outlive its executor).
   std::unique_ptr<LocalWorkers> local_workers;
-  std::unique_ptr<CpuEngine> engine;
+  std::unique_ptr<Engine> engine;
   int64_t max_model_len = 0;
 };
 

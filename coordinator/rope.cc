@@ -62,14 +62,18 @@ Rope::Rope(const RopeConfig& config) : config_(config) {
   }
 }
 
+void Rope::CosSin(int64_t position, float* cos, float* sin) const {
+  for (int64_t i = 0; i < config_.rotary_dim / 2; ++i) {
+    const float angle = static_cast<float>(position) * inv_freq_[i];
+    cos[i] = static_cast<float>(std::cos(static_cast<double>(angle))) * attention_factor_;
+    sin[i] = static_cast<float>(std::sin(static_cast<double>(angle))) * attention_factor_;
+  }
+}
+
 void Rope::Apply(float* heads, int64_t num_heads, int64_t head_stride, int64_t position) const {
   const int64_t half = config_.rotary_dim / 2;
   std::vector<float> cos_v(half), sin_v(half);
-  for (int64_t i = 0; i < half; ++i) {
-    const float angle = static_cast<float>(position) * inv_freq_[i];
-    cos_v[i] = static_cast<float>(std::cos(static_cast<double>(angle))) * attention_factor_;
-    sin_v[i] = static_cast<float>(std::sin(static_cast<double>(angle))) * attention_factor_;
-  }
+  CosSin(position, cos_v.data(), sin_v.data());
   for (int64_t h = 0; h < num_heads; ++h) {
     float* x = heads + h * head_stride;
     for (int64_t i = 0; i < half; ++i) {

@@ -18,7 +18,12 @@ class Rope {
   // rotated part, at sequence position `position`. The result is also scaled by YaRN's factor.
   void Apply(float* heads, int64_t num_heads, int64_t head_stride, int64_t position) const;
 
+  // The factors Apply uses at `position`: cos and sin of each of the rotary_dim / 2 angles, times
+  // the attention factor (the GPU backend tabulates them once).
+  void CosSin(int64_t position, float* cos, float* sin) const;
+
   int64_t rotary_dim() const { return config_.rotary_dim; }
+  bool interleaved() const { return config_.interleaved; }
   float attention_factor() const { return attention_factor_; }
   const std::vector<float>& inv_freq() const { return inv_freq_; }
 

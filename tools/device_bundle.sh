@@ -7,7 +7,9 @@
 #
 # On the target: mkdir b && tar -xJf OUT.tar.xz -C b && LD_LIBRARY_PATH=b/lib b/bin/NAME ...
 # The C and C++ runtimes (libc, libm, libstdc++, libgcc_s, libgomp, the loader) are left out:
-# the target's newer ones are backward compatible and must match its loader.
+# the target's newer ones are backward compatible and must match its loader. So are the CUDA
+# runtime and cuBLAS (hundreds of MB): the GPU machine's CUDA toolkit has them, so add its
+# lib64 (e.g. /usr/local/cuda/lib64) to LD_LIBRARY_PATH there.
 set -euo pipefail
 if [ $# -lt 2 ]; then
   echo "usage: $0 OUT.tar.xz BINARY..." >&2
@@ -18,7 +20,7 @@ shift
 stage=$(mktemp -d)
 trap 'rm -rf "$stage"' EXIT
 mkdir -p "$stage/bin" "$stage/lib"
-skip='^(linux-vdso|ld-linux|libc\.so|libm\.so|libpthread|libdl\.so|librt\.so|libstdc\+\+|libgcc_s|libgomp)'
+skip='^(linux-vdso|ld-linux|libc\.so|libm\.so|libpthread|libdl\.so|librt\.so|libstdc\+\+|libgcc_s|libgomp|libcudart|libcublas)'
 for bin in "$@"; do
   [ -x "$bin" ] || { echo "$0: $bin is not an executable" >&2; exit 1; }
   cp "$bin" "$stage/bin/"

@@ -104,8 +104,8 @@ Command AddLogitsCommand(CLI::App& app) {
     TANDEM_ASSIGN_OR_RETURN(LoadedModel m, LoadModel(model->model, options));
     TANDEM_ASSIGN_OR_RETURN(std::vector<int32_t> ids, PromptToIds(*prompt, m.dir, m.tokenizer.get()));
     if (ids.empty()) return absl::InvalidArgumentError("the prompt is empty");
-    KvCache cache = m.engine->NewCache(m.max_model_len);
-    TANDEM_ASSIGN_OR_RETURN(std::vector<float> logits, m.engine->Forward(ids, cache));
+    std::unique_ptr<SequenceCache> cache = m.engine->NewCache(m.max_model_len);
+    TANDEM_ASSIGN_OR_RETURN(std::vector<float> logits, m.engine->Forward(ids, *cache));
     if (model->json) {
       PrintJson({{"prompt_ids", ids}, {"logits", logits}});
     } else {

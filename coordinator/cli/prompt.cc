@@ -59,6 +59,13 @@ absl::StatusOr<std::vector<int32_t>> PromptToIds(const PromptFlags& f, const std
 }
 
 void AddWorkerFlags(CLI::App& app, WorkerFlags& flags) {
+  app.add_option("--device", flags.device,
+                 "where attention, router, shared experts and dense layers run: auto (CUDA when a "
+                 "GPU is visible), cpu or cuda")
+      ->capture_default_str();
+  app.add_option("--kv-cache-tokens", flags.kv_cache_tokens,
+                 "GPU KV cache size in tokens, over all sequences (0: sized from free GPU memory)")
+      ->capture_default_str();
   app.add_option("--workers", flags.workers,
                  "expert worker processes: auto (one per NUMA node), N, or 0 (in-process)")
       ->capture_default_str();
@@ -82,6 +89,10 @@ void AddWorkerFlags(CLI::App& app, WorkerFlags& flags) {
 }
 
 absl::Status ApplyWorkerFlags(const WorkerFlags& flags, LoadOptions& options) {
+  TANDEM_ASSIGN_OR_RETURN(options.device, ParseDevice(flags.device));
+  if (flags.kv_cache_tokens < 0)
+    return absl::InvalidArgumentError("--kv-cache-tokens must be >= 0");
+  options.kv_cache_tokens = flags.kv_cache_tokens;
   if (flags.workers == "auto") {
     options.workers = -1;
   } else if (!absl::SimpleAtoi(flags.workers, &options.workers) || options.workers < 0) {

@@ -51,7 +51,7 @@ TEST(Cli, GenerateJsonMatchesReferenceGreedyIds) {
     std::string ids;
     for (const auto& id : ref["greedy"]["prompt_ids"]) ids += (ids.empty() ? "" : ",") + id.dump();
     const CliRun r = RunTandem("generate --model " + Fixture(arch) + " --prompt-ids " + ids +
-                               " --max-tokens 16 --ignore-eos --json");
+                               " --max-tokens 16 --ignore-eos --device cpu --json");
     ASSERT_EQ(r.exit_code, 0) << r.err;
     const auto out = nlohmann::json::parse(r.out);
     EXPECT_EQ(out["ids"], ref["greedy"]["ids"]) << arch;
@@ -67,7 +67,7 @@ TEST(Cli, LogitsJsonMatchesReference) {
   std::string ids;
   for (const auto& id : ref["logits"]["prompt_ids"]) ids += (ids.empty() ? "" : ",") + id.dump();
   const CliRun r =
-      RunTandem("logits --model " + Fixture("mixtral") + " --prompt-ids " + ids + " --json");
+      RunTandem("logits --model " + Fixture("mixtral") + " --prompt-ids " + ids + " --device cpu --json");
   ASSERT_EQ(r.exit_code, 0) << r.err;
   const auto out = nlohmann::json::parse(r.out);
   const auto& expected = ref["logits"]["last_logits"];

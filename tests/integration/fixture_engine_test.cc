@@ -44,6 +44,7 @@ class FixtureEngineTest : public ::testing::TestWithParam<Case> {
   void SetUp() override {
     LoadOptions options;
     options.config_path = GetParam().dir + "/" + GetParam().config_file;
+    options.device = Device::kCpu;  // the GPU backend has its own test: gpu_fixture_test
     options.cpu_kernel =
         CanRunAvx512Bf16(DetectCpuFeatures()) ? CpuKernel::kAvx512 : CpuKernel::kReference;
     auto model = LoadModel(GetParam().dir, options);
@@ -58,8 +59,8 @@ class FixtureEngineTest : public ::testing::TestWithParam<Case> {
 TEST_P(FixtureEngineTest, LastLogitsMatchTransformers) {
   const auto prompt = reference_["logits"]["prompt_ids"].get<std::vector<int32_t>>();
   const auto expected = reference_["logits"]["last_logits"].get<std::vector<double>>();
-  KvCache cache = model_->engine->NewCache(model_->max_model_len);
-  auto logits = model_->engine->Forward(prompt, cache);
+  auto cache = model_->engine->NewCache(model_->max_model_len);
+  auto logits = model_->engine->Forward(prompt, *cache);
   ASSERT_TRUE(logits.ok()) << logits.status();
   ASSERT_EQ(logits->size(), expected.size());
   double max_err = 0;
@@ -73,13 +74,13 @@ TEST_P(FixtureEngineTest, LastLogitsMatchTransformers) {
 TEST_P(FixtureEngineTest, IncrementalDecodeMatchesOneShotPrefill) {
   // Feeding the prompt one token at a time through the KV cache gives the same last logits.
   const auto prompt = reference_["logits"]["prompt_ids"].get<std::vector<int32_t>>();
-  KvCache one_shot = model_->engine->NewCache(model_->max_model_len);
-  auto expected = model_->engine->Forward(prompt, one_shot);
+  auto one_shot = model_->engine->NewCache(model_->max_model_len);
+  auto expected = model_->engine->Forward(prompt, *one_shot);
   ASSERT_TRUE(expected.ok());
-  KvCache cache = model_->engine->NewCache(model_->max_model_len);
+  auto cache = model_->engine->NewCache(model_->max_model_len);
   absl::StatusOr<std::vector<float>> logits;
   for (int32_t id : prompt) {
-    logits = model_->engine->Forward(std::vector<int32_t>{id}, cache);
+    logits = model_->engine->Forward(std::vector<int32_t>{id}, *cache);
     ASSERT_TRUE(logits.ok()) << logits.status();
   }
   for (size_t i = 0; i < expected->size(); ++i) EXPECT_NEAR((*logits)[i], (*expected)[i], 1e-4);
@@ -98,16 +99,16 @@ TEST_P(FixtureEngineTest, GreedyIdsMatchTransformers) {
 }
 
 TEST_P(FixtureEngineTest, OutOfVocabularyTokenIsAnError) {
-  KvCache cache = model_->engine->NewCache(model_->max_model_len);
+  auto cache = model_->engine->NewCache(model_->max_model_len);
   auto logits = model_->engine->Forward(
-      std::vector<int32_t>{1, static_cast<int32_t>(model_->config.vocab_size)}, cache);
+      std::vector<int32_t>{1, static_cast<int32_t>(model_->config.vocab_size)}, *cache);
   EXPECT_EQ(logits.status().code(), absl::StatusCode::kInvalidArgument);
-  EXPECT_EQ(cache.length(), 0);
+  EXPECT_EQ(cache->length(), 0);
 }
 
 TEST_P(FixtureEngineTest, ContextOverflowIsAnError) {
-  KvCache cache = model_->engine->NewCache(4);
-  auto logits = model_->engine->Forward(std::vector<int32_t>{1, 2, 3, 4, 5}, cache);
+  auto cache = model_->engine->NewCache(4);
+  auto logits = model_->engine->Forward(std::vector<int32_t>{1, 2, 3, 4, 5}, *cache);
   EXPECT_EQ(logits.status().code(), absl::StatusCode::kInvalidArgument);
 }
 

@@ -20,14 +20,15 @@ absl::StatusOr<LoadedModel> Load(const std::string& dir, int workers,
                                  ShardPlan::Mode mode = ShardPlan::Mode::kTensorParallel) {
   LoadOptions options;
   options.workers = workers;
+  options.device = Device::kCpu;  // the CPU engine's exactness; GPU: gpu_fixture_test
   options.shard_mode = mode;
   options.config_path = dir + "/config.legacy.json";
   return LoadModel(dir, options);
 }
 
 std::vector<float> LastLogits(LoadedModel& m, const std::vector<int32_t>& prompt) {
-  KvCache cache = m.engine->NewCache(m.max_model_len);
-  auto logits = m.engine->Forward(prompt, cache);
+  auto cache = m.engine->NewCache(m.max_model_len);
+  auto logits = m.engine->Forward(prompt, *cache);
   EXPECT_TRUE(logits.ok()) << logits.status();
   return logits.ok() ? *logits : std::vector<float>();
 }
@@ -172,6 +173,7 @@ TEST(MultiWorkerFaults, WorkerAddressesConnectToRunningWorkers) {
   auto workers = LocalWorkers::Spawn(2);
   ASSERT_TRUE(workers.ok()) << workers.status();
   LoadOptions options;
+  options.device = Device::kCpu;
   for (const WorkerEndpoint& e : (*workers)->endpoints()) options.worker_addrs.push_back(e.address);
   auto remote = LoadModel(dir, options);
   ASSERT_TRUE(remote.ok()) << remote.status();

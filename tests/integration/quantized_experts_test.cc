@@ -29,16 +29,16 @@ int32_t Argmax(const std::vector<float>& v) {
 std::vector<std::vector<float>> Logits(LoadedModel& m, const std::vector<int32_t>& prompt,
                                        const std::vector<int32_t>& forced,
                                        std::vector<int32_t>* greedy) {
-  KvCache cache = m.engine->NewCache(m.max_model_len);
+  auto cache = m.engine->NewCache(m.max_model_len);
   std::vector<std::vector<float>> out;
-  auto logits = m.engine->Forward(prompt, cache);
+  auto logits = m.engine->Forward(prompt, *cache);
   EXPECT_TRUE(logits.ok()) << logits.status();
   if (!logits.ok()) return out;
   out.push_back(*logits);
   for (int i = 0; i < kSteps; ++i) {
     const int32_t next = forced.empty() ? Argmax(out.back()) : forced[i];
     if (greedy != nullptr) greedy->push_back(next);
-    logits = m.engine->Forward(std::vector<int32_t>{next}, cache);
+    logits = m.engine->Forward(std::vector<int32_t>{next}, *cache);
     EXPECT_TRUE(logits.ok()) << logits.status();
     if (!logits.ok()) return out;
     out.push_back(*logits);
@@ -78,6 +78,7 @@ TEST_P(QuantizedExpertsTest, LogitErrorAndGreedyAgreementAgainstBf16) {
   const auto prompt = reference["logits"]["prompt_ids"].get<std::vector<int32_t>>();
   LoadOptions bf16_options;
   bf16_options.load_tokenizer = false;
+  bf16_options.device = Device::kCpu;
   auto bf16 = LoadModel(c.dir, bf16_options);
   ASSERT_TRUE(bf16.ok()) << bf16.status();
   LoadOptions q_options = bf16_options;

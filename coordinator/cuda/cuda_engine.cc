@@ -1,0 +1,382 @@
+#include "coordinator/cuda/cuda_engine.h"
+
+#include <algorithm>
+
+#include "kernels/cuda/coordinator_kernels.h"
+#include "spdlog/spdlog.h"
+
+namespace tandem::cuda {
+
+struct CudaEngine::Scratch {
+  int64_t tokens = 0;
+  DeviceBuffer<int32_t> ids;
+  DeviceBuffer<float> x, normed, block;
+  DeviceBuffer<float> q, k, v, ctx;                          // attention (GQA and MLA)
+  DeviceBuffer<float> q_a, kv_a, latent, q_abs, ctx_latent;  // MLA only
+  DeviceBuffer<float> gate, up, shared, shared_gate;         // MLPs
+  DeviceBuffer<float> router_logits, route_weights;
+  DeviceBuffer<int32_t> route_ids;
+  DeviceBuffer<float> last, logits;
+  // Page-locked host copies for the routed experts and the logits.
+  PinnedBuffer<float> host_hidden, host_out, host_weights, host_logits;
+  PinnedBuffer<int32_t> host_ids;
+};
+
+namespace {
+
+RouterArgs RouterArgsFor(const MoeConfig& m) {
+  RouterArgs a;
+  a.num_experts = m.num_experts;
+  a.top_k = m.top_k;
+  a.sigmoid = m.scoring == RouterScoring::kSigmoid;
+  a.method = m.topk_method == TopkMethod::kGroupLimitedGreedy ? 1
+             : m.topk_method == TopkMethod::kNoauxTc          ? 2
+                                                              : 0;
+  a.n_group = m.n_group;
+  a.topk_group = m.topk_group;
+  a.norm_topk_prob = m.norm_topk_prob;
+  a.routed_scaling_factor = m.routed_scaling_factor;
+  return a;
+}
+
+// The shapes the kernels support, checked once so a forward pass never meets them.
+absl::Status CheckSupported(const ModelConfig& c) {
+  if (c.moe.num_experts > kMaxRouterExperts)
+    return absl::UnimplementedError(absl::StrCat("the GPU router handles up to ",
+                                                 kMaxRouterExperts, " experts, the model has ",
+                                                 c.moe.num_experts));
+  const int64_t value = c.use_mla ? c.mla.kv_lora_rank : c.head_dim;
+  const int64_t query = c.use_mla ? c.mla.kv_lora_rank + c.mla.qk_rope_head_dim : c.head_dim;
+  if (value > kMaxAttentionValueDim || query > kMaxAttentionQueryDim)
+    return absl::UnimplementedError(
+        absl::StrCat("the GPU attention kernel handles heads of up to ", kMaxAttentionValueDim,
+                     " values / ", kMaxAttentionQueryDim, " query dims; the model needs ", value,
+                     " / ", query));
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+CudaEngine::CudaEngine(const ModelConfig& config, std::unique_ptr<ExpertExecutor> experts)
+    : config_(config), experts_(std::move(experts)), rope_(config.rope),
+      scratch_(std::make_unique<Scratch>()) {}
+
+CudaEngine::~CudaEngine() {
+  if (stream_) cudaStreamSynchronize(stream_);
+  scratch_.reset();
+  pool_.reset();
+  if (copies_done_) cudaEventDestroy(copies_done_);
+  linear_.reset();
+  if (stream_) cudaStreamDestroy(stream_);
+}
+
+absl::StatusOr<std::unique_ptr<CudaEngine>> CudaEngine::Create(
+    const ModelConfig& config, const Checkpoint& checkpoint,
+    std::unique_ptr<ExpertExecutor> experts, const CudaEngineOptions& options) {
+  if (!experts) return absl::InvalidArgumentError("CudaEngine needs an ExpertExecutor");
+  if (options.max_model_len <= 0) return absl::InvalidArgumentError("max_model_len must be > 0");
+  TANDEM_RETURN_IF_ERROR(CheckSupported(config));
+  auto engine = std::unique_ptr<CudaEngine>(new CudaEngine(config, std::move(experts)));
+  TANDEM_RETURN_IF_ERROR(engine->Init(checkpoint, options));
+  return engine;
+}
+
+absl::Status CudaEngine::Init(const Checkpoint& checkpoint, const CudaEngineOptions& options) {
+  TANDEM_CUDA_RETURN_IF_ERROR(cudaSetDevice(options.device_index), "cudaSetDevice");
+  cudaDeviceProp prop;
+  TANDEM_CUDA_RETURN_IF_ERROR(cudaGetDeviceProperties(&prop, options.device_index),
+                              "cudaGetDeviceProperties");
+  describe_ = absl::StrCat("cuda:", options.device_index, " (", prop.name, ")");
+  TANDEM_CUDA_RETURN_IF_ERROR(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking),
+                              "cudaStreamCreate");
+  TANDEM_CUDA_RETURN_IF_ERROR(cudaEventCreateWithFlags(&copies_done_, cudaEventDisableTiming),
+                              "cudaEventCreate");
+  TANDEM_ASSIGN_OR_RETURN(linear_, CudaLinear::Create(stream_));
+
+  TANDEM_ASSIGN_OR_RETURN(ModelWeights host, LoadModelWeights(config_, checkpoint));
+  TANDEM_ASSIGN_OR_RETURN(weights_, UploadModelWeights(std::move(host)));
+
+  max_model_len_ = options.max_model_len;
+  const int64_t half = rope_.rotary_dim() / 2;
+  std::vector<float> cos(max_model_len_ * half), sin(max_model_len_ * half);
+  for (int64_t p = 0; p < max_model_len_; ++p)
+    rope_.CosSin(p, cos.data() + p * half, sin.data() + p * half);
+  TANDEM_ASSIGN_OR_RETURN(rope_cos_, Upload(cos.data(), cos.size()));
+  TANDEM_ASSIGN_OR_RETURN(rope_sin_, Upload(sin.data(), sin.size()));
+
+  const int64_t width_a = config_.use_mla ? config_.mla.kv_lora_rank
+                                          : config_.num_kv_heads * config_.head_dim;
+  const int64_t width_b = config_.use_mla ? config_.mla.qk_rope_head_dim
+                                          : config_.num_kv_heads * config_.head_dim;
+  const int64_t tokens = options.kv_cache_tokens > 0 ? options.kv_cache_tokens
+                                                     : 2 * max_model_len_;
+  const int64_t pages = (tokens + options.page_size - 1) / options.page_size;
+  TANDEM_ASSIGN_OR_RETURN(pool_, PagedKvPool::Create(config_.num_layers, width_a, width_b,
+                                                     options.page_size, pages));
+  spdlog::info("[coordinator] {}: {:.1f} MiB of weights, KV cache {} pages x {} tokens "
+               "({:.1f} MiB)", describe_, weights_.bytes / 1048576.0, pages, options.page_size,
+               pool_->bytes() / 1048576.0);
+  return absl::OkStatus();
+}
+
+std::unique_ptr<SequenceCache> CudaEngine::NewCache(int64_t capacity) {
+  // Positions past the RoPE table cannot run; the cache says so through its capacity.
+  return std::make_unique<CudaKvCache>(pool_, std::min(capacity, max_model_len_));
+}
+
+absl::Status CudaEngine::ReserveScratch(int64_t t) {
+  Scratch& s = *scratch_;
+  if (t <= s.tokens) return absl::OkStatus();
+  const ModelConfig& c = config_;
+  const int64_t h = c.hidden_size, heads = c.num_heads;
+  const MlaConfig& m = c.mla;
+  const int64_t qk = m.qk_nope_head_dim + m.qk_rope_head_dim;
+  const int64_t q_width = c.use_mla ? heads * qk : heads * c.head_dim;
+  const int64_t ctx_width = c.use_mla ? heads * m.v_head_dim : heads * c.head_dim;
+  const int64_t inter = std::max(c.intermediate_size, c.moe.shared_intermediate_size);
+  TANDEM_RETURN_IF_ERROR(s.ids.Reserve(t));
+  for (DeviceBuffer<float>* b : {&s.x, &s.normed, &s.block, &s.shared})
+    TANDEM_RETURN_IF_ERROR(b->Reserve(t * h));
+  TANDEM_RETURN_IF_ERROR(s.q.Reserve(t * q_width));
+  TANDEM_RETURN_IF_ERROR(s.ctx.Reserve(t * ctx_width));
+  if (c.use_mla) {
+    TANDEM_RETURN_IF_ERROR(s.q_a.Reserve(t * std::max<int64_t>(m.q_lora_rank, 1)));
+    TANDEM_RETURN_IF_ERROR(s.kv_a.Reserve(t * (m.kv_lora_rank + m.qk_rope_head_dim)));
+    TANDEM_RETURN_IF_ERROR(s.latent.Reserve(t * m.kv_lora_rank));
+    TANDEM_RETURN_IF_ERROR(s.q_abs.Reserve(t * heads * (m.kv_lora_rank + m.qk_rope_head_dim)));
+    TANDEM_RETURN_IF_ERROR(s.ctx_latent.Reserve(t * heads * m.kv_lora_rank));
+  } else {
+    TANDEM_RETURN_IF_ERROR(s.k.Reserve(t * c.num_kv_heads * c.head_dim));
+    TANDEM_RETURN_IF_ERROR(s.v.Reserve(t * c.num_kv_heads * c.head_dim));
+  }
+  TANDEM_RETURN_IF_ERROR(s.gate.Reserve(t * std::max<int64_t>(inter, 1)));
+  TANDEM_RETURN_IF_ERROR(s.up.Reserve(t * std::max<int64_t>(inter, 1)));
+  TANDEM_RETURN_IF_ERROR(s.shared_gate.Reserve(t));
+  if (c.moe.num_experts > 0) {
+    TANDEM_RETURN_IF_ERROR(s.router_logits.Reserve(t * c.moe.num_experts));
+    TANDEM_RETURN_IF_ERROR(s.route_ids.Reserve(t * c.moe.top_k));
+    TANDEM_RETURN_IF_ERROR(s.route_weights.Reserve(t * c.moe.top_k));
+    TANDEM_RETURN_IF_ERROR(s.host_ids.Reserve(t * c.moe.top_k));
+    TANDEM_RETURN_IF_ERROR(s.host_weights.Reserve(t * c.moe.top_k));
+    TANDEM_RETURN_IF_ERROR(s.host_hidden.Reserve(t * h));
+    TANDEM_RETURN_IF_ERROR(s.host_out.Reserve(t * h));
+  }
+  TANDEM_RETURN_IF_ERROR(s.last.Reserve(h));
+  TANDEM_RETURN_IF_ERROR(s.logits.Reserve(c.vocab_size));
+  TANDEM_RETURN_IF_ERROR(s.host_logits.Reserve(c.vocab_size));
+  s.tokens = t;
+  return absl::OkStatus();
+}
+
+absl::Status CudaEngine::GqaAttention(int64_t l, int64_t t, int64_t start, CudaKvCache& cache) {
+  const DeviceLayer& w = weights_.layers[l];
+  Scratch& s = *scratch_;
+  const ModelConfig& c = config_;
+  const int64_t heads = c.num_heads, kv_heads = c.num_kv_heads, hd = c.head_dim;
+  const int64_t q_width = heads * hd, kv_width = kv_heads * hd;
+  const float eps = static_cast<float>(c.rms_norm_eps);
+  TANDEM_RETURN_IF_ERROR(linear_->Run(s.normed.data(), t, w.q_proj.view, s.q.data()));
+  TANDEM_RETURN_IF_ERROR(linear_->Run(s.normed.data(), t, w.k_proj.view, s.k.data()));
+  TANDEM_RETURN_IF_ERROR(linear_->Run(s.normed.data(), t, w.v_proj.view, s.v.data()));
+  if (c.qk_norm) {  // Qwen3 normalises each head before the rotation
+    LaunchRmsNorm(s.q.data(), hd, w.q_norm.data(), t * heads, hd, eps, s.q.data(), hd, stream_);
+    LaunchRmsNorm(s.k.data(), hd, w.k_norm.data(), t * kv_heads, hd, eps, s.k.data(), hd, stream_);
+  }
+  const int64_t rot = rope_.rotary_dim();
+  LaunchRope(s.q.data(), t, q_width, heads, hd, rot, rope_.interleaved(), start, rope_cos_.data(),
+             rope_sin_.data(), stream_);
+  LaunchRope(s.k.data(), t, kv_width, kv_heads, hd, rot, rope_.interleaved(), start,
+             rope_cos_.data(), rope_sin_.data(), stream_);
+  PagedKvPool& pool = cache.pool();
+  LaunchWriteCache(s.k.data(), kv_width, kv_width, t, start, pool.a(l), pool.page_size(),
+                   cache.block_table(), stream_);
+  LaunchWriteCache(s.v.data(), kv_width, kv_width, t, start, pool.b(l), pool.page_size(),
+                   cache.block_table(), stream_);
+  AttentionArgs a;
+  a.q = s.q.data();
+  a.q_row_stride = q_width;
+  a.q_head_stride = hd;
+  a.heads = heads;
+  a.kv_heads = kv_heads;
+  a.key_a = {pool.a(l), hd, hd};
+  a.value = {pool.b(l), hd, hd};
+  a.page_size = pool.page_size();
+  a.block_table = cache.block_table();
+  a.num_tokens = t;
+  a.start = start;
+  a.scale = static_cast<float>(c.AttentionScale());
+  a.out = s.ctx.data();
+  a.out_row_stride = q_width;
+  LaunchAttention(a, stream_);
+  TANDEM_RETURN_IF_ERROR(LaunchStatus("GQA attention"));
+  return linear_->Run(s.ctx.data(), t, w.o_proj.view, s.block.data());
+}
+
+absl::Status CudaEngine::MlaAttention(int64_t l, int64_t t, int64_t start, CudaKvCache& cache) {
+  const DeviceLayer& w = weights_.layers[l];
+  Scratch& s = *scratch_;
+  const ModelConfig& c = config_;
+  const MlaConfig& m = c.mla;
+  const int64_t heads = c.num_heads, nope = m.qk_nope_head_dim, rope_dim = m.qk_rope_head_dim;
+  const int64_t rank = m.kv_lora_rank, vdim = m.v_head_dim, qk = nope + rope_dim;
+  const int64_t kv_a_width = rank + rope_dim, q_abs_width = rank + rope_dim;
+  const float eps = static_cast<float>(c.rms_norm_eps);
+  // Queries [T x heads x qk].
+  if (m.q_lora_rank == 0) {
+    TANDEM_RETURN_IF_ERROR(linear_->Run(s.normed.data(), t, w.q_proj.view, s.q.data()));
+  } else {
+    TANDEM_RETURN_IF_ERROR(linear_->Run(s.normed.data(), t, w.q_a_proj.view, s.q_a.data()));
+    LaunchRmsNorm(s.q_a.data(), m.q_lora_rank, w.q_a_norm.data(), t, m.q_lora_rank, eps,
+                  s.q_a.data(), m.q_lora_rank, stream_);
+    TANDEM_RETURN_IF_ERROR(linear_->Run(s.q_a.data(), t, w.q_b_proj.view, s.q.data()));
+  }
+  // Compressed latent (normalised) and shared rope key (rotated) into the cache.
+  TANDEM_RETURN_IF_ERROR(linear_->Run(s.normed.data(), t, w.kv_a_proj.view, s.kv_a.data()));
+  LaunchRmsNorm(s.kv_a.data(), kv_a_width, w.kv_a_norm.data(), t, rank, eps, s.latent.data(), rank,
+                stream_);
+  const int64_t rot = rope_.rotary_dim();
+  LaunchRope(s.kv_a.data() + rank, t, kv_a_width, 1, rope_dim, rot, rope_.interleaved(), start,
+             rope_cos_.data(), rope_sin_.data(), stream_);
+  LaunchRope(s.q.data() + nope, t, heads * qk, heads, qk, rot, rope_.interleaved(), start,
+             rope_cos_.data(), rope_sin_.data(), stream_);
+  PagedKvPool& pool = cache.pool();
+  LaunchWriteCache(s.latent.data(), rank, rank, t, start, pool.a(l), pool.page_size(),
+                   cache.block_table(), stream_);
+  LaunchWriteCache(s.kv_a.data() + rank, kv_a_width, rope_dim, t, start, pool.b(l),
+                   pool.page_size(), cache.block_table(), stream_);
+  // Absorbed query [T x heads x (rank + rope)]: q_nope W_UK per head, then the rotated rope part.
+  TANDEM_RETURN_IF_ERROR(linear_->BatchedF32(t, rank, nope, s.q.data(), heads * qk, qk,
+                                             w.w_uk.data(), rank, nope * rank, false,
+                                             s.q_abs.data(), heads * q_abs_width, q_abs_width,
+                                             heads));
+  TANDEM_CUDA_RETURN_IF_ERROR(
+      cudaMemcpy2DAsync(s.q_abs.data() + rank, q_abs_width * sizeof(float), s.q.data() + nope,
+                        qk * sizeof(float), rope_dim * sizeof(float), t * heads,
+                        cudaMemcpyDeviceToDevice, stream_),
+      "MLA rope query copy");
+  AttentionArgs a;
+  a.q = s.q_abs.data();
+  a.q_row_stride = heads * q_abs_width;
+  a.q_head_stride = q_abs_width;
+  a.heads = heads;
+  a.kv_heads = 1;
+  a.key_a = {pool.a(l), 0, rank};
+  a.key_b = {pool.b(l), 0, rope_dim};
+  a.value = {pool.a(l), 0, rank};
+  a.page_size = pool.page_size();
+  a.block_table = cache.block_table();
+  a.num_tokens = t;
+  a.start = start;
+  a.scale = static_cast<float>(c.AttentionScale());
+  a.out = s.ctx_latent.data();
+  a.out_row_stride = heads * rank;
+  LaunchAttention(a, stream_);
+  TANDEM_RETURN_IF_ERROR(LaunchStatus("MLA attention"));
+  // W_UV per head: ctx[t, h, :] = W_UV[h] ctx_latent[t, h, :].
+  TANDEM_RETURN_IF_ERROR(linear_->BatchedF32(t, vdim, rank, s.ctx_latent.data(), heads * rank,
+                                             rank, w.w_uv.data(), rank, vdim * rank, true,
+                                             s.ctx.data(), heads * vdim, vdim, heads));
+  return linear_->Run(s.ctx.data(), t, w.o_proj.view, s.block.data());
+}
+
+absl::Status CudaEngine::DenseMlp(const DeviceMlp& w, const float* x, int64_t t, float* out) {
+  Scratch& s = *scratch_;
+  const int64_t inter = w.gate.view.rows;
+  TANDEM_RETURN_IF_ERROR(linear_->Run(x, t, w.gate.view, s.gate.data()));
+  TANDEM_RETURN_IF_ERROR(linear_->Run(x, t, w.up.view, s.up.data()));
+  LaunchSiluMul(s.gate.data(), s.up.data(), t * inter, stream_);
+  TANDEM_RETURN_IF_ERROR(LaunchStatus("SiLU"));
+  return linear_->Run(s.gate.data(), t, w.down.view, out);
+}
+
+absl::Status CudaEngine::RoutedExperts(int64_t l, int64_t t) {
+  const DeviceLayer& w = weights_.layers[l];
+  Scratch& s = *scratch_;
+  const MoeConfig& moe = config_.moe;
+  const int64_t h = config_.hidden_size, k = moe.top_k;
+  TANDEM_RETURN_IF_ERROR(linear_->Run(s.normed.data(), t, w.router.view, s.router_logits.data()));
+  RouterArgs args = RouterArgsFor(moe);
+  args.score_bias = w.score_correction_bias.size() ? w.score_correction_bias.data() : nullptr;
+  LaunchRoute(args, s.router_logits.data(), t, s.route_ids.data(), s.route_weights.data(), stream_);
+  TANDEM_RETURN_IF_ERROR(LaunchStatus("router"));
+  // Inputs of the routed experts to page-locked host memory.
+  TANDEM_CUDA_RETURN_IF_ERROR(cudaMemcpyAsync(s.host_hidden.data(), s.normed.data(),
+                                              t * h * sizeof(float), cudaMemcpyDeviceToHost,
+                                              stream_), "hidden to host");
+  TANDEM_CUDA_RETURN_IF_ERROR(cudaMemcpyAsync(s.host_ids.data(), s.route_ids.data(),
+                                              t * k * sizeof(int32_t), cudaMemcpyDeviceToHost,
+                                              stream_), "expert ids to host");
+  TANDEM_CUDA_RETURN_IF_ERROR(cudaMemcpyAsync(s.host_weights.data(), s.route_weights.data(),
+                                              t * k * sizeof(float), cudaMemcpyDeviceToHost,
+                                              stream_), "routing weights to host");
+  TANDEM_CUDA_RETURN_IF_ERROR(cudaEventRecord(copies_done_, stream_), "cudaEventRecord");
+  // The shared experts are queued behind the copies, so the GPU computes them while the
+  // executor computes the routed ones.
+  if (!w.shared.empty()) {
+    TANDEM_RETURN_IF_ERROR(DenseMlp(w.shared, s.normed.data(), t, s.shared.data()));
+    if (!w.shared_expert_gate.empty()) {
+      TANDEM_RETURN_IF_ERROR(
+          linear_->Run(s.normed.data(), t, w.shared_expert_gate.view, s.shared_gate.data()));
+    }
+  }
+  TANDEM_CUDA_RETURN_IF_ERROR(cudaEventSynchronize(copies_done_), "waiting for the router");
+  MoeBatch batch{static_cast<int32_t>(l), t, k, s.host_hidden.data(), s.host_ids.data(),
+                 s.host_weights.data()};
+  TANDEM_RETURN_IF_ERROR(experts_->Run(batch, s.host_out.data()));
+  TANDEM_CUDA_RETURN_IF_ERROR(cudaMemcpyAsync(s.block.data(), s.host_out.data(),
+                                              t * h * sizeof(float), cudaMemcpyHostToDevice,
+                                              stream_), "expert output to GPU");
+  if (!w.shared.empty()) {
+    if (!w.shared_expert_gate.empty()) {
+      LaunchAddSigmoidGated(s.block.data(), s.shared.data(), s.shared_gate.data(), t, h, stream_);
+    } else {
+      LaunchAdd(s.block.data(), s.shared.data(), t * h, stream_);
+    }
+  }
+  return LaunchStatus("shared expert add");
+}
+
+absl::Status CudaEngine::Mlp(int64_t l, int64_t t) {
+  const DeviceLayer& w = weights_.layers[l];
+  if (!w.is_moe) return DenseMlp(w.dense, scratch_->normed.data(), t, scratch_->block.data());
+  return RoutedExperts(l, t);
+}
+
+absl::StatusOr<std::vector<float>> CudaEngine::Forward(std::span<const int32_t> tokens,
+                                                       SequenceCache& sequence) {
+  auto* cache = dynamic_cast<CudaKvCache*>(&sequence);
+  if (!cache) return absl::InvalidArgumentError("the cache was not made by the CUDA engine");
+  TANDEM_RETURN_IF_ERROR(ValidateForwardInput(config_, tokens, *cache));
+  const int64_t t = static_cast<int64_t>(tokens.size());
+  const int64_t h = config_.hidden_size, start = cache->length();
+  const float eps = static_cast<float>(config_.rms_norm_eps);
+  TANDEM_RETURN_IF_ERROR(ReserveScratch(t));
+  TANDEM_RETURN_IF_ERROR(cache->Reserve(start + t, stream_));
+  Scratch& s = *scratch_;
+  TANDEM_CUDA_RETURN_IF_ERROR(cudaMemcpyAsync(s.ids.data(), tokens.data(), t * sizeof(int32_t),
+                                              cudaMemcpyHostToDevice, stream_), "token upload");
+  LaunchEmbedding(weights_.embed.view, s.ids.data(), t, s.x.data(), stream_);
+  for (int64_t l = 0; l < config_.num_layers; ++l) {
+    const DeviceLayer& w = weights_.layers[l];
+    LaunchRmsNorm(s.x.data(), h, w.input_norm.data(), t, h, eps, s.normed.data(), h, stream_);
+    TANDEM_RETURN_IF_ERROR(config_.use_mla ? MlaAttention(l, t, start, *cache)
+                                           : GqaAttention(l, t, start, *cache));
+    LaunchAdd(s.x.data(), s.block.data(), t * h, stream_);
+    LaunchRmsNorm(s.x.data(), h, w.post_attention_norm.data(), t, h, eps, s.normed.data(), h,
+                  stream_);
+    TANDEM_RETURN_IF_ERROR(Mlp(l, t));
+    LaunchAdd(s.x.data(), s.block.data(), t * h, stream_);
+  }
+  LaunchRmsNorm(s.x.data() + (t - 1) * h, h, weights_.final_norm.data(), 1, h, eps, s.last.data(),
+                h, stream_);
+  TANDEM_RETURN_IF_ERROR(linear_->Run(s.last.data(), 1, weights_.output(), s.logits.data()));
+  const int64_t vocab = config_.vocab_size;
+  TANDEM_CUDA_RETURN_IF_ERROR(cudaMemcpyAsync(s.host_logits.data(), s.logits.data(),
+                                              vocab * sizeof(float), cudaMemcpyDeviceToHost,
+                                              stream_), "logits to host");
+  TANDEM_CUDA_RETURN_IF_ERROR(cudaStreamSynchronize(stream_), "forward pass");
+  cache->Advance(t);
+  return std::vector<float>(s.host_logits.data(), s.host_logits.data() + vocab);
+}
+
+}  // namespace tandem::cuda

@@ -1,0 +1,69 @@
+// The coordinator's forward pass behind one interface, so the rest of the coordinator (generator,
+// CLI, servers) does not care where it runs. Backends: CpuEngine (coordinator/cpu_engine.h) and
+// CudaEngine (coordinator/cuda/cuda_engine.h, in builds with TANDEM_CUDA). Both run the routed
+// experts through the same ExpertExecutor (in-process threads or NUMA worker processes).
+// An engine and its caches are driven by one engine thread; nothing here is thread-safe.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "common/model_config.h"
+#include "common/status.h"
+#include "coordinator/expert_executor.h"
+
+namespace tandem {
+
+// Where the coordinator's ops run (--device).
+enum class Device { kAuto, kCpu, kCuda };
+absl::StatusOr<Device> ParseDevice(const std::string& name);  // "auto" | "cpu" | "cuda"
+std::string_view DeviceName(Device device);
+
+// The attention state of one sequence: how many positions are cached, and how many fit. Each
+// backend derives its own storage; a cache is only valid with the engine that made it.
+class SequenceCache {
+ public:
+  virtual ~SequenceCache() = default;
+  int64_t length() const { return length_; }
+  int64_t capacity() const { return capacity_; }
+  // Called by the engine after a forward pass has written positions [length, length + n).
+  void Advance(int64_t num_tokens) { length_ += num_tokens; }
+  void Clear() { length_ = 0; }
+
+ protected:
+  explicit SequenceCache(int64_t capacity) : capacity_(capacity) {}
+
+ private:
+  int64_t capacity_ = 0;
+  int64_t length_ = 0;
+};
+
+class Engine {
+ public:
+  virtual ~Engine() = default;
+
+  // A new, empty cache for a sequence of at most `capacity` tokens.
+  virtual std::unique_ptr<SequenceCache> NewCache(int64_t capacity) = 0;
+
+  // Runs `tokens` at positions [cache.length(), cache.length() + T), appends them to the cache,
+  // and returns the logits of the last position [vocab_size]. Token ids out of range, an empty
+  // input, a full cache or a cache of another engine are InvalidArgument errors; the cache length
+  // is left unchanged on any error.
+  virtual absl::StatusOr<std::vector<float>> Forward(std::span<const int32_t> tokens,
+                                                     SequenceCache& cache) = 0;
+
+  virtual const ModelConfig& config() const = 0;
+  virtual ExpertExecutor& experts() = 0;
+  // One line for logs, e.g. "cpu" or "cuda:0 (NVIDIA H100 80GB HBM3)".
+  virtual std::string Describe() const = 0;
+};
+
+// The checks every backend makes before a forward pass (see Engine::Forward).
+absl::Status ValidateForwardInput(const ModelConfig& config, std::span<const int32_t> tokens,
+                                  const SequenceCache& cache);
+
+}  // namespace tandem
