@@ -47,7 +47,10 @@ absl::Status CpuEngine::Mlp(int64_t l, const float* x, int64_t num_tokens, float
     RouteToken(moe, logits.data() + t * moe.num_experts, bias, ids.data() + t * moe.top_k,
                weights.data() + t * moe.top_k);
   MoeBatch batch{static_cast<int32_t>(l), num_tokens, moe.top_k, x, ids.data(), weights.data()};
-  TANDEM_RETURN_IF_ERROR(experts_->Run(batch, out));
+  {
+    ScopedTimer timer(times_.experts_ms);
+    TANDEM_RETURN_IF_ERROR(experts_->Run(batch, out));
+  }
   if (!lw.shared.empty()) {
     std::vector<float> shared(num_tokens * h);
     DenseMlp(lw.shared, x, num_tokens, shared.data());
@@ -70,6 +73,8 @@ absl::StatusOr<std::vector<float>> CpuEngine::Forward(std::span<const int32_t> t
   if (!cache_ptr) return absl::InvalidArgumentError("the cache was not made by the CPU engine");
   KvCache& cache = *cache_ptr;
   TANDEM_RETURN_IF_ERROR(ValidateForwardInput(config_, tokens, cache));
+  ScopedTimer timer(times_.total_ms);
+  ++times_.forwards;
   const int64_t num_tokens = static_cast<int64_t>(tokens.size());
   const int64_t h = config_.hidden_size, start = cache.length();
   std::vector<float> x(num_tokens * h);

@@ -25,6 +25,11 @@ class CpuEngine : public Engine {
   static absl::StatusOr<std::unique_ptr<CpuEngine>> Create(const ModelConfig& config,
                                                            const Checkpoint& checkpoint,
                                                            std::unique_ptr<ExpertExecutor> experts);
+  // The same over weights already in memory (e.g. random ones: coordinator/synthetic_model.h).
+  static std::unique_ptr<CpuEngine> FromWeights(const ModelConfig& config, ModelWeights weights,
+                                                std::unique_ptr<ExpertExecutor> experts) {
+    return std::unique_ptr<CpuEngine>(new CpuEngine(config, std::move(weights), std::move(experts)));
+  }
 
   std::unique_ptr<SequenceCache> NewCache(int64_t capacity) override {
     return std::make_unique<KvCache>(config_, capacity);

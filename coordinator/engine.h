@@ -5,6 +5,7 @@
 // An engine and its caches are driven by one engine thread; nothing here is thread-safe.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <memory>
 #include <span>
@@ -42,6 +43,30 @@ class SequenceCache {
   int64_t length_ = 0;
 };
 
+// Where the forward passes' wall time went, summed since the last reset (for benchmarks).
+struct ForwardTimes {
+  int64_t forwards = 0;
+  double total_ms = 0;     // inside Forward
+  double experts_ms = 0;   // inside ExpertExecutor::Run: routed experts, their transfers included
+  double gpu_wait_ms = 0;  // host blocked on the GPU (GPU work not hidden behind the experts)
+  // The rest (total - experts - gpu_wait) is host work: launches, copies' set-up, sampling prep.
+  double host_ms() const { return total_ms - experts_ms - gpu_wait_ms; }
+};
+
+// Adds the wall time of its scope, in ms, to `ms`.
+class ScopedTimer {
+ public:
+  explicit ScopedTimer(double& ms) : ms_(ms), start_(std::chrono::steady_clock::now()) {}
+  ~ScopedTimer() {
+    ms_ += std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start_)
+               .count();
+  }
+
+ private:
+  double& ms_;
+  std::chrono::steady_clock::time_point start_;
+};
+
 class Engine {
  public:
   virtual ~Engine() = default;
@@ -56,10 +81,20 @@ class Engine {
   virtual absl::StatusOr<std::vector<float>> Forward(std::span<const int32_t> tokens,
                                                      SequenceCache& cache) = 0;
 
+  // Sizes the engine's working buffers for forward passes of up to `max_tokens` tokens now, so
+  // no later pass pays for growing them (benchmarks, servers at start-up). Optional.
+  virtual absl::Status Prepare(int64_t max_tokens) { return absl::OkStatus(); }
+
   virtual const ModelConfig& config() const = 0;
   virtual ExpertExecutor& experts() = 0;
   // One line for logs, e.g. "cpu" or "cuda:0 (NVIDIA H100 80GB HBM3)".
   virtual std::string Describe() const = 0;
+
+  const ForwardTimes& times() const { return times_; }
+  void ResetTimes() { times_ = ForwardTimes(); }
+
+ protected:
+  ForwardTimes times_;
 };
 
 // The checks every backend makes before a forward pass (see Engine::Forward).

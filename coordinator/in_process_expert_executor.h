@@ -17,9 +17,15 @@ class InProcessExpertExecutor : public ExpertExecutor {
       const ModelConfig& config, const Checkpoint& checkpoint,
       const ExpertShardOptions& options = ExpertShardOptions{});
 
+  // Over a shard already built (e.g. from random weights: coordinator/synthetic_model.h).
+  static std::unique_ptr<InProcessExpertExecutor> FromShard(std::unique_ptr<ExpertShard> shard) {
+    return std::unique_ptr<InProcessExpertExecutor>(new InProcessExpertExecutor(std::move(shard)));
+  }
+
   absl::Status Run(const MoeBatch& batch, float* out) override { return shard_->Run(batch, out); }
   std::string Describe() const override;
   size_t weight_bytes() const { return shard_->weight_bytes(); }
+  const ExpertShard& shard() const { return *shard_; }
 
  private:
   explicit InProcessExpertExecutor(std::unique_ptr<ExpertShard> shard) : shard_(std::move(shard)) {}

@@ -4,6 +4,7 @@
 
 #include <atomic>
 #include <cstdlib>
+#include <utility>
 
 #include "coordinator/models/tensor_names.h"
 #include "coordinator/weight_loader.h"
@@ -142,18 +143,39 @@ absl::StatusOr<std::unique_ptr<ExpertShard>> ExpertShard::FromWeights(
     return absl::InvalidArgumentError(absl::StrCat("expected expert weights of ", config.num_layers,
                                                    " layers, got ", experts.size()));
   }
-  TANDEM_ASSIGN_OR_RETURN(std::unique_ptr<ExpertShard> shard, Create(config, ShardPlan{}, options));
   for (int64_t l = 0; l < config.num_layers; ++l) {
-    if (!config.layer_is_moe[l]) continue;
-    if (static_cast<int64_t>(experts[l].size()) != config.moe.num_experts) {
+    if (config.layer_is_moe[l] &&
+        static_cast<int64_t>(experts[l].size()) != config.moe.num_experts) {
       return absl::InvalidArgumentError(absl::StrCat(
           "layer ", l, ": expected ", config.moe.num_experts, " experts, got ", experts[l].size()));
     }
+  }
+  return FromSource(
+      config,
+      [&experts](int64_t l, int64_t e) -> absl::StatusOr<MlpWeights> {
+        return std::exchange(experts[l][e], MlpWeights());  // frees the unpacked copy as it packs
+      },
+      options);
+}
+
+absl::StatusOr<std::unique_ptr<ExpertShard>> ExpertShard::FromSource(
+    const ModelConfig& config, const ExpertSource& source, const ExpertShardOptions& options) {
+  if (static_cast<int64_t>(config.layer_is_moe.size()) != config.num_layers)
+    return absl::InvalidArgumentError("the config's MoE layer map does not match its layers");
+  TANDEM_ASSIGN_OR_RETURN(std::unique_ptr<ExpertShard> shard, Create(config, ShardPlan{}, options));
+  for (int64_t l = 0; l < config.num_layers; ++l) {
+    if (!config.layer_is_moe[l]) continue;
+    std::vector<absl::Status> status(config.moe.num_experts);
+#pragma omp parallel for schedule(dynamic)
     for (int64_t e = 0; e < config.moe.num_experts; ++e) {
-      if (experts[l][e].empty()) continue;
-      TANDEM_RETURN_IF_ERROR(shard->Add(l, e, std::move(experts[l][e])));
-      experts[l][e] = MlpWeights();  // free the unpacked copy now
+      absl::StatusOr<MlpWeights> expert = source(l, e);
+      if (!expert.ok()) {
+        status[e] = expert.status();
+      } else if (!expert->empty()) {
+        status[e] = shard->Add(l, e, std::move(*expert));
+      }
     }
+    for (const absl::Status& s : status) TANDEM_RETURN_IF_ERROR(s);
   }
   return shard;
 }

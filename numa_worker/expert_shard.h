@@ -7,6 +7,8 @@
 // inside, over all of the process's OpenMP threads).
 #pragma once
 
+#include <atomic>
+#include <functional>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -83,6 +85,15 @@ class ExpertShard {
   static absl::StatusOr<std::unique_ptr<ExpertShard>> FromWeights(
       const ModelConfig& config, std::vector<std::vector<MlpWeights>> experts,
       const ExpertShardOptions& options = ExpertShardOptions{});
+  // As FromWeights, with each expert asked for (`source(layer, expert)`) only when it is packed,
+  // so only the experts being packed are unpacked: how the synthetic benchmark holds models
+  // larger than their unpacked size. An empty MlpWeights means the shard does not hold that
+  // expert. A layer's experts are generated and packed in parallel (OpenMP), so `source` must be
+  // safe to call concurrently for different experts.
+  using ExpertSource = std::function<absl::StatusOr<MlpWeights>(int64_t layer, int64_t expert)>;
+  static absl::StatusOr<std::unique_ptr<ExpertShard>> FromSource(
+      const ModelConfig& config, const ExpertSource& source,
+      const ExpertShardOptions& options = ExpertShardOptions{});
 
   // out[T x hidden] = this shard's part of sum_j w[t,j] * expert_{id[t,j]}(hidden[t]).
   // Validates layer and expert ids (InvalidArgument), never crashes on bad input. When `phases`
@@ -104,7 +115,8 @@ class ExpertShard {
   static absl::StatusOr<std::unique_ptr<ExpertShard>> Create(const ModelConfig& config,
                                                              const ShardPlan& plan,
                                                              const ExpertShardOptions& options);
-  // Packs (or keeps, f32 in the bf16 format) one expert's weights.
+  // Packs (or keeps, f32 in the bf16 format) one expert's weights. Concurrent calls for
+  // different (layer, expert) slots are safe.
   absl::Status Add(int64_t layer, int64_t expert, MlpWeights weights);
   // The kernel for an expert with `tokens` tokens (activation precision chosen per expert).
   ExpertKernel KernelFor(int64_t tokens) const;
@@ -127,7 +139,7 @@ class ExpertShard {
   ExpertKernel kernel_;
   ExpertFormat format_;
   MoeSchedule schedule_ = MoeSchedule::kDynamic;
-  size_t weight_bytes_ = 0;
+  std::atomic<size_t> weight_bytes_{0};  // Add may run on several threads (FromSource)
 };
 
 }  // namespace tandem

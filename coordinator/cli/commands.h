@@ -17,5 +17,6 @@ Command AddTokenizeCommand(CLI::App& app);
 Command AddDemoCommand(CLI::App& app);
 Command AddProbeCommand(CLI::App& app);
 Command AddTopologyCommand(CLI::App& app);
+Command AddBenchCommand(CLI::App& app);
 
 }  // namespace tandem::cli

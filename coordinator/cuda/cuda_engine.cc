@@ -73,15 +73,23 @@ CudaEngine::~CudaEngine() {
 absl::StatusOr<std::unique_ptr<CudaEngine>> CudaEngine::Create(
     const ModelConfig& config, const Checkpoint& checkpoint,
     std::unique_ptr<ExpertExecutor> experts, const CudaEngineOptions& options) {
+  TANDEM_RETURN_IF_ERROR(CheckSupported(config));  // before the weights are read
+  TANDEM_ASSIGN_OR_RETURN(ModelWeights weights, LoadModelWeights(config, checkpoint));
+  return CreateFromWeights(config, std::move(weights), std::move(experts), options);
+}
+
+absl::StatusOr<std::unique_ptr<CudaEngine>> CudaEngine::CreateFromWeights(
+    const ModelConfig& config, ModelWeights weights, std::unique_ptr<ExpertExecutor> experts,
+    const CudaEngineOptions& options) {
   if (!experts) return absl::InvalidArgumentError("CudaEngine needs an ExpertExecutor");
   if (options.max_model_len <= 0) return absl::InvalidArgumentError("max_model_len must be > 0");
   TANDEM_RETURN_IF_ERROR(CheckSupported(config));
   auto engine = std::unique_ptr<CudaEngine>(new CudaEngine(config, std::move(experts)));
-  TANDEM_RETURN_IF_ERROR(engine->Init(checkpoint, options));
+  TANDEM_RETURN_IF_ERROR(engine->Init(std::move(weights), options));
   return engine;
 }
 
-absl::Status CudaEngine::Init(const Checkpoint& checkpoint, const CudaEngineOptions& options) {
+absl::Status CudaEngine::Init(ModelWeights host, const CudaEngineOptions& options) {
   TANDEM_CUDA_RETURN_IF_ERROR(cudaSetDevice(options.device_index), "cudaSetDevice");
   cudaDeviceProp prop;
   TANDEM_CUDA_RETURN_IF_ERROR(cudaGetDeviceProperties(&prop, options.device_index),
@@ -93,7 +101,6 @@ absl::Status CudaEngine::Init(const Checkpoint& checkpoint, const CudaEngineOpti
                               "cudaEventCreate");
   TANDEM_ASSIGN_OR_RETURN(linear_, CudaLinear::Create(stream_));
 
-  TANDEM_ASSIGN_OR_RETURN(ModelWeights host, LoadModelWeights(config_, checkpoint));
   TANDEM_ASSIGN_OR_RETURN(weights_, UploadModelWeights(std::move(host)));
 
   max_model_len_ = options.max_model_len;
@@ -108,8 +115,18 @@ absl::Status CudaEngine::Init(const Checkpoint& checkpoint, const CudaEngineOpti
                                           : config_.num_kv_heads * config_.head_dim;
   const int64_t width_b = config_.use_mla ? config_.mla.qk_rope_head_dim
                                           : config_.num_kv_heads * config_.head_dim;
-  const int64_t tokens = options.kv_cache_tokens > 0 ? options.kv_cache_tokens
-                                                     : 2 * max_model_len_;
+  int64_t tokens = options.kv_cache_tokens;
+  if (tokens == 0) {
+    // Room for two full-length sequences, but at most half of the GPU memory still free.
+    size_t free_bytes = 0, total_bytes = 0;
+    TANDEM_CUDA_RETURN_IF_ERROR(cudaMemGetInfo(&free_bytes, &total_bytes), "cudaMemGetInfo");
+    const int64_t per_token = config_.num_layers * (width_a + width_b) * sizeof(float);
+    tokens = std::max<int64_t>(options.page_size,
+                               std::min<int64_t>(2 * max_model_len_, free_bytes / 2 / per_token));
+    if (tokens < max_model_len_)
+      spdlog::warn("[coordinator] the GPU KV cache holds {} tokens, less than the context length "
+                   "{}: raise --kv-cache-tokens if the GPU has room", tokens, max_model_len_);
+  }
   const int64_t pages = (tokens + options.page_size - 1) / options.page_size;
   TANDEM_ASSIGN_OR_RETURN(pool_, PagedKvPool::Create(config_.num_layers, width_a, width_b,
                                                      options.page_size, pages));
@@ -122,6 +139,19 @@ absl::Status CudaEngine::Init(const Checkpoint& checkpoint, const CudaEngineOpti
 std::unique_ptr<SequenceCache> CudaEngine::NewCache(int64_t capacity) {
   // Positions past the RoPE table cannot run; the cache says so through its capacity.
   return std::make_unique<CudaKvCache>(pool_, std::min(capacity, max_model_len_));
+}
+
+absl::Status CudaEngine::Prepare(int64_t max_tokens) {
+  TANDEM_RETURN_IF_ERROR(ReserveScratch(max_tokens));
+  // The widest product input and output: hidden, attention, MLP and expert widths.
+  const ModelConfig& c = config_;
+  const int64_t widest = std::max({c.hidden_size, c.intermediate_size,
+                                   c.moe.shared_intermediate_size, c.num_heads * c.head_dim,
+                                   c.num_heads * (c.mla.qk_nope_head_dim + c.mla.qk_rope_head_dim),
+                                   c.num_heads * c.mla.v_head_dim, c.mla.q_lora_rank,
+                                   c.mla.kv_lora_rank + c.mla.qk_rope_head_dim,
+                                   c.moe.num_experts});
+  return linear_->Reserve(max_tokens, widest, widest);
 }
 
 absl::Status CudaEngine::ReserveScratch(int64_t t) {
@@ -319,10 +349,16 @@ absl::Status CudaEngine::RoutedExperts(int64_t l, int64_t t) {
           linear_->Run(s.normed.data(), t, w.shared_expert_gate.view, s.shared_gate.data()));
     }
   }
-  TANDEM_CUDA_RETURN_IF_ERROR(cudaEventSynchronize(copies_done_), "waiting for the router");
+  {
+    ScopedTimer timer(times_.gpu_wait_ms);
+    TANDEM_CUDA_RETURN_IF_ERROR(cudaEventSynchronize(copies_done_), "waiting for the router");
+  }
   MoeBatch batch{static_cast<int32_t>(l), t, k, s.host_hidden.data(), s.host_ids.data(),
                  s.host_weights.data()};
-  TANDEM_RETURN_IF_ERROR(experts_->Run(batch, s.host_out.data()));
+  {
+    ScopedTimer timer(times_.experts_ms);
+    TANDEM_RETURN_IF_ERROR(experts_->Run(batch, s.host_out.data()));
+  }
   TANDEM_CUDA_RETURN_IF_ERROR(cudaMemcpyAsync(s.block.data(), s.host_out.data(),
                                               t * h * sizeof(float), cudaMemcpyHostToDevice,
                                               stream_), "expert output to GPU");
@@ -347,6 +383,8 @@ absl::StatusOr<std::vector<float>> CudaEngine::Forward(std::span<const int32_t> 
   auto* cache = dynamic_cast<CudaKvCache*>(&sequence);
   if (!cache) return absl::InvalidArgumentError("the cache was not made by the CUDA engine");
   TANDEM_RETURN_IF_ERROR(ValidateForwardInput(config_, tokens, *cache));
+  ScopedTimer timer(times_.total_ms);
+  ++times_.forwards;
   const int64_t t = static_cast<int64_t>(tokens.size());
   const int64_t h = config_.hidden_size, start = cache->length();
   const float eps = static_cast<float>(config_.rms_norm_eps);
@@ -374,7 +412,10 @@ absl::StatusOr<std::vector<float>> CudaEngine::Forward(std::span<const int32_t> 
   TANDEM_CUDA_RETURN_IF_ERROR(cudaMemcpyAsync(s.host_logits.data(), s.logits.data(),
                                               vocab * sizeof(float), cudaMemcpyDeviceToHost,
                                               stream_), "logits to host");
-  TANDEM_CUDA_RETURN_IF_ERROR(cudaStreamSynchronize(stream_), "forward pass");
+  {
+    ScopedTimer wait(times_.gpu_wait_ms);
+    TANDEM_CUDA_RETURN_IF_ERROR(cudaStreamSynchronize(stream_), "forward pass");
+  }
   cache->Advance(t);
   return std::vector<float>(s.host_logits.data(), s.host_logits.data() + vocab);
 }

@@ -33,11 +33,16 @@ class CudaEngine : public Engine {
                                                             const Checkpoint& checkpoint,
                                                             std::unique_ptr<ExpertExecutor> experts,
                                                             const CudaEngineOptions& options);
+  // The same over weights already in memory (e.g. random ones: coordinator/synthetic_model.h).
+  static absl::StatusOr<std::unique_ptr<CudaEngine>> CreateFromWeights(
+      const ModelConfig& config, ModelWeights weights, std::unique_ptr<ExpertExecutor> experts,
+      const CudaEngineOptions& options);
   ~CudaEngine() override;
 
   std::unique_ptr<SequenceCache> NewCache(int64_t capacity) override;
   absl::StatusOr<std::vector<float>> Forward(std::span<const int32_t> tokens,
                                              SequenceCache& cache) override;
+  absl::Status Prepare(int64_t max_tokens) override;
   const ModelConfig& config() const override { return config_; }
   ExpertExecutor& experts() override { return *experts_; }
   std::string Describe() const override { return describe_; }
@@ -47,7 +52,7 @@ class CudaEngine : public Engine {
   struct Scratch;
 
   CudaEngine(const ModelConfig& config, std::unique_ptr<ExpertExecutor> experts);
-  absl::Status Init(const Checkpoint& checkpoint, const CudaEngineOptions& options);
+  absl::Status Init(ModelWeights weights, const CudaEngineOptions& options);
   absl::Status ReserveScratch(int64_t num_tokens);
   // normed -> block, for layer l's attention / MLP over T tokens starting at `start`.
   absl::Status GqaAttention(int64_t l, int64_t num_tokens, int64_t start, CudaKvCache& cache);

@@ -18,6 +18,11 @@ absl::StatusOr<std::unique_ptr<CudaLinear>> CudaLinear::Create(cudaStream_t stre
 
 CudaLinear::~CudaLinear() { cublasDestroy(handle_); }
 
+absl::Status CudaLinear::Reserve(int64_t num_tokens, int64_t k, int64_t n) {
+  TANDEM_RETURN_IF_ERROR(split_.Reserve(2 * num_tokens * k));
+  return split_out_.Reserve(2 * num_tokens * n);
+}
+
 absl::Status CudaLinear::Run(const float* x, int64_t num_tokens, const DeviceMatrix& w, float* y) {
   const int64_t n = w.rows, k = w.cols;
   if (num_tokens <= kGemvMaxTokens) {
@@ -34,8 +39,7 @@ absl::Status CudaLinear::Run(const float* x, int64_t num_tokens, const DeviceMat
     if (w.bias) LaunchAddBias(y, num_tokens, n, w.bias, stream_);
     return LaunchStatus("bias");
   }
-  TANDEM_RETURN_IF_ERROR(split_.Reserve(2 * num_tokens * k));
-  TANDEM_RETURN_IF_ERROR(split_out_.Reserve(2 * num_tokens * n));
+  TANDEM_RETURN_IF_ERROR(Reserve(num_tokens, k, n));
   LaunchSplitToBf16(x, num_tokens * k, split_.data(), stream_);
   TANDEM_CUBLAS_RETURN_IF_ERROR(
       cublasGemmEx(handle_, CUBLAS_OP_T, CUBLAS_OP_N, n, 2 * num_tokens, k, &one, w.bf16,

@@ -25,6 +25,8 @@ class CudaLinear {
   CudaLinear& operator=(const CudaLinear&) = delete;
 
   absl::Status Run(const float* x, int64_t num_tokens, const DeviceMatrix& w, float* y);
+  // Sizes the split-activation buffers for products up to [num_tokens x k] -> [num_tokens x n].
+  absl::Status Reserve(int64_t num_tokens, int64_t k, int64_t n);
 
   // For each of `batch` problems b: C_b[M x N] = A_b[M x K] * B_b[K x N] (row-major f32, full
   // precision), with row strides lda / ldb / ldc and per-problem offsets stride_a / _b / _c;

@@ -140,6 +140,16 @@ TEST(Cli, BadInputIsAClearError) {
        "32 or 128"},
       {"generate --model " + Fixture("qwen3_moe") + " --prompt hi --schedule guided",
        "expected dynamic or static"},
+      {"generate --model " + Fixture("qwen3_moe") + " --prompt hi --device tpu",
+       "must be auto, cpu or cuda"},
+      {"generate --model " + Fixture("qwen3_moe") + " --prompt hi --kv-cache-tokens -1",
+       "--kv-cache-tokens must be >= 0"},
+      {"bench --preset llama --synthetic", "unknown preset \"llama\""},
+      {"bench --preset deepseek-v3 --layers 99 --synthetic", "--layers must be in [1, 61]"},
+      {"bench --preset deepseek-v3 --layers 2", "needs --synthetic"},
+      {"bench --preset deepseek-v3 --synthetic --cuda-graph on", "not implemented yet"},
+      {"bench --preset deepseek-v3 --synthetic --workers 2", "--workers 0"},
+      {"bench --preset deepseek-v3 --synthetic --prompt-lens 32,x", "bad length \"x\""},
   };
   if (!HasFixture("qwen3_moe")) GTEST_SKIP() << "fixture qwen3_moe not generated yet";
   for (const Case& c : cases) {

@@ -1,0 +1,248 @@
+// `tandem bench --synthetic`: the hybrid GPU + CPU path end to end at a real model's shapes, with
+// random weights built in memory: prefill at each prompt length, then batch-1 decode, reporting
+// tokens/s, where the time went per layer (GPU waits, routed experts, host work = launches), and
+// decode as a fraction of the bandwidth roofline (routed-expert bytes per token over the read
+// bandwidth measured in the same run).
+#include <omp.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <random>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_split.h"
+#include "bench/machine_limits.h"
+#include "bench/moe_workload.h"
+#include "coordinator/cli/commands.h"
+#include "coordinator/cli/prompt.h"
+#include "coordinator/cpu_engine.h"
+#include "coordinator/synthetic_model.h"
+#include "kernels/cpu/moe_format.h"
+#include "spdlog/spdlog.h"
+#ifdef TANDEM_HAVE_CUDA
+#include "coordinator/cuda/cuda_engine.h"
+#include "kernels/cuda/device_info.h"
+#endif
+
+namespace tandem::cli {
+namespace {
+
+struct BenchFlags {
+  std::string preset;
+  int64_t layers = 0;
+  bool synthetic = false;
+  std::string prompt_lens = "32,128,512,2048,8192";
+  int64_t decode_tokens = 128;
+  std::string cuda_graph = "off";
+  uint64_t seed = 1;
+  bool json = false;
+  WorkerFlags workers;
+};
+
+absl::StatusOr<std::vector<int64_t>> ParseLengths(const std::string& text) {
+  std::vector<int64_t> lens;
+  for (absl::string_view part : absl::StrSplit(text, ',', absl::SkipEmpty())) {
+    int64_t v = 0;
+    if (!absl::SimpleAtoi(part, &v) || v <= 0)
+      return absl::InvalidArgumentError(absl::StrCat("--prompt-lens: bad length \"", part, "\""));
+    lens.push_back(v);
+  }
+  if (lens.empty()) return absl::InvalidArgumentError("--prompt-lens is empty");
+  return lens;
+}
+
+double Since(std::chrono::steady_clock::time_point start) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+}
+
+// Per-token or per-layer split of ForwardTimes, in ms.
+nlohmann::json Split(const ForwardTimes& t, double per) {
+  return {{"experts_ms", t.experts_ms / per},
+          {"gpu_wait_ms", t.gpu_wait_ms / per},
+          {"host_ms", t.host_ms() / per},
+          {"total_ms", t.total_ms / per}};
+}
+
+absl::StatusOr<std::unique_ptr<Engine>> BuildEngine(const ModelConfig& config, Device device,
+                                                    std::unique_ptr<ExpertExecutor> experts,
+                                                    int64_t max_tokens, uint64_t seed) {
+  ModelWeights weights = RandomModelWeights(config, seed);
+#ifdef TANDEM_HAVE_CUDA
+  if (device != Device::kCpu) {
+    TANDEM_ASSIGN_OR_RETURN(std::vector<CudaDeviceInfo> gpus, ListCudaDevices());
+    if (!gpus.empty()) {
+      cuda::CudaEngineOptions options;
+      options.max_model_len = max_tokens;
+      options.kv_cache_tokens = 2 * max_tokens;  // the run's cache and the warm-up's
+      TANDEM_ASSIGN_OR_RETURN(auto engine, cuda::CudaEngine::CreateFromWeights(
+                                               config, std::move(weights), std::move(experts),
+                                               options));
+      return std::unique_ptr<Engine>(std::move(engine));
+    }
+    if (device == Device::kCuda)
+      return absl::FailedPreconditionError("--device cuda: no CUDA device is visible");
+  }
+#else
+  if (device == Device::kCuda)
+    return absl::FailedPreconditionError("--device cuda: this build has no CUDA backend");
+#endif
+  return std::unique_ptr<Engine>(
+      CpuEngine::FromWeights(config, std::move(weights), std::move(experts)));
+}
+
+absl::Status RunBench(const BenchFlags& f) {
+  if (!f.synthetic)
+    return absl::InvalidArgumentError("tandem bench needs --synthetic (random weights of the "
+                                      "preset's shapes; checkpoints are not benchmarked here)");
+  if (f.cuda_graph != "off") {
+    return absl::UnimplementedError(
+        "--cuda-graph on: decode-step graph capture is not implemented yet; use --cuda-graph off");
+  }
+  LoadOptions load;
+  TANDEM_RETURN_IF_ERROR(ApplyWorkerFlags(f.workers, load));
+  if (load.workers != 0 || !load.worker_addrs.empty()) {
+    return absl::UnimplementedError(
+        "--synthetic runs the routed experts in this process (--workers 0): worker processes "
+        "load experts from checkpoint files and have no synthetic source yet");
+  }
+  TANDEM_ASSIGN_OR_RETURN(std::vector<int64_t> lens, ParseLengths(f.prompt_lens));
+  if (f.decode_tokens < 0) return absl::InvalidArgumentError("--decode-tokens must be >= 0");
+  TANDEM_ASSIGN_OR_RETURN(ModelConfig config, SyntheticConfig(f.preset, f.layers));
+  const int64_t max_tokens = *std::max_element(lens.begin(), lens.end()) + f.decode_tokens + 1;
+  config.max_position_embeddings = std::max(config.max_position_embeddings, max_tokens);
+
+  // Fail early when the packed experts cannot fit in memory.
+  const ExpertFormat& format = load.expert_format;
+  const double bytes_per_weight = format.dtype == ExpertDtype::kBf16   ? 2.0
+                                  : format.dtype == ExpertDtype::kInt8 ? 1.0
+                                                                       : 0.5;
+  const double expert_weights =
+      3.0 * config.hidden_size * config.moe.expert_intermediate_size;
+  const double per_layer = config.moe.num_experts * expert_weights * bytes_per_weight;
+  const double needed = config.NumMoeLayers() * per_layer;
+  const double available = static_cast<double>(bench::MemAvailableBytes());
+  if (available > 0 && needed > 0.85 * available) {
+    const int64_t fit = static_cast<int64_t>(0.85 * available / per_layer);
+    return absl::ResourceExhaustedError(absl::StrFormat(
+        "%s with %d MoE layers of %s experts needs %.1f GB, %.1f GB are available: pass "
+        "--layers with at most ~%d MoE layers",
+        f.preset, config.NumMoeLayers(), ExpertFormatName(format), needed / 1e9, available / 1e9,
+        std::max<int64_t>(fit, 0)));
+  }
+
+  FILE* log = f.json ? stderr : stdout;
+  const int threads = omp_get_max_threads();
+  bench::PinOpenMpThreads(threads);
+  std::fprintf(log, "measuring read bandwidth (%d threads)...\n", threads);
+  const bench::MachineLimits limits = bench::MeasureMachineLimits(threads);
+  auto start = std::chrono::steady_clock::now();
+  TANDEM_ASSIGN_OR_RETURN(auto executor, RandomExpertExecutor(
+                                             config, {load.cpu_kernel, format, load.schedule},
+                                             f.seed));
+  const double expert_build_s = Since(start);
+  const ExpertShard& shard = executor->shard();
+  int64_t first_moe = 0;
+  while (!config.layer_is_moe[first_moe]) ++first_moe;
+  const double expert_bytes = static_cast<double>(shard.expert_bytes(first_moe, 0));
+  const double bytes_per_token = expert_bytes * config.moe.top_k * config.NumMoeLayers();
+  const std::string experts_describe = executor->Describe();
+  start = std::chrono::steady_clock::now();
+  TANDEM_ASSIGN_OR_RETURN(auto engine, BuildEngine(config, load.device, std::move(executor),
+                                                   max_tokens, f.seed));
+  const double engine_build_s = Since(start);
+  std::fprintf(log,
+               "%s: %lld layers (%lld MoE), experts %s (%.1f GB, built in %.0f s), engine %s "
+               "(built in %.0f s); read bandwidth %.1f GB/s\n",
+               f.preset.c_str(), (long long)config.num_layers, (long long)config.NumMoeLayers(),
+               ExpertFormatName(format).c_str(), shard.weight_bytes() / 1e9, expert_build_s,
+               engine->Describe().c_str(), engine_build_s, limits.read_gbps);
+
+  std::mt19937 rng(static_cast<uint32_t>(f.seed));
+  std::uniform_int_distribution<int32_t> token(0, static_cast<int32_t>(config.vocab_size - 1));
+  TANDEM_RETURN_IF_ERROR(engine->Prepare(max_tokens));
+  {  // warm-up: first-use allocations, cuBLAS heuristics, page faults
+    auto cache = engine->NewCache(max_tokens);
+    std::vector<int32_t> prompt(16);
+    for (int32_t& id : prompt) id = token(rng);
+    TANDEM_RETURN_IF_ERROR(engine->Forward(prompt, *cache).status());
+    for (int i = 0; i < 3; ++i)
+      TANDEM_RETURN_IF_ERROR(engine->Forward(std::vector<int32_t>{token(rng)}, *cache).status());
+  }
+  const double roofline_tok_s = limits.read_gbps * 1e9 / bytes_per_token;
+  const int64_t moe_layers = config.NumMoeLayers();
+  nlohmann::json runs = nlohmann::json::array();
+  std::fprintf(log, "%8s %12s %14s %12s %14s %10s %24s\n", "prompt", "prefill ms", "prefill tok/s",
+               "decode tok/s", "decode ms/tok", "roofline", "per MoE layer: exp/gpu/host ms");
+  for (int64_t len : lens) {
+    auto cache = engine->NewCache(max_tokens);
+    std::vector<int32_t> prompt(len);
+    for (int32_t& id : prompt) id = token(rng);
+    engine->ResetTimes();
+    TANDEM_ASSIGN_OR_RETURN(std::vector<float> logits, engine->Forward(prompt, *cache));
+    const ForwardTimes prefill = engine->times();
+    engine->ResetTimes();
+    for (int64_t i = 0; i < f.decode_tokens; ++i) {
+      const int32_t next =
+          static_cast<int32_t>(std::max_element(logits.begin(), logits.end()) - logits.begin());
+      TANDEM_ASSIGN_OR_RETURN(logits, engine->Forward(std::vector<int32_t>{next}, *cache));
+    }
+    const ForwardTimes decode = engine->times();
+    const double decode_tok_s = decode.forwards ? 1e3 * decode.forwards / decode.total_ms : 0;
+    const double per_layer_tokens = std::max<double>(1, decode.forwards) * moe_layers;
+    std::fprintf(log, "%8lld %12.1f %14.1f %12.2f %14.2f %9.1f%% %10.2f/%.2f/%.2f\n",
+                 (long long)len, prefill.total_ms, 1e3 * len / prefill.total_ms, decode_tok_s,
+                 decode.forwards ? decode.total_ms / decode.forwards : 0.0,
+                 100.0 * decode_tok_s / roofline_tok_s, decode.experts_ms / per_layer_tokens,
+                 decode.gpu_wait_ms / per_layer_tokens, decode.host_ms() / per_layer_tokens);
+    runs.push_back({{"prompt_len", len},
+                    {"prefill", {{"ms", prefill.total_ms},
+                                 {"tokens_per_s", 1e3 * len / prefill.total_ms},
+                                 {"per_moe_layer", Split(prefill, moe_layers)}}},
+                    {"decode", {{"tokens", decode.forwards},
+                                {"tokens_per_s", decode_tok_s},
+                                {"per_token", Split(decode, std::max<int64_t>(1, decode.forwards))},
+                                {"per_moe_layer_token", Split(decode, per_layer_tokens)},
+                                {"roofline_fraction", decode_tok_s / roofline_tok_s}}}});
+  }
+  std::fprintf(log, "decode roofline: %.1f MB of routed experts per token / %.1f GB/s = %.2f "
+               "tok/s; host ms per token = launches and host work (GPU launch overhead)\n",
+               bytes_per_token / 1e6, limits.read_gbps, roofline_tok_s);
+  if (f.json) {
+    PrintJson({{"preset", f.preset},
+               {"layers", config.num_layers},
+               {"moe_layers", moe_layers},
+               {"expert_dtype", ExpertFormatName(format)},
+               {"experts", experts_describe},
+               {"engine", engine->Describe()},
+               {"cuda_graph", f.cuda_graph},
+               {"read_gbps", limits.read_gbps},
+               {"expert_bytes_per_token", bytes_per_token},
+               {"roofline_tokens_per_s", roofline_tok_s},
+               {"runs", runs}});
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+Command AddBenchCommand(CLI::App& app) {
+  auto f = std::make_shared<BenchFlags>();
+  f->workers.workers = "0";
+  app.add_option("--preset", f->preset, "model shapes: " + SyntheticPresetNames())->required();
+  app.add_option("--layers", f->layers, "decoder layers to build (0: all)")->capture_default_str();
+  app.add_flag("--synthetic", f->synthetic, "random weights built in memory (no checkpoint)");
+  app.add_option("--prompt-lens", f->prompt_lens, "prefill lengths, comma-separated")
+      ->capture_default_str();
+  app.add_option("--decode-tokens", f->decode_tokens, "batch-1 decode steps after each prefill")
+      ->capture_default_str();
+  app.add_option("--cuda-graph", f->cuda_graph, "capture the decode step as a CUDA graph: on|off")
+      ->capture_default_str();
+  app.add_option("--seed", f->seed, "weights and prompts")->capture_default_str();
+  app.add_flag("--json", f->json, "print one JSON object on stdout (the table goes to stderr)");
+  AddWorkerFlags(app, f->workers);
+  return [f]() { return RunBench(*f); };
+}
+
+}  // namespace tandem::cli
