@@ -17,6 +17,9 @@ struct CudaEngine::Scratch {
   DeviceBuffer<float> router_logits, route_weights;
   DeviceBuffer<int32_t> route_ids;
   DeviceBuffer<float> last, logits;
+  // Split-attention partial sums for decode-sized steps (LaunchAttention uses them only when
+  // there is room for the step's queries, i.e. few tokens over long contexts).
+  DeviceBuffer<float> attention_split;
   // Page-locked host copies for the routed experts and the logits.
   PinnedBuffer<float> host_hidden, host_out, host_weights, host_logits;
   PinnedBuffer<int32_t> host_ids;
@@ -54,6 +57,24 @@ absl::Status CheckSupported(const ModelConfig& c) {
                      " / ", query));
   return absl::OkStatus();
 }
+
+// The fields every attention call over `cache` shares: T queries at positions [start, start + T),
+// and the split-attention scratch.
+AttentionArgs CacheAttentionArgs(const ModelConfig& c, CudaKvCache& cache, int64_t t,
+                                 int64_t start, DeviceBuffer<float>& split_scratch) {
+  AttentionArgs a;
+  a.scratch = split_scratch.data();
+  a.scratch_floats = static_cast<int64_t>(split_scratch.size());
+  a.page_size = cache.pool().page_size();
+  a.block_table = cache.block_table();
+  a.num_tokens = t;
+  a.start = start;
+  a.scale = static_cast<float>(c.AttentionScale());
+  return a;
+}
+
+// Steps of up to this many tokens may split their attention over the positions (decode).
+constexpr int64_t kSplitAttentionMaxTokens = 4;
 
 }  // namespace
 
@@ -191,6 +212,9 @@ absl::Status CudaEngine::ReserveScratch(int64_t t) {
     TANDEM_RETURN_IF_ERROR(s.host_hidden.Reserve(t * h));
     TANDEM_RETURN_IF_ERROR(s.host_out.Reserve(t * h));
   }
+  const int64_t value_len = c.use_mla ? m.kv_lora_rank : c.head_dim;
+  TANDEM_RETURN_IF_ERROR(s.attention_split.Reserve(
+      AttentionScratchFloats(std::min<int64_t>(t, kSplitAttentionMaxTokens), heads, value_len)));
   TANDEM_RETURN_IF_ERROR(s.last.Reserve(h));
   TANDEM_RETURN_IF_ERROR(s.logits.Reserve(c.vocab_size));
   TANDEM_RETURN_IF_ERROR(s.host_logits.Reserve(c.vocab_size));
@@ -222,7 +246,7 @@ absl::Status CudaEngine::GqaAttention(int64_t l, int64_t t, int64_t start, CudaK
                    cache.block_table(), stream_);
   LaunchWriteCache(s.v.data(), kv_width, kv_width, t, start, pool.b(l), pool.page_size(),
                    cache.block_table(), stream_);
-  AttentionArgs a;
+  AttentionArgs a = CacheAttentionArgs(c, cache, t, start, s.attention_split);
   a.q = s.q.data();
   a.q_row_stride = q_width;
   a.q_head_stride = hd;
@@ -230,11 +254,6 @@ absl::Status CudaEngine::GqaAttention(int64_t l, int64_t t, int64_t start, CudaK
   a.kv_heads = kv_heads;
   a.key_a = {pool.a(l), hd, hd};
   a.value = {pool.b(l), hd, hd};
-  a.page_size = pool.page_size();
-  a.block_table = cache.block_table();
-  a.num_tokens = t;
-  a.start = start;
-  a.scale = static_cast<float>(c.AttentionScale());
   a.out = s.ctx.data();
   a.out_row_stride = q_width;
   LaunchAttention(a, stream_);
@@ -284,7 +303,7 @@ absl::Status CudaEngine::MlaAttention(int64_t l, int64_t t, int64_t start, CudaK
                         qk * sizeof(float), rope_dim * sizeof(float), t * heads,
                         cudaMemcpyDeviceToDevice, stream_),
       "MLA rope query copy");
-  AttentionArgs a;
+  AttentionArgs a = CacheAttentionArgs(c, cache, t, start, s.attention_split);
   a.q = s.q_abs.data();
   a.q_row_stride = heads * q_abs_width;
   a.q_head_stride = q_abs_width;
@@ -293,11 +312,6 @@ absl::Status CudaEngine::MlaAttention(int64_t l, int64_t t, int64_t start, CudaK
   a.key_a = {pool.a(l), 0, rank};
   a.key_b = {pool.b(l), 0, rope_dim};
   a.value = {pool.a(l), 0, rank};
-  a.page_size = pool.page_size();
-  a.block_table = cache.block_table();
-  a.num_tokens = t;
-  a.start = start;
-  a.scale = static_cast<float>(c.AttentionScale());
   a.out = s.ctx_latent.data();
   a.out_row_stride = heads * rank;
   LaunchAttention(a, stream_);

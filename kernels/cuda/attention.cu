@@ -24,7 +24,10 @@ __device__ inline float WarpSum(float v) {
   return v;
 }
 
-__global__ void __launch_bounds__(kWarps * 32) AttentionKernel(AttentionArgs a) {
+// Block (t, h, split): the positions of chunk `split` (all of them when gridDim.z == 1). With one
+// split it writes the output; with more, its partial max, sum and unnormalised values to
+// a.scratch at [((t * heads + h) * splits + split) * (vlen + 2)], for MergeSplitsKernel.
+__global__ void __launch_bounds__(kWarps * 32) AttentionKernel(AttentionArgs a, int64_t chunk) {
   extern __shared__ float shared[];
   const int64_t t = blockIdx.x, h = blockIdx.y;
   const int64_t group = a.heads / a.kv_heads, kv_head = h / group;
@@ -44,7 +47,9 @@ __global__ void __launch_bounds__(kWarps * 32) AttentionKernel(AttentionArgs a) 
 #pragma unroll
   for (int j = 0; j < kValuesPerLane; ++j) acc[j] = 0.0f;
   const int64_t visible = a.start + t + 1;
-  for (int64_t pos = warp; pos < visible; pos += kWarps) {
+  const int64_t first = blockIdx.z * chunk;
+  const int64_t last = min(visible, first + chunk);
+  for (int64_t pos = first + warp; pos < last; pos += kWarps) {
     const float* ka = PositionRow(a.key_a, a.block_table, a.page_size, pos, kv_head);
     float dot = 0.0f;
     for (int64_t i = lane; i < len_a; i += 32) dot += q[i] * ka[i];
@@ -81,10 +86,45 @@ __global__ void __launch_bounds__(kWarps * 32) AttentionKernel(AttentionArgs a) 
     weight[w] = warp_sum[w] > 0.0f ? expf(warp_max[w] - total_max) : 0.0f;
     total_sum += warp_sum[w] * weight[w];
   }
-  float* out = a.out + t * a.out_row_stride + h * vlen;
+  if (gridDim.z == 1) {
+    float* out = a.out + t * a.out_row_stride + h * vlen;
+    for (int64_t i = threadIdx.x; i < vlen; i += blockDim.x) {
+      float v = 0.0f;
+      for (int w = 0; w < kWarps; ++w) v += warp_acc[w * vlen + i] * weight[w];
+      out[i] = v / total_sum;
+    }
+    return;
+  }
+  float* part = a.scratch + ((t * a.heads + h) * gridDim.z + blockIdx.z) * (vlen + 2);
+  if (threadIdx.x == 0) {
+    part[0] = total_max;  // -inf for a chunk past this query's last position
+    part[1] = total_sum;
+  }
   for (int64_t i = threadIdx.x; i < vlen; i += blockDim.x) {
     float v = 0.0f;
     for (int w = 0; w < kWarps; ++w) v += warp_acc[w * vlen + i] * weight[w];
+    part[2 + i] = v;
+  }
+}
+
+// Block (t, h): merges the splits' partial sums of query (t, h) into the output.
+__global__ void MergeSplitsKernel(AttentionArgs a, int splits) {
+  const int64_t t = blockIdx.x, h = blockIdx.y, vlen = a.value.length;
+  const float* parts = a.scratch + (t * a.heads + h) * splits * (vlen + 2);
+  float total_max = -INFINITY;
+  for (int s = 0; s < splits; ++s) total_max = fmaxf(total_max, parts[s * (vlen + 2)]);
+  float total_sum = 0.0f;
+  for (int s = 0; s < splits; ++s) {
+    const float* p = parts + s * (vlen + 2);
+    if (p[1] > 0.0f) total_sum += p[1] * expf(p[0] - total_max);
+  }
+  float* out = a.out + t * a.out_row_stride + h * vlen;
+  for (int64_t i = threadIdx.x; i < vlen; i += blockDim.x) {
+    float v = 0.0f;
+    for (int s = 0; s < splits; ++s) {
+      const float* p = parts + s * (vlen + 2);
+      if (p[1] > 0.0f) v += p[2 + i] * expf(p[0] - total_max);
+    }
     out[i] = v / total_sum;
   }
 }
@@ -94,8 +134,26 @@ __global__ void __launch_bounds__(kWarps * 32) AttentionKernel(AttentionArgs a) 
 void LaunchAttention(const AttentionArgs& args, cudaStream_t stream) {
   const int64_t qlen = args.key_a.length + args.key_b.length;
   const size_t shared_bytes = (qlen + 2 * kWarps + kWarps * args.value.length) * sizeof(float);
-  const dim3 grid(args.num_tokens, args.heads);
-  AttentionKernel<<<grid, kWarps * 32, shared_bytes, stream>>>(args);
+  // Split the positions when the queries alone would leave most multiprocessors idle and each
+  // chunk still gets >= 256 positions (a chunk per ~2 warps' worth of work would cost more in
+  // merging than it saves).
+  const int64_t positions = args.start + args.num_tokens;
+  const int64_t blocks = args.num_tokens * args.heads;
+  int64_t splits = 1;
+  if (args.scratch != nullptr &&
+      args.scratch_floats >= AttentionScratchFloats(args.num_tokens, args.heads,
+                                                    args.value.length)) {
+    while (splits < kMaxAttentionSplits && blocks * splits < 264 &&
+           positions / (splits * 2) >= 256)
+      splits *= 2;
+  }
+  const int64_t chunk = (positions + splits - 1) / splits;
+  const dim3 grid(args.num_tokens, args.heads, splits);
+  AttentionKernel<<<grid, kWarps * 32, shared_bytes, stream>>>(args, chunk);
+  if (splits > 1) {
+    MergeSplitsKernel<<<dim3(args.num_tokens, args.heads), 128, 0, stream>>>(
+        args, static_cast<int>(splits));
+  }
 }
 
 }  // namespace tandem::cuda

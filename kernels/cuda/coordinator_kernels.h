@@ -83,7 +83,17 @@ struct AttentionArgs {
   float scale = 1.0f;
   float* out = nullptr;
   int64_t out_row_stride = 0;
+  // Scratch for splitting long position ranges across blocks (flash decoding): with room for
+  // AttentionScratchFloats(...) floats, few queries over many positions are split into chunks
+  // whose partial softmax sums are merged by a second kernel. Null: one block per query.
+  float* scratch = nullptr;
+  int64_t scratch_floats = 0;
 };
+// Scratch floats that let LaunchAttention split up to kMaxAttentionSplits ways.
+constexpr int64_t kMaxAttentionSplits = 32;
+inline int64_t AttentionScratchFloats(int64_t num_tokens, int64_t heads, int64_t value_len) {
+  return num_tokens * heads * kMaxAttentionSplits * (value_len + 2);
+}
 // The largest value slice the kernel holds in registers.
 constexpr int64_t kMaxAttentionValueDim = 1024;
 // The largest query (key_a + key_b) the kernel stages in shared memory.
