@@ -1,6 +1,7 @@
 // The `tandem` binary end to end: JSON output of generate / logits / tokenize on a fixture,
 // the demo, and clear errors (message on stderr, non-zero exit) on bad input.
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include <array>
 #include <cstdio>
@@ -21,7 +22,9 @@ struct CliRun {
 };
 
 CliRun RunTandem(const std::string& args) {
-  const std::string err_path = ::testing::TempDir() + "/tandem_stderr.txt";
+  // One file per test process: ctest runs this binary's tests in parallel processes.
+  const std::string err_path =
+      ::testing::TempDir() + "/tandem_stderr." + std::to_string(getpid()) + ".txt";
   const std::string cmd = std::string(TANDEM_BIN) + " " + args + " 2>" + err_path;
   CliRun r{-1, "", ""};
   FILE* pipe = popen(cmd.c_str(), "r");
