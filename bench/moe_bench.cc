@@ -149,9 +149,7 @@ int RunMoe(const MoeOptions& o) {
   auto kernel = ResolveCpuKernel(*requested);  // also requests the AMX permission
   if (!kernel.ok()) return Fail(kernel.status());
   // Bytes per weight of our copy and of oneDNN's (scales, ~1%, ignored).
-  const double ours_per_weight = format->dtype == ExpertDtype::kBf16   ? 2.0
-                                 : format->dtype == ExpertDtype::kInt8 ? 1.0
-                                                                       : 0.5;
+  const double ours_per_weight = PackedBytesPerWeight(*format);
   const double onednn_per_weight = !onednn_on                           ? 0.0
                                    : onednn_dtype == OnednnDtype::kBf16 ? 2.0
                                                                         : 1.0;

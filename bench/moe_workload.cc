@@ -97,6 +97,14 @@ absl::StatusOr<int64_t> ChooseExpertCount(const MoeShape& s, int64_t held_expert
   return std::max(s.top_k, std::min(s.experts, fit));
 }
 
+double PackedBytesPerWeight(const ExpertFormat& format) {
+  switch (format.dtype) {
+    case ExpertDtype::kBf16: return 2.0;
+    case ExpertDtype::kInt8: return 1.0;
+    default: return 0.5;
+  }
+}
+
 MlpWeights RandomExpert(const MoeShape& s, int64_t e, uint64_t seed) {
   MlpWeights w;
   w.gate = RandomMatrix(s.intermediate, s.hidden, seed + 3 * e);

@@ -17,6 +17,7 @@
 
 #include "absl/status/statusor.h"
 #include "coordinator/model_weights.h"
+#include "kernels/cpu/moe_format.h"
 
 namespace tandem::bench {
 
@@ -37,6 +38,10 @@ int64_t ExpertBytes(const MoeShape& s);
 
 // /proc/meminfo's MemAvailable in bytes (0 when unreadable).
 int64_t MemAvailableBytes();
+
+// Bytes per weight value of experts packed in `format`: 2 (bf16), 1 (int8), 0.5 (int4); the
+// scales (~1%) are not counted.
+double PackedBytesPerWeight(const ExpertFormat& format);
 
 // Bytes one expert takes in memory while the benchmark runs: our packed copy of weight values
 // (`packed_bytes_per_weight`: 2 for bf16, 1 for int8, 0.5 for int4; scales are ~1% and ignored)

@@ -1,6 +1,8 @@
 // Locating the committed fixtures (tests/fixtures/<arch>/) from tests.
 #pragma once
 
+#include <algorithm>
+#include <cmath>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -31,6 +33,15 @@ inline std::vector<std::string> ModelFixtureDirs() {
   }
   std::sort(dirs.begin(), dirs.end());
   return dirs;
+}
+
+// max |got[i] - expected[i]| (the sizes must match; the caller asserts that).
+template <typename Got>
+double MaxAbsError(const std::vector<Got>& got, const std::vector<double>& expected) {
+  double max_err = 0;
+  for (size_t i = 0; i < expected.size(); ++i)
+    max_err = std::max(max_err, std::abs(static_cast<double>(got[i]) - expected[i]));
+  return max_err;
 }
 
 inline nlohmann::json ReadJson(const std::string& path) {

@@ -115,9 +115,7 @@ absl::Status RunBench(const BenchFlags& f) {
 
   // Fail early when the packed experts cannot fit in memory.
   const ExpertFormat& format = load.expert_format;
-  const double bytes_per_weight = format.dtype == ExpertDtype::kBf16   ? 2.0
-                                  : format.dtype == ExpertDtype::kInt8 ? 1.0
-                                                                       : 0.5;
+  const double bytes_per_weight = bench::PackedBytesPerWeight(format);
   const double expert_weights =
       3.0 * config.hidden_size * config.moe.expert_intermediate_size;
   const double per_layer = config.moe.num_experts * expert_weights * bytes_per_weight;

@@ -115,7 +115,4 @@ constexpr int64_t kMaxRouterExperts = 512;
 void LaunchRoute(const RouterArgs& args, const float* logits, int64_t num_tokens, int32_t* ids,
                  float* weights, cudaStream_t stream);
 
-// out[0] = index of the largest of n values (lowest index among equals): greedy sampling.
-void LaunchArgMax(const float* values, int64_t n, int32_t* out, cudaStream_t stream);
-
 }  // namespace tandem::cuda

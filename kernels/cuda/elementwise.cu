@@ -1,8 +1,6 @@
 // Row-wise and elementwise coordinator kernels: embedding, RMSNorm, RoPE, SiLU-mul, adds, the
-// paged-cache writer and greedy argmax. Contracts in coordinator_kernels.h.
+// paged-cache writer. Contracts in coordinator_kernels.h.
 #include <cuda_bf16.h>
-
-#include <cfloat>
 
 #include "kernels/cuda/coordinator_kernels.h"
 
@@ -95,34 +93,6 @@ __global__ void WriteCacheKernel(const float* src, int64_t src_stride, int64_t w
   for (int64_t i = threadIdx.x; i < width; i += blockDim.x) dst[i] = src[t * src_stride + i];
 }
 
-__global__ void ArgMaxKernel(const float* v, int64_t n, int32_t* out) {
-  __shared__ float best_v[kThreads];
-  __shared__ int64_t best_i[kThreads];
-  float bv = -FLT_MAX;
-  int64_t bi = n;  // stays n only when every value is NaN or -inf
-  for (int64_t i = threadIdx.x; i < n; i += blockDim.x) {
-    if (v[i] > bv || (bi == n && v[i] == bv)) {
-      bv = v[i];
-      bi = i;
-    }
-  }
-  best_v[threadIdx.x] = bv;
-  best_i[threadIdx.x] = bi;
-  __syncthreads();
-  for (int s = blockDim.x / 2; s > 0; s >>= 1) {
-    if (threadIdx.x < s) {
-      const float ov = best_v[threadIdx.x + s];
-      const int64_t oi = best_i[threadIdx.x + s];
-      if (ov > best_v[threadIdx.x] || (ov == best_v[threadIdx.x] && oi < best_i[threadIdx.x])) {
-        best_v[threadIdx.x] = ov;
-        best_i[threadIdx.x] = oi;
-      }
-    }
-    __syncthreads();
-  }
-  if (threadIdx.x == 0) out[0] = static_cast<int32_t>(best_i[0] == n ? 0 : best_i[0]);
-}
-
 }  // namespace
 
 void LaunchEmbedding(const DeviceMatrix& table, const int32_t* ids, int64_t num_tokens,
@@ -162,10 +132,6 @@ void LaunchWriteCache(const float* src, int64_t src_stride, int64_t width, int64
                       cudaStream_t stream) {
   WriteCacheKernel<<<num_tokens, 128, 0, stream>>>(src, src_stride, width, start, pool, page_size,
                                                    block_table);
-}
-
-void LaunchArgMax(const float* values, int64_t n, int32_t* out, cudaStream_t stream) {
-  ArgMaxKernel<<<1, kThreads, 0, stream>>>(values, n, out);
 }
 
 }  // namespace tandem::cuda

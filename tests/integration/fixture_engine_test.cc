@@ -63,9 +63,7 @@ TEST_P(FixtureEngineTest, LastLogitsMatchTransformers) {
   auto logits = model_->engine->Forward(prompt, *cache);
   ASSERT_TRUE(logits.ok()) << logits.status();
   ASSERT_EQ(logits->size(), expected.size());
-  double max_err = 0;
-  for (size_t i = 0; i < expected.size(); ++i)
-    max_err = std::max(max_err, std::abs((*logits)[i] - expected[i]));
+  const double max_err = testing::MaxAbsError(*logits, expected);
   std::printf("[ fixture ] %s %s: max |logit error| = %.3g\n", model_->config.model_type.c_str(),
               GetParam().config_file.c_str(), max_err);
   EXPECT_LT(max_err, 1e-3);

@@ -79,9 +79,7 @@ TEST_P(GpuFixtureTest, LastLogitsMatchTransformers) {
   auto logits = model_->engine->Forward(prompt, *cache);
   ASSERT_TRUE(logits.ok()) << logits.status();
   ASSERT_EQ(logits->size(), expected.size());
-  double max_err = 0;
-  for (size_t i = 0; i < expected.size(); ++i)
-    max_err = std::max(max_err, std::abs((*logits)[i] - expected[i]));
+  const double max_err = testing::MaxAbsError(*logits, expected);
   std::vector<double> sorted = expected;
   std::sort(sorted.rbegin(), sorted.rend());
   const double gap = sorted[0] - sorted[1];
