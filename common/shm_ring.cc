@@ -132,6 +132,19 @@ absl::Status RingProducer::WaitResult(uint64_t seq, float* out, absl::Duration t
                       absl::StrCat("ring ", region_->name(), ": request ", seq, ": ", text));
 }
 
+absl::StatusOr<uint64_t> RingProducer::ReserveExternal(int64_t count) {
+  if (count < 1) return absl::InvalidArgumentError("ReserveExternal: count must be >= 1");
+  if (outstanding() != 0) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "ring ", region_->name(), ": ", outstanding(), " request(s) still outstanding"));
+  }
+  const uint64_t first = next_seq_;
+  next_seq_ += static_cast<uint64_t>(count);
+  const uint32_t depth = region_->capacity().depth;
+  for (uint64_t seq = first; seq < next_seq_; ++seq) slots_[seq % depth] = SlotState{seq, 0, true};
+  return first;
+}
+
 // ---------------------------------------------------------------------------------------------
 // RingConsumer
 
@@ -219,6 +232,7 @@ void RingConsumer::Publish(uint32_t slot, uint64_t seq, const absl::Status& stat
   line->error_len = static_cast<uint32_t>(len);
   line->status_code = static_cast<int32_t>(status.code());
   PublishSeq(&line->seq, &line->futex, seq, &counters_);
+  __atomic_store_n(&line->done_flag, 1u, __ATOMIC_RELEASE);  // after seq: see RingResponseLine
 }
 
 }  // namespace tandem

@@ -81,6 +81,12 @@ class RingProducer {
   absl::Status WaitResult(uint64_t seq, float* out, absl::Duration timeout,
                           const LivenessCheck& still_alive = nullptr);
 
+  // Hands the next `count` sequence numbers to an external producer (the GPU: it writes the
+  // requests into their slots, publishes and collects them itself, in order); returns the first.
+  // Needs nothing outstanding. The ring stays in step only if all `count` requests are published
+  // and answered; after an external failure the region must be abandoned.
+  absl::StatusOr<uint64_t> ReserveExternal(int64_t count);
+
   int outstanding() const;  // submitted, not yet collected
   uint64_t last_submitted() const { return next_seq_ - 1; }
   const RingWaitCounters& counters() const { return counters_; }

@@ -1,4 +1,4 @@
-// Byte layout of a Tandem shared-memory ring (layout version 1): the region one coordinator and
+// Byte layout of a Tandem shared-memory ring (layout version 2): the region one coordinator and
 // one NUMA worker share to exchange MoE calls. Pure data and arithmetic; no system calls.
 //
 //   offset 0                 RingRegionHeader, padded to kRingHeaderBytes (one page)
@@ -31,7 +31,7 @@
 namespace tandem {
 
 inline constexpr uint64_t kRingMagic = 0x54414E44454D5247ULL;  // "TANDEMRG"
-inline constexpr uint32_t kRingLayoutVersion = 1;
+inline constexpr uint32_t kRingLayoutVersion = 2;
 inline constexpr uint64_t kRingCacheLine = 64;
 inline constexpr uint64_t kRingHeaderBytes = 4096;  // the header page; slot 0 starts here
 inline constexpr uint64_t kRingSlotAlign = 4096;    // slot stride is a multiple of this
@@ -138,7 +138,12 @@ struct alignas(kRingCacheLine) RingResponseLine {
   uint32_t futex;       // atomic: 1 while the producer sleeps on it (or is about to), else 0
   int32_t status_code;  // absl::StatusCode of the reply; 0 = OK and `result` holds the output
   uint32_t error_len;   // bytes of error_text used, <= kRingErrorTextBytes
-  uint32_t reserved[11];
+  // Atomic: set to 1 by the consumer right after it publishes `seq`, reset to 0 by a GPU producer
+  // before it publishes the next request of the slot. A GPU cannot compare against a sequence
+  // number that changes with every replay of a CUDA graph, but it can wait for this flag with a
+  // stream memory operation (coordinator/cuda/ring_handoff.h).
+  uint32_t done_flag;
+  uint32_t reserved[10];
 };
 static_assert(sizeof(RingResponseLine) == kRingCacheLine);
 

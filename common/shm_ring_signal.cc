@@ -124,4 +124,11 @@ absl::StatusOr<uint64_t> WaitSeqChange(uint64_t* seq, uint32_t* futex, uint64_t 
   return outcome;
 }
 
+RingWaitOptions ApplyPolling(RingWaitOptions base, const RingPolling& polling) {
+  auto clamp = [](uint32_t us) { return absl::Microseconds(std::clamp<uint32_t>(us, 10, 20000)); };
+  if (polling.spin_us > 0) base.spin = clamp(polling.spin_us);
+  if (polling.max_sleep_us > 0) base.liveness_interval = clamp(polling.max_sleep_us);
+  return base;
+}
+
 }  // namespace tandem

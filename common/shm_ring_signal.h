@@ -37,6 +37,15 @@ struct RingWaitOptions {
   absl::Duration liveness_interval = absl::Milliseconds(2);
 };
 
+// How a consumer whose producer cannot wake it (a GPU) waits instead: spin longer, sleep in short
+// slices. Announced with the ring (WorkerControl.AttachRing); 0 keeps the consumer's default.
+struct RingPolling {
+  uint32_t spin_us = 0;
+  uint32_t max_sleep_us = 0;
+};
+// `base` adjusted by `polling`, each value clamped to [10 us, 20 ms].
+RingWaitOptions ApplyPolling(RingWaitOptions base, const RingPolling& polling);
+
 // Slow-path counters, for benchmarks and tests (the fast path makes no system call).
 struct RingWaitCounters {
   uint64_t sleeps = 0;  // FUTEX_WAIT calls

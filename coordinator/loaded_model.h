@@ -12,6 +12,7 @@
 #include "coordinator/cpu_engine.h"
 #include "coordinator/engine.h"
 #include "coordinator/local_workers.h"
+#include "coordinator/remote_expert_executor.h"
 
 namespace tandem {
 
@@ -36,6 +37,10 @@ struct LoadOptions {
   // is visible. kv_cache_tokens sizes the GPU backend's paged KV cache (0: from free memory).
   Device device = Device::kAuto;
   int64_t kv_cache_tokens = 0;
+  // GPU backend: replay decode steps as CUDA graphs (--cuda-graph), and how the GPU waits for
+  // NUMA workers on their rings (--ring-wait memop|host-func; coordinator/cuda/ring_handoff.h).
+  bool cuda_graph = true;
+  std::string ring_wait = "memop";
 };
 
 struct LoadedModel {
@@ -50,5 +55,16 @@ struct LoadedModel {
 };
 
 absl::StatusOr<LoadedModel> LoadModel(const std::string& dir, const LoadOptions& options);
+
+// --device auto|cpu|cuda to the backend this process can run (FailedPrecondition for cuda
+// without a visible GPU or without the CUDA backend in this build).
+absl::StatusOr<Device> ResolveDevice(Device requested);
+
+// The NUMA workers `options` asks for (options.workers spawned here into *spawned, or the ones
+// already running at options.worker_addrs) brought up with `shard` (its plan mode and format
+// are set from options), with rings sized for `config` and polled when `device` is CUDA.
+absl::StatusOr<std::unique_ptr<RemoteExpertExecutor>> ConnectWorkers(
+    const ModelConfig& config, int64_t max_model_len, const LoadOptions& options, Device device,
+    ShardRequest shard, std::unique_ptr<LocalWorkers>* spawned);
 
 }  // namespace tandem

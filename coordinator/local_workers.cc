@@ -5,6 +5,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
@@ -49,10 +50,14 @@ absl::StatusOr<std::unique_ptr<LocalWorkers>> LocalWorkers::Spawn(
     return absl::NotFoundError(absl::StrCat("worker binary not found: ", w->binary_));
   TANDEM_ASSIGN_OR_RETURN(std::vector<WorkerPlacement> plan, PlanWorkers(count));
   const std::string dir = std::filesystem::temp_directory_path().string();
+  // Unique per spawn, so two sets of workers in one process never share a socket (a second
+  // set would otherwise reach the first set's workers and take over their rings).
+  static std::atomic<int> spawns{0};
+  const int spawn = spawns.fetch_add(1);
   count = static_cast<int>(plan.size());
   for (int i = 0; i < count; ++i) {
     Slot slot;
-    slot.socket_path = absl::StrCat(dir, "/tandem-", getpid(), "-w", i, ".sock");
+    slot.socket_path = absl::StrCat(dir, "/tandem-", getpid(), "-", spawn, "-w", i, ".sock");
     // Workers log at the coordinator's level, so a quiet coordinator has quiet workers.
     const auto level = spdlog::level::to_string_view(spdlog::get_level());
     slot.args = {"--listen", "unix:" + slot.socket_path, "--id", std::to_string(i),

@@ -13,7 +13,8 @@ absl::StatusOr<std::unique_ptr<WorkerClient>> RemoteExpertExecutor::BringUp(
   shard.plan.index = endpoint.index;
   shard.plan.count = count;
   TANDEM_RETURN_IF_ERROR(client->LoadShard(shard, options_.load_timeout));
-  TANDEM_RETURN_IF_ERROR(client->AttachRing(options_.ring));
+  TANDEM_RETURN_IF_ERROR(client->AttachRing(options_.ring, options_.polling));
+  ++generation_;
   spdlog::info("[coordinator] {} ready: pid {}, isa {}", endpoint.Name(), client->hello().pid(),
                client->hello().isa());
   return client;
@@ -36,9 +37,38 @@ void RemoteExpertExecutor::UpdateEndpoint(const WorkerEndpoint& endpoint) {
   for (size_t i = 0; i < endpoints_.size(); ++i) {
     if (endpoints_[i].index == endpoint.index) {
       endpoints_[i] = endpoint;
-      clients_[i].reset();  // re-attached on the next call
+      Detach(static_cast<int>(i));  // re-attached on the next call
     }
   }
+}
+
+RemoteExpertExecutor::~RemoteExpertExecutor() {
+  for (int i = 0; i < count(); ++i) Detach(i);
+}
+
+void RemoteExpertExecutor::Detach(int i) {
+  if (release_hook_ && clients_[i] && clients_[i]->region()) release_hook_(clients_[i]->region());
+  clients_[i].reset();
+  ++generation_;
+}
+
+absl::Status RemoteExpertExecutor::CheckAlive(int i) {
+  if (!clients_[i]) return absl::UnavailableError(absl::StrCat(endpoints_[i].Name(), " is down"));
+  return clients_[i]->CheckAlive();
+}
+
+absl::Status RemoteExpertExecutor::AttachAll() {
+  const int count = static_cast<int>(clients_.size());
+  for (int i = 0; i < count; ++i) {
+    if (clients_[i]) continue;
+    auto client = BringUp(endpoints_[i], count, options_.reattach_timeout);
+    if (!client.ok()) {
+      return absl::UnavailableError(absl::StrCat(endpoints_[i].Name(), " is down and could not be ",
+                                                 "re-attached: ", client.status().message()));
+    }
+    clients_[i] = std::move(*client);
+  }
+  return absl::OkStatus();
 }
 
 std::vector<WorkerClient*> RemoteExpertExecutor::clients() {
@@ -64,16 +94,7 @@ absl::Status RemoteExpertExecutor::Run(const MoeBatch& batch, float* out) {
 
 absl::Status RemoteExpertExecutor::RunSlice(const MoeBatch& batch, float* out) {
   const int count = static_cast<int>(clients_.size());
-  // Re-attach workers that went down, if they listen again.
-  for (int i = 0; i < count; ++i) {
-    if (clients_[i]) continue;
-    auto client = BringUp(endpoints_[i], count, options_.reattach_timeout);
-    if (!client.ok()) {
-      return absl::UnavailableError(absl::StrCat(endpoints_[i].Name(), " is down and could not be ",
-                                                 "re-attached: ", client.status().message()));
-    }
-    clients_[i] = std::move(*client);
-  }
+  TANDEM_RETURN_IF_ERROR(AttachAll());
   std::vector<uint64_t> seqs(count);
   absl::Status failure;
   int submitted = 0;
@@ -93,7 +114,7 @@ absl::Status RemoteExpertExecutor::RunSlice(const MoeBatch& batch, float* out) {
     if (!s.ok()) {
       if (absl::IsUnavailable(s) || absl::IsDeadlineExceeded(s) || absl::IsDataLoss(s)) {
         spdlog::error("[coordinator] {}", std::string(s.message()));
-        clients_[i].reset();  // the ring is unusable; re-attach before the next call
+        Detach(i);  // the ring is unusable; re-attach before the next call
         s = absl::UnavailableError(s.message());
       }
       if (failure.ok()) failure = s;

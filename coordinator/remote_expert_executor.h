@@ -21,9 +21,10 @@ struct RemoteExecutorOptions {
   absl::Duration load_timeout = absl::Minutes(30);
   absl::Duration call_timeout = absl::Minutes(5);   // one MoE call, when the worker lives
   absl::Duration reattach_timeout = absl::Seconds(2);
+  RingPolling polling;  // set when a GPU publishes into the rings (it cannot wake the workers)
 };
 
-class RemoteExpertExecutor : public ExpertExecutor {
+class RemoteExpertExecutor : public ExpertExecutor, public ExpertRings {
  public:
   // Connects to every endpoint and brings it up (Hello, LoadShard of its slice, AttachRing).
   static absl::StatusOr<std::unique_ptr<RemoteExpertExecutor>> Create(
@@ -31,6 +32,23 @@ class RemoteExpertExecutor : public ExpertExecutor {
 
   absl::Status Run(const MoeBatch& batch, float* out) override;
   std::string Describe() const override;
+  ExpertRings* rings() override { return this; }
+
+  // ExpertRings.
+  absl::Status AttachAll() override;
+  int count() const override { return static_cast<int>(clients_.size()); }
+  RingRegion* region(int i) override { return clients_[i] ? clients_[i]->region() : nullptr; }
+  RingProducer* producer(int i) override {
+    return clients_[i] ? clients_[i]->producer() : nullptr;
+  }
+  absl::Status CheckAlive(int i) override;
+  void Detach(int i) override;
+  uint64_t generation() const override { return generation_; }
+  absl::Duration call_timeout() const override { return options_.call_timeout; }
+  void SetReleaseHook(std::function<void(RingRegion*)> hook) override {
+    release_hook_ = std::move(hook);
+  }
+  ~RemoteExpertExecutor() override;
 
   // Where the worker processes are; a supervisor updates it after restarting one.
   void UpdateEndpoint(const WorkerEndpoint& endpoint);
@@ -46,6 +64,8 @@ class RemoteExpertExecutor : public ExpertExecutor {
   std::vector<WorkerEndpoint> endpoints_;
   std::vector<std::unique_ptr<WorkerClient>> clients_;  // null while a worker is down
   std::vector<float> partial_;
+  uint64_t generation_ = 0;
+  std::function<void(RingRegion*)> release_hook_;
 };
 
 }  // namespace tandem

@@ -158,13 +158,30 @@ ModelWeights RandomModelWeights(const ModelConfig& c, uint64_t seed) {
   return w;
 }
 
+std::string SyntheticFingerprint(const std::string& preset, int64_t layers, uint64_t seed) {
+  return absl::StrCat("synthetic:", preset, ":", layers, ":", seed);
+}
+
+ExpertShard::ExpertSource RandomExpertSource(const ModelConfig& c, uint64_t seed,
+                                             const ShardPlan& plan) {
+  const int64_t h = c.hidden_size, inter = c.moe.expert_intermediate_size;
+  const int64_t num_experts = c.moe.num_experts;
+  return [=](int64_t l, int64_t e) -> absl::StatusOr<MlpWeights> {
+    if (plan.count <= 1) return RandomMlp(h, inter, Stream(seed, l, 1000 + e));
+    if (plan.mode == ShardPlan::Mode::kExpertParallel) {
+      if (!plan.OwnsExpert(e, num_experts)) return MlpWeights();
+      return RandomMlp(h, inter, Stream(seed, l, 1000 + e));
+    }
+    const auto [begin, end] = plan.IntermediateRange(inter);
+    if (begin == end) return MlpWeights();
+    return SliceExpert(RandomMlp(h, inter, Stream(seed, l, 1000 + e)), begin, end);
+  };
+}
+
 absl::StatusOr<std::unique_ptr<InProcessExpertExecutor>> RandomExpertExecutor(
     const ModelConfig& c, const ExpertShardOptions& options, uint64_t seed) {
-  const int64_t h = c.hidden_size, inter = c.moe.expert_intermediate_size;
-  auto source = [&](int64_t l, int64_t e) -> absl::StatusOr<MlpWeights> {
-    return RandomMlp(h, inter, Stream(seed, l, 1000 + e));
-  };
-  TANDEM_ASSIGN_OR_RETURN(auto shard, ExpertShard::FromSource(c, source, options));
+  TANDEM_ASSIGN_OR_RETURN(auto shard,
+                          ExpertShard::FromSource(c, RandomExpertSource(c, seed), options));
   return InProcessExpertExecutor::FromShard(std::move(shard));
 }
 

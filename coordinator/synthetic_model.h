@@ -23,8 +23,16 @@ std::string SyntheticPresetNames();
 // preset or layers out of range.
 absl::StatusOr<ModelConfig> SyntheticConfig(const std::string& preset, int64_t layers);
 
+// What a synthetic model's coordinator and workers compare instead of a checkpoint fingerprint.
+std::string SyntheticFingerprint(const std::string& preset, int64_t layers, uint64_t seed);
+
 // The coordinator's weights (everything but the routed experts), bf16.
 ModelWeights RandomModelWeights(const ModelConfig& config, uint64_t seed);
+
+// The random routed experts of `config`, as the slice `plan` holds (an empty MlpWeights for an
+// expert it does not hold): every worker of a synthetic run builds its own part.
+ExpertShard::ExpertSource RandomExpertSource(const ModelConfig& config, uint64_t seed,
+                                             const ShardPlan& plan = {});
 
 // An in-process executor over random routed experts, each generated as it is packed in
 // `options.format` (peak memory: the packed experts plus one expert unpacked).

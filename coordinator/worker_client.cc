@@ -57,17 +57,21 @@ absl::StatusOr<std::unique_ptr<WorkerClient>> WorkerClient::Connect(const Worker
 absl::Status WorkerClient::LoadShard(const ShardRequest& r, absl::Duration timeout) {
   grpc::ClientContext ctx;
   SetDeadline(ctx, timeout);
-  const auto request =
-      LoadShardRequestFor(r.model_dir, r.config_path, r.plan, r.fingerprint, r.format);
+  auto request = LoadShardRequestFor(r.model_dir, r.config_path, r.plan, r.fingerprint, r.format);
+  if (!r.synthetic_preset.empty()) {
+    request.mutable_synthetic()->set_preset(r.synthetic_preset);
+    request.mutable_synthetic()->set_layers(static_cast<uint32_t>(r.synthetic_layers));
+    request.mutable_synthetic()->set_seed(r.synthetic_seed);
+  }
   tandem::v1::LoadShardResponse response;
   return Annotate(FromGrpcStatus(stub_->LoadShard(&ctx, request, &response)));
 }
 
-absl::Status WorkerClient::AttachRing(const RingCapacity& capacity) {
+absl::Status WorkerClient::AttachRing(const RingCapacity& capacity, const RingPolling& polling) {
   producer_.reset();
   TANDEM_ASSIGN_OR_RETURN(region_,
                           RingRegion::Create(absl::StrCat("w", endpoint_.index), capacity));
-  const auto request = AttachRingRequestFor(region_->spec());
+  const auto request = AttachRingRequestFor(region_->spec(), polling);
   grpc::ClientContext ctx;
   SetDeadline(ctx, absl::Seconds(30));
   tandem::v1::AttachRingResponse response;

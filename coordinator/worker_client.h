@@ -30,6 +30,10 @@ struct ShardRequest {
   ShardPlan plan;
   std::string fingerprint;  // the coordinator's CheckpointFingerprint
   ExpertFormat format;      // --expert-dtype: every worker packs its experts in it
+  // A synthetic model instead of model_dir (tandem bench --synthetic): preset, layers, seed.
+  std::string synthetic_preset;
+  int64_t synthetic_layers = 0;
+  uint64_t synthetic_seed = 0;
 };
 
 class WorkerClient {
@@ -40,8 +44,9 @@ class WorkerClient {
                                                                absl::Duration timeout);
 
   absl::Status LoadShard(const ShardRequest& request, absl::Duration timeout);
-  // Creates a ring region of `capacity`, announces it, unlinks its name once attached.
-  absl::Status AttachRing(const RingCapacity& capacity);
+  // Creates a ring region of `capacity`, announces it (with how the worker should poll it),
+  // unlinks its name once attached.
+  absl::Status AttachRing(const RingCapacity& capacity, const RingPolling& polling = {});
 
   // Publishes one MoE call on the ring; returns its sequence number.
   absl::StatusOr<uint64_t> Submit(const MoeBatch& batch);
@@ -56,6 +61,9 @@ class WorkerClient {
 
   const WorkerEndpoint& endpoint() const { return endpoint_; }
   const tandem::v1::HelloResponse& hello() const { return hello_; }
+  // The attached ring (null before AttachRing): for a GPU producer writing into it directly.
+  RingRegion* region() { return region_.get(); }
+  RingProducer* producer() { return producer_.get(); }
 
  private:
   explicit WorkerClient(WorkerEndpoint endpoint) : endpoint_(std::move(endpoint)) {}

@@ -27,8 +27,11 @@ inline MoeBatch ToMoeBatch(const RingRequestView& v) {
 }
 
 // Every field of RingRegion::spec(), which the worker checks against the region it opens.
-inline v1::AttachRingRequest AttachRingRequestFor(const RingSpec& spec) {
+inline v1::AttachRingRequest AttachRingRequestFor(const RingSpec& spec,
+                                                  const RingPolling& polling = {}) {
   v1::AttachRingRequest r;
+  r.set_spin_us(polling.spin_us);
+  r.set_max_sleep_us(polling.max_sleep_us);
   r.set_name(spec.name);
   r.set_size_bytes(spec.size);
   r.set_layout_version(spec.layout_version);

@@ -158,11 +158,40 @@ absl::StatusOr<std::unique_ptr<ExpertShard>> ExpertShard::FromWeights(
       options);
 }
 
+MlpWeights SliceExpert(const MlpWeights& m, int64_t begin, int64_t end) {
+  auto rows = [&](const WeightMatrix& w) {
+    WeightMatrix out;
+    out.rows = end - begin;
+    out.cols = w.cols;
+    out.is_f32 = w.is_f32;
+    if (w.is_f32) {
+      out.f32.assign(w.f32.begin() + begin * w.cols, w.f32.begin() + end * w.cols);
+    } else {
+      out.bf16.assign(w.bf16.begin() + begin * w.cols, w.bf16.begin() + end * w.cols);
+    }
+    return out;
+  };
+  WeightMatrix down;
+  down.rows = m.down.rows;
+  down.cols = end - begin;
+  down.is_f32 = m.down.is_f32;
+  for (int64_t r = 0; r < m.down.rows; ++r) {
+    const int64_t from = r * m.down.cols + begin, to = r * m.down.cols + end;
+    if (m.down.is_f32) {
+      down.f32.insert(down.f32.end(), m.down.f32.begin() + from, m.down.f32.begin() + to);
+    } else {
+      down.bf16.insert(down.bf16.end(), m.down.bf16.begin() + from, m.down.bf16.begin() + to);
+    }
+  }
+  return MlpWeights{rows(m.gate), rows(m.up), std::move(down)};
+}
+
 absl::StatusOr<std::unique_ptr<ExpertShard>> ExpertShard::FromSource(
-    const ModelConfig& config, const ExpertSource& source, const ExpertShardOptions& options) {
+    const ModelConfig& config, const ExpertSource& source, const ExpertShardOptions& options,
+    const ShardPlan& plan) {
   if (static_cast<int64_t>(config.layer_is_moe.size()) != config.num_layers)
     return absl::InvalidArgumentError("the config's MoE layer map does not match its layers");
-  TANDEM_ASSIGN_OR_RETURN(std::unique_ptr<ExpertShard> shard, Create(config, ShardPlan{}, options));
+  TANDEM_ASSIGN_OR_RETURN(std::unique_ptr<ExpertShard> shard, Create(config, plan, options));
   for (int64_t l = 0; l < config.num_layers; ++l) {
     if (!config.layer_is_moe[l]) continue;
     std::vector<absl::Status> status(config.moe.num_experts);

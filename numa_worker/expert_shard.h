@@ -71,6 +71,10 @@ struct MoeRunPhases {
   double combine_ms = 0;    // out = sum of routing weight * y
 };
 
+// Intermediate rows [begin, end) of a whole expert (gate and up rows, down columns): the part a
+// tensor-parallel shard holds. bf16 or f32 weights; biases are not expected on experts.
+MlpWeights SliceExpert(const MlpWeights& expert, int64_t begin, int64_t end);
+
 class ExpertShard {
  public:
   // Loads and packs this shard's experts once (see ExpertShardOptions).
@@ -89,11 +93,12 @@ class ExpertShard {
   // so only the experts being packed are unpacked: how the synthetic benchmark holds models
   // larger than their unpacked size. An empty MlpWeights means the shard does not hold that
   // expert. A layer's experts are generated and packed in parallel (OpenMP), so `source` must be
-  // safe to call concurrently for different experts.
+  // safe to call concurrently for different experts. `plan` is the slice the source gives (a
+  // tensor-parallel source returns each expert's rows of the plan; see SliceExpert).
   using ExpertSource = std::function<absl::StatusOr<MlpWeights>(int64_t layer, int64_t expert)>;
   static absl::StatusOr<std::unique_ptr<ExpertShard>> FromSource(
       const ModelConfig& config, const ExpertSource& source,
-      const ExpertShardOptions& options = ExpertShardOptions{});
+      const ExpertShardOptions& options = ExpertShardOptions{}, const ShardPlan& plan = {});
 
   // out[T x hidden] = this shard's part of sum_j w[t,j] * expert_{id[t,j]}(hidden[t]).
   // Validates layer and expert ids (InvalidArgument), never crashes on bad input. When `phases`

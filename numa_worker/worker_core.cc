@@ -7,6 +7,7 @@
 #include "common/checkpoint.h"
 #include "common/checkpoint_fingerprint.h"
 #include "common/worker_protocol.h"
+#include "coordinator/synthetic_model.h"
 #include "spdlog/spdlog.h"
 
 namespace tandem {
@@ -89,18 +90,29 @@ absl::StatusOr<v1::LoadShardResponse> WorkerCore::LoadShard(const v1::LoadShardR
       const ExpertFormat format,
       ParseExpertFormat(request.expert_dtype().empty() ? "bf16" : request.expert_dtype(),
                         request.int4_group_size()));
-  if (request.checkpoint_path().empty())
+  const bool synthetic = request.has_synthetic();
+  if (request.checkpoint_path().empty() && !synthetic)
     return absl::InvalidArgumentError("LoadShard: checkpoint_path is empty");
   TANDEM_ASSIGN_OR_RETURN(const ShardPlan plan, PlanFromProto(request.shard()));
-  const std::string& dir = request.checkpoint_path();
+  const std::string dir = synthetic ? absl::StrCat("synthetic ", request.synthetic().preset())
+                                    : request.checkpoint_path();
   const std::string config_path =
       request.config_path().empty() ? dir + "/config.json" : request.config_path();
 
   absl::MutexLock load_lock(&load_mu_);
   const auto start = std::chrono::steady_clock::now();
-  TANDEM_ASSIGN_OR_RETURN(std::unique_ptr<Checkpoint> checkpoint, Checkpoint::Open(dir));
-  TANDEM_ASSIGN_OR_RETURN(ModelConfig config, LoadModelConfig(dir, request.config_path()));
-  TANDEM_ASSIGN_OR_RETURN(std::string fingerprint, CheckpointFingerprint(*checkpoint, config_path));
+  std::unique_ptr<Checkpoint> checkpoint;
+  ModelConfig config;
+  std::string fingerprint;
+  if (synthetic) {
+    const v1::SyntheticModel& m = request.synthetic();
+    TANDEM_ASSIGN_OR_RETURN(config, SyntheticConfig(m.preset(), m.layers()));
+    fingerprint = SyntheticFingerprint(m.preset(), m.layers(), m.seed());
+  } else {
+    TANDEM_ASSIGN_OR_RETURN(checkpoint, Checkpoint::Open(dir));
+    TANDEM_ASSIGN_OR_RETURN(config, LoadModelConfig(dir, request.config_path()));
+    TANDEM_ASSIGN_OR_RETURN(fingerprint, CheckpointFingerprint(*checkpoint, config_path));
+  }
   if (!request.checkpoint_fingerprint().empty() &&
       request.checkpoint_fingerprint() != fingerprint) {
     return absl::FailedPreconditionError(
@@ -127,9 +139,16 @@ absl::StatusOr<v1::LoadShardResponse> WorkerCore::LoadShard(const v1::LoadShardR
   if (config.moe.num_experts < 1 || config.NumMoeLayers() < 1)
     return absl::FailedPreconditionError(absl::StrCat(dir, ": the model has no routed experts"));
 
-  TANDEM_ASSIGN_OR_RETURN(std::unique_ptr<ExpertShard> shard,
-                          ExpertShard::Load(config, *checkpoint, plan,
-                                            {identity_.cpu_kernel, format, identity_.schedule}));
+  const ExpertShardOptions options{identity_.cpu_kernel, format, identity_.schedule};
+  std::unique_ptr<ExpertShard> shard;
+  if (synthetic) {
+    TANDEM_ASSIGN_OR_RETURN(
+        shard, ExpertShard::FromSource(
+                   config, RandomExpertSource(config, request.synthetic().seed(), plan), options,
+                   plan));
+  } else {
+    TANDEM_ASSIGN_OR_RETURN(shard, ExpertShard::Load(config, *checkpoint, plan, options));
+  }
   checkpoint.reset();  // only the shard's slice stays in memory
 
   auto loaded = std::make_unique<Loaded>();
@@ -192,6 +211,7 @@ absl::Status WorkerCore::AttachRing(const v1::AttachRingRequest& request) {
                                                    " is below the model's top-k ", top_k));
   }
   TANDEM_ASSIGN_OR_RETURN(std::unique_ptr<RingRegion> region, RingRegion::Open(spec));
+  loop_config.wait = ApplyPolling(loop_config.wait, {request.spin_us(), request.max_sleep_us()});
 
   absl::MutexLock lock(&mu_);
   if (stopped_) return absl::UnavailableError("the worker is shutting down");

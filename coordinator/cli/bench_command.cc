@@ -18,6 +18,8 @@
 #include "coordinator/cli/commands.h"
 #include "coordinator/cli/prompt.h"
 #include "coordinator/cpu_engine.h"
+#include "coordinator/loaded_model.h"
+#include "coordinator/remote_expert_executor.h"
 #include "coordinator/synthetic_model.h"
 #include "kernels/cpu/moe_format.h"
 #include "spdlog/spdlog.h"
@@ -35,7 +37,6 @@ struct BenchFlags {
   bool synthetic = false;
   std::string prompt_lens = "32,128,512,2048,8192";
   int64_t decode_tokens = 128;
-  std::string cuda_graph = "off";
   uint64_t seed = 1;
   bool json = false;
   WorkerFlags workers;
@@ -65,10 +66,24 @@ nlohmann::json Split(const ForwardTimes& t, double per) {
           {"total_ms", t.total_ms / per}};
 }
 
-absl::StatusOr<std::unique_ptr<Engine>> BuildEngine(const ModelConfig& config, Device device,
+// Total compute time the workers report (0 without workers).
+absl::StatusOr<double> WorkerBusyMs(RemoteExpertExecutor* workers) {
+  double ms = 0;
+  if (workers == nullptr) return ms;
+  for (WorkerClient* client : workers->clients()) {
+    if (client == nullptr) return absl::UnavailableError("a worker went down during the benchmark");
+    TANDEM_ASSIGN_OR_RETURN(const auto stats, client->Stats());
+    ms += stats.busy_ns() / 1e6;
+  }
+  return ms;
+}
+
+absl::StatusOr<std::unique_ptr<Engine>> BuildEngine(const ModelConfig& config,
+                                                    const LoadOptions& load,
                                                     std::unique_ptr<ExpertExecutor> experts,
                                                     int64_t max_tokens, uint64_t seed) {
   ModelWeights weights = RandomModelWeights(config, seed);
+  const Device device = load.device;
 #ifdef TANDEM_HAVE_CUDA
   if (device != Device::kCpu) {
     TANDEM_ASSIGN_OR_RETURN(std::vector<CudaDeviceInfo> gpus, ListCudaDevices());
@@ -76,6 +91,8 @@ absl::StatusOr<std::unique_ptr<Engine>> BuildEngine(const ModelConfig& config, D
       cuda::CudaEngineOptions options;
       options.max_model_len = max_tokens;
       options.kv_cache_tokens = 2 * max_tokens;  // the run's cache and the warm-up's
+      options.cuda_graph = load.cuda_graph;
+      TANDEM_ASSIGN_OR_RETURN(options.ring_wait, cuda::ParseRingWait(load.ring_wait));
       TANDEM_ASSIGN_OR_RETURN(auto engine, cuda::CudaEngine::CreateFromWeights(
                                                config, std::move(weights), std::move(experts),
                                                options));
@@ -96,17 +113,10 @@ absl::Status RunBench(const BenchFlags& f) {
   if (!f.synthetic)
     return absl::InvalidArgumentError("tandem bench needs --synthetic (random weights of the "
                                       "preset's shapes; checkpoints are not benchmarked here)");
-  if (f.cuda_graph != "off") {
-    return absl::UnimplementedError(
-        "--cuda-graph on: decode-step graph capture is not implemented yet; use --cuda-graph off");
-  }
   LoadOptions load;
   TANDEM_RETURN_IF_ERROR(ApplyWorkerFlags(f.workers, load));
-  if (load.workers != 0 || !load.worker_addrs.empty()) {
-    return absl::UnimplementedError(
-        "--synthetic runs the routed experts in this process (--workers 0): worker processes "
-        "load experts from checkpoint files and have no synthetic source yet");
-  }
+  TANDEM_ASSIGN_OR_RETURN(load.device, ResolveDevice(load.device));
+  const bool remote = load.workers != 0 || !load.worker_addrs.empty();
   TANDEM_ASSIGN_OR_RETURN(std::vector<int64_t> lens, ParseLengths(f.prompt_lens));
   if (f.decode_tokens < 0) return absl::InvalidArgumentError("--decode-tokens must be >= 0");
   TANDEM_ASSIGN_OR_RETURN(ModelConfig config, SyntheticConfig(f.preset, f.layers));
@@ -131,30 +141,51 @@ absl::Status RunBench(const BenchFlags& f) {
   }
 
   FILE* log = f.json ? stderr : stdout;
+  auto start = std::chrono::steady_clock::now();
+  // The routed experts: in this process, or in worker processes that each build their slice of
+  // the same random experts (LoadShard with a synthetic model).
+  std::unique_ptr<LocalWorkers> spawned;
+  std::unique_ptr<ExpertExecutor> executor;
+  RemoteExpertExecutor* workers = nullptr;
+  double expert_bytes = expert_weights * bytes_per_weight, held_bytes = needed;
+  if (remote) {
+    ShardRequest shard;
+    shard.synthetic_preset = f.preset;
+    shard.synthetic_layers = f.layers;
+    shard.synthetic_seed = f.seed;
+    shard.fingerprint = SyntheticFingerprint(f.preset, f.layers, f.seed);
+    TANDEM_ASSIGN_OR_RETURN(auto connected,
+                            ConnectWorkers(config, max_tokens, load, load.device, shard, &spawned));
+    workers = connected.get();
+    executor = std::move(connected);
+  } else {
+    TANDEM_ASSIGN_OR_RETURN(auto local, RandomExpertExecutor(
+                                            config, {load.cpu_kernel, format, load.schedule},
+                                            f.seed));
+    int64_t first_moe = 0;
+    while (!config.layer_is_moe[first_moe]) ++first_moe;
+    expert_bytes = static_cast<double>(local->shard().expert_bytes(first_moe, 0));
+    held_bytes = static_cast<double>(local->shard().weight_bytes());
+    executor = std::move(local);
+  }
+  const double expert_build_s = Since(start);
+  const double bytes_per_token = expert_bytes * config.moe.top_k * config.NumMoeLayers();
+  const std::string experts_describe = executor->Describe();
+  start = std::chrono::steady_clock::now();
+  TANDEM_ASSIGN_OR_RETURN(auto engine, BuildEngine(config, load, std::move(executor),
+                                                   max_tokens, f.seed));
+  const double engine_build_s = Since(start);
+  // Pinned only now: workers and the engine's expert thread take the CPUs this thread may use,
+  // all of them, when they start.
   const int threads = omp_get_max_threads();
   bench::PinOpenMpThreads(threads);
   std::fprintf(log, "measuring read bandwidth (%d threads)...\n", threads);
   const bench::MachineLimits limits = bench::MeasureMachineLimits(threads);
-  auto start = std::chrono::steady_clock::now();
-  TANDEM_ASSIGN_OR_RETURN(auto executor, RandomExpertExecutor(
-                                             config, {load.cpu_kernel, format, load.schedule},
-                                             f.seed));
-  const double expert_build_s = Since(start);
-  const ExpertShard& shard = executor->shard();
-  int64_t first_moe = 0;
-  while (!config.layer_is_moe[first_moe]) ++first_moe;
-  const double expert_bytes = static_cast<double>(shard.expert_bytes(first_moe, 0));
-  const double bytes_per_token = expert_bytes * config.moe.top_k * config.NumMoeLayers();
-  const std::string experts_describe = executor->Describe();
-  start = std::chrono::steady_clock::now();
-  TANDEM_ASSIGN_OR_RETURN(auto engine, BuildEngine(config, load.device, std::move(executor),
-                                                   max_tokens, f.seed));
-  const double engine_build_s = Since(start);
   std::fprintf(log,
                "%s: %lld layers (%lld MoE), experts %s (%.1f GB, built in %.0f s), engine %s "
                "(built in %.0f s); read bandwidth %.1f GB/s\n",
                f.preset.c_str(), (long long)config.num_layers, (long long)config.NumMoeLayers(),
-               ExpertFormatName(format).c_str(), shard.weight_bytes() / 1e9, expert_build_s,
+               ExpertFormatName(format).c_str(), held_bytes / 1e9, expert_build_s,
                engine->Describe().c_str(), engine_build_s, limits.read_gbps);
 
   std::mt19937 rng(static_cast<uint32_t>(f.seed));
@@ -181,12 +212,19 @@ absl::Status RunBench(const BenchFlags& f) {
     TANDEM_ASSIGN_OR_RETURN(std::vector<float> logits, engine->Forward(prompt, *cache));
     const ForwardTimes prefill = engine->times();
     engine->ResetTimes();
+    TANDEM_ASSIGN_OR_RETURN(const double busy_before, WorkerBusyMs(workers));
     for (int64_t i = 0; i < f.decode_tokens; ++i) {
       const int32_t next =
           static_cast<int32_t>(std::max_element(logits.begin(), logits.end()) - logits.begin());
       TANDEM_ASSIGN_OR_RETURN(logits, engine->Forward(std::vector<int32_t>{next}, *cache));
     }
-    const ForwardTimes decode = engine->times();
+    ForwardTimes decode = engine->times();
+    if (workers != nullptr) {
+      // The workers' compute, out of the time the engine waited for the GPU and the workers.
+      TANDEM_ASSIGN_OR_RETURN(const double busy_after, WorkerBusyMs(workers));
+      decode.experts_ms = (busy_after - busy_before) / workers->count();
+      decode.gpu_wait_ms = std::max(0.0, decode.gpu_wait_ms - decode.experts_ms);
+    }
     const double decode_tok_s = decode.forwards ? 1e3 * decode.forwards / decode.total_ms : 0;
     const double per_layer_tokens = std::max<double>(1, decode.forwards) * moe_layers;
     std::fprintf(log, "%8lld %12.1f %14.1f %12.2f %14.2f %9.1f%% %10.2f/%.2f/%.2f\n",
@@ -214,7 +252,7 @@ absl::Status RunBench(const BenchFlags& f) {
                {"expert_dtype", ExpertFormatName(format)},
                {"experts", experts_describe},
                {"engine", engine->Describe()},
-               {"cuda_graph", f.cuda_graph},
+               {"cuda_graph", f.workers.cuda_graph},
                {"read_gbps", limits.read_gbps},
                {"expert_bytes_per_token", bytes_per_token},
                {"roofline_tokens_per_s", roofline_tok_s},
@@ -234,8 +272,6 @@ Command AddBenchCommand(CLI::App& app) {
   app.add_option("--prompt-lens", f->prompt_lens, "prefill lengths, comma-separated")
       ->capture_default_str();
   app.add_option("--decode-tokens", f->decode_tokens, "batch-1 decode steps after each prefill")
-      ->capture_default_str();
-  app.add_option("--cuda-graph", f->cuda_graph, "capture the decode step as a CUDA graph: on|off")
       ->capture_default_str();
   app.add_option("--seed", f->seed, "weights and prompts")->capture_default_str();
   app.add_flag("--json", f->json, "print one JSON object on stdout (the table goes to stderr)");

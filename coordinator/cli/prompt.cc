@@ -66,6 +66,14 @@ void AddWorkerFlags(CLI::App& app, WorkerFlags& flags) {
   app.add_option("--kv-cache-tokens", flags.kv_cache_tokens,
                  "GPU KV cache size in tokens, over all sequences (0: sized from free GPU memory)")
       ->capture_default_str();
+  app.add_option("--cuda-graph", flags.cuda_graph,
+                 "GPU backend: replay each decode step as one CUDA graph, the waits on the expert "
+                 "workers included: on|off")
+      ->capture_default_str();
+  app.add_option("--ring-wait", flags.ring_wait,
+                 "GPU backend with workers: the GPU waits for them with a stream memory operation "
+                 "on a flag in the ring (memop) or in a host function (host-func)")
+      ->capture_default_str();
   app.add_option("--workers", flags.workers,
                  "expert worker processes: auto (one per NUMA node), N, or 0 (in-process)")
       ->capture_default_str();
@@ -93,6 +101,16 @@ absl::Status ApplyWorkerFlags(const WorkerFlags& flags, LoadOptions& options) {
   if (flags.kv_cache_tokens < 0)
     return absl::InvalidArgumentError("--kv-cache-tokens must be >= 0");
   options.kv_cache_tokens = flags.kv_cache_tokens;
+  if (flags.cuda_graph != "on" && flags.cuda_graph != "off") {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--cuda-graph must be on or off, not \"", flags.cuda_graph, "\""));
+  }
+  options.cuda_graph = flags.cuda_graph == "on";
+  if (flags.ring_wait != "memop" && flags.ring_wait != "host-func") {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--ring-wait must be memop or host-func, not \"", flags.ring_wait, "\""));
+  }
+  options.ring_wait = flags.ring_wait;
   if (flags.workers == "auto") {
     options.workers = -1;
   } else if (!absl::SimpleAtoi(flags.workers, &options.workers) || options.workers < 0) {

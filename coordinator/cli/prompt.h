@@ -34,12 +34,14 @@ absl::StatusOr<std::string> RenderChat(const std::string& model_dir,
                                        const std::string& messages_json,
                                        bool add_generation_prompt);
 
-// --device auto|cpu|cuda, --kv-cache-tokens, --workers N|auto, --worker-addrs A,B,...,
+// --device auto|cpu|cuda, --kv-cache-tokens, --cuda-graph on|off, --ring-wait, --workers N|auto, --worker-addrs A,B,...,
 // --shard-mode tp|ep, --cpu-kernel, --expert-dtype, --int4-group-size and --schedule (every
 // command that loads a model).
 struct WorkerFlags {
   std::string device = "auto";
   int64_t kv_cache_tokens = 0;
+  std::string cuda_graph = "on";
+  std::string ring_wait = "memop";
   std::string workers = "auto";
   std::string worker_addrs;
   std::string shard_mode = "tp";

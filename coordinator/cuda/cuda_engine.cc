@@ -9,7 +9,6 @@ namespace tandem::cuda {
 
 struct CudaEngine::Scratch {
   int64_t tokens = 0;
-  DeviceBuffer<int32_t> ids;
   DeviceBuffer<float> x, normed, block;
   DeviceBuffer<float> q, k, v, ctx;                          // attention (GQA and MLA)
   DeviceBuffer<float> q_a, kv_a, latent, q_abs, ctx_latent;  // MLA only
@@ -20,7 +19,7 @@ struct CudaEngine::Scratch {
   // Split-attention partial sums for decode-sized steps (LaunchAttention uses them only when
   // there is room for the step's queries, i.e. few tokens over long contexts).
   DeviceBuffer<float> attention_split;
-  // Page-locked host copies for the routed experts and the logits.
+  // Page-locked host copies for host-function expert calls and the logits.
   PinnedBuffer<float> host_hidden, host_out, host_weights, host_logits;
   PinnedBuffer<int32_t> host_ids;
 };
@@ -58,21 +57,6 @@ absl::Status CheckSupported(const ModelConfig& c) {
   return absl::OkStatus();
 }
 
-// The fields every attention call over `cache` shares: T queries at positions [start, start + T),
-// and the split-attention scratch.
-AttentionArgs CacheAttentionArgs(const ModelConfig& c, CudaKvCache& cache, int64_t t,
-                                 int64_t start, DeviceBuffer<float>& split_scratch) {
-  AttentionArgs a;
-  a.scratch = split_scratch.data();
-  a.scratch_floats = static_cast<int64_t>(split_scratch.size());
-  a.page_size = cache.pool().page_size();
-  a.block_table = cache.block_table();
-  a.num_tokens = t;
-  a.start = start;
-  a.scale = static_cast<float>(c.AttentionScale());
-  return a;
-}
-
 // Steps of up to this many tokens may split their attention over the positions (decode).
 constexpr int64_t kSplitAttentionMaxTokens = 4;
 
@@ -84,9 +68,13 @@ CudaEngine::CudaEngine(const ModelConfig& config, std::unique_ptr<ExpertExecutor
 
 CudaEngine::~CudaEngine() {
   if (stream_) cudaStreamSynchronize(stream_);
+  DropGraphs();
+  handoff_.reset();
   scratch_.reset();
   pool_.reset();
-  if (copies_done_) cudaEventDestroy(copies_done_);
+  local_ring_.reset();
+  for (cudaEvent_t e : {copies_done_, done_})
+    if (e) cudaEventDestroy(e);
   linear_.reset();
   if (stream_) cudaStreamDestroy(stream_);
 }
@@ -118,9 +106,11 @@ absl::Status CudaEngine::Init(ModelWeights host, const CudaEngineOptions& option
   describe_ = absl::StrCat("cuda:", options.device_index, " (", prop.name, ")");
   TANDEM_CUDA_RETURN_IF_ERROR(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking),
                               "cudaStreamCreate");
-  TANDEM_CUDA_RETURN_IF_ERROR(cudaEventCreateWithFlags(&copies_done_, cudaEventDisableTiming),
-                              "cudaEventCreate");
+  for (cudaEvent_t* e : {&copies_done_, &done_})
+    TANDEM_CUDA_RETURN_IF_ERROR(cudaEventCreateWithFlags(e, cudaEventDisableTiming),
+                                "cudaEventCreate");
   TANDEM_ASSIGN_OR_RETURN(linear_, CudaLinear::Create(stream_));
+  cuda_graph_ = options.cuda_graph;
 
   TANDEM_ASSIGN_OR_RETURN(weights_, UploadModelWeights(std::move(host)));
 
@@ -151,6 +141,31 @@ absl::Status CudaEngine::Init(ModelWeights host, const CudaEngineOptions& option
   const int64_t pages = (tokens + options.page_size - 1) / options.page_size;
   TANDEM_ASSIGN_OR_RETURN(pool_, PagedKvPool::Create(config_.num_layers, width_a, width_b,
                                                      options.page_size, pages));
+  max_pages_ = (max_model_len_ + options.page_size - 1) / options.page_size;
+  if (config_.NumMoeLayers() > 0) {
+    // The workers' rings, or for an in-process executor a ring this thread serves.
+    ExpertRings* rings = experts_->rings();
+    if (rings == nullptr) {
+      RingCapacity capacity;
+      capacity.depth = 2;
+      capacity.max_tokens = static_cast<uint32_t>(std::min<int64_t>(512, max_model_len_));
+      capacity.hidden_size = static_cast<uint32_t>(config_.hidden_size);
+      capacity.max_top_k = static_cast<uint32_t>(config_.moe.top_k);
+      TANDEM_ASSIGN_OR_RETURN(
+          local_ring_, LocalRing::Create(experts_.get(), capacity,
+                                         static_cast<int32_t>(config_.num_layers)));
+      rings = local_ring_.get();
+    }
+    int32_t first_moe = 0;
+    while (!config_.layer_is_moe[first_moe]) ++first_moe;
+    TANDEM_ASSIGN_OR_RETURN(handoff_,
+                            RingHandoff::Create(rings, options.ring_wait, first_moe, stream_));
+  }
+  describe_ = absl::StrCat(describe_, ", CUDA graph ", cuda_graph_ ? "on" : "off",
+                           handoff_ ? absl::StrCat(local_ring_ ? ", in-process" : ", worker",
+                                                   " rings (", RingWaitName(options.ring_wait),
+                                                   " waits)")
+                                    : std::string());
   spdlog::info("[coordinator] {}: {:.1f} MiB of weights, KV cache {} pages x {} tokens "
                "({:.1f} MiB)", describe_, weights_.bytes / 1048576.0, pages, options.page_size,
                pool_->bytes() / 1048576.0);
@@ -178,6 +193,7 @@ absl::Status CudaEngine::Prepare(int64_t max_tokens) {
 absl::Status CudaEngine::ReserveScratch(int64_t t) {
   Scratch& s = *scratch_;
   if (t <= s.tokens) return absl::OkStatus();
+  DropGraphs();  // they hold the addresses of the buffers about to be replaced
   const ModelConfig& c = config_;
   const int64_t h = c.hidden_size, heads = c.num_heads;
   const MlaConfig& m = c.mla;
@@ -185,7 +201,8 @@ absl::Status CudaEngine::ReserveScratch(int64_t t) {
   const int64_t q_width = c.use_mla ? heads * qk : heads * c.head_dim;
   const int64_t ctx_width = c.use_mla ? heads * m.v_head_dim : heads * c.head_dim;
   const int64_t inter = std::max(c.intermediate_size, c.moe.shared_intermediate_size);
-  TANDEM_RETURN_IF_ERROR(s.ids.Reserve(t));
+  TANDEM_RETURN_IF_ERROR(step_host_.Reserve(1 + max_pages_ + t));
+  TANDEM_RETURN_IF_ERROR(step_device_.Reserve(1 + max_pages_ + t));
   for (DeviceBuffer<float>* b : {&s.x, &s.normed, &s.block, &s.shared})
     TANDEM_RETURN_IF_ERROR(b->Reserve(t * h));
   TANDEM_RETURN_IF_ERROR(s.q.Reserve(t * q_width));
@@ -222,7 +239,27 @@ absl::Status CudaEngine::ReserveScratch(int64_t t) {
   return absl::OkStatus();
 }
 
-absl::Status CudaEngine::GqaAttention(int64_t l, int64_t t, int64_t start, CudaKvCache& cache) {
+AttentionArgs CudaEngine::CacheAttentionArgs(const Step& step, CudaKvCache& cache) {
+  AttentionArgs a;
+  a.scratch = scratch_->attention_split.data();
+  a.scratch_floats = static_cast<int64_t>(scratch_->attention_split.size());
+  a.page_size = cache.pool().page_size();
+  a.block_table = step_device_.data() + 1;
+  a.num_tokens = step.tokens;
+  a.start = step_device_.data();
+  a.positions = step.start + step.tokens;
+  a.scale = static_cast<float>(config_.AttentionScale());
+  a.heads = config_.num_heads;
+  a.kv_heads = config_.use_mla ? 1 : config_.num_kv_heads;
+  a.value.length = config_.use_mla ? config_.mla.kv_lora_rank : config_.head_dim;
+  return a;
+}
+
+absl::Status CudaEngine::GqaAttention(int64_t l, const Step& step) {
+  const int64_t t = step.tokens;
+  CudaKvCache& cache = *step.cache;
+  const int32_t* start = step_device_.data();
+  const int32_t* table = start + 1;
   const DeviceLayer& w = weights_.layers[l];
   Scratch& s = *scratch_;
   const ModelConfig& c = config_;
@@ -243,10 +280,10 @@ absl::Status CudaEngine::GqaAttention(int64_t l, int64_t t, int64_t start, CudaK
              rope_cos_.data(), rope_sin_.data(), stream_);
   PagedKvPool& pool = cache.pool();
   LaunchWriteCache(s.k.data(), kv_width, kv_width, t, start, pool.a(l), pool.page_size(),
-                   cache.block_table(), stream_);
+                   table, stream_);
   LaunchWriteCache(s.v.data(), kv_width, kv_width, t, start, pool.b(l), pool.page_size(),
-                   cache.block_table(), stream_);
-  AttentionArgs a = CacheAttentionArgs(c, cache, t, start, s.attention_split);
+                   table, stream_);
+  AttentionArgs a = CacheAttentionArgs(step, cache);
   a.q = s.q.data();
   a.q_row_stride = q_width;
   a.q_head_stride = hd;
@@ -261,7 +298,11 @@ absl::Status CudaEngine::GqaAttention(int64_t l, int64_t t, int64_t start, CudaK
   return linear_->Run(s.ctx.data(), t, w.o_proj.view, s.block.data());
 }
 
-absl::Status CudaEngine::MlaAttention(int64_t l, int64_t t, int64_t start, CudaKvCache& cache) {
+absl::Status CudaEngine::MlaAttention(int64_t l, const Step& step) {
+  const int64_t t = step.tokens;
+  CudaKvCache& cache = *step.cache;
+  const int32_t* start = step_device_.data();
+  const int32_t* table = start + 1;
   const DeviceLayer& w = weights_.layers[l];
   Scratch& s = *scratch_;
   const ModelConfig& c = config_;
@@ -290,9 +331,9 @@ absl::Status CudaEngine::MlaAttention(int64_t l, int64_t t, int64_t start, CudaK
              rope_cos_.data(), rope_sin_.data(), stream_);
   PagedKvPool& pool = cache.pool();
   LaunchWriteCache(s.latent.data(), rank, rank, t, start, pool.a(l), pool.page_size(),
-                   cache.block_table(), stream_);
+                   table, stream_);
   LaunchWriteCache(s.kv_a.data() + rank, kv_a_width, rope_dim, t, start, pool.b(l),
-                   pool.page_size(), cache.block_table(), stream_);
+                   pool.page_size(), table, stream_);
   // Absorbed query [T x heads x (rank + rope)]: q_nope W_UK per head, then the rotated rope part.
   TANDEM_RETURN_IF_ERROR(linear_->BatchedF32(t, rank, nope, s.q.data(), heads * qk, qk,
                                              w.w_uk.data(), rank, nope * rank, false,
@@ -303,7 +344,7 @@ absl::Status CudaEngine::MlaAttention(int64_t l, int64_t t, int64_t start, CudaK
                         qk * sizeof(float), rope_dim * sizeof(float), t * heads,
                         cudaMemcpyDeviceToDevice, stream_),
       "MLA rope query copy");
-  AttentionArgs a = CacheAttentionArgs(c, cache, t, start, s.attention_split);
+  AttentionArgs a = CacheAttentionArgs(step, cache);
   a.q = s.q_abs.data();
   a.q_row_stride = heads * q_abs_width;
   a.q_head_stride = q_abs_width;
@@ -333,17 +374,44 @@ absl::Status CudaEngine::DenseMlp(const DeviceMlp& w, const float* x, int64_t t,
   return linear_->Run(s.gate.data(), t, w.down.view, out);
 }
 
-absl::Status CudaEngine::RoutedExperts(int64_t l, int64_t t) {
+absl::Status CudaEngine::SharedExperts(int64_t l, int64_t t) {
   const DeviceLayer& w = weights_.layers[l];
   Scratch& s = *scratch_;
-  const MoeConfig& moe = config_.moe;
-  const int64_t h = config_.hidden_size, k = moe.top_k;
-  TANDEM_RETURN_IF_ERROR(linear_->Run(s.normed.data(), t, w.router.view, s.router_logits.data()));
-  RouterArgs args = RouterArgsFor(moe);
-  args.score_bias = w.score_correction_bias.size() ? w.score_correction_bias.data() : nullptr;
-  LaunchRoute(args, s.router_logits.data(), t, s.route_ids.data(), s.route_weights.data(), stream_);
-  TANDEM_RETURN_IF_ERROR(LaunchStatus("router"));
-  // Inputs of the routed experts to page-locked host memory.
+  if (w.shared.empty()) return absl::OkStatus();
+  TANDEM_RETURN_IF_ERROR(DenseMlp(w.shared, s.normed.data(), t, s.shared.data()));
+  if (w.shared_expert_gate.empty()) return absl::OkStatus();
+  return linear_->Run(s.normed.data(), t, w.shared_expert_gate.view, s.shared_gate.data());
+}
+
+absl::Status CudaEngine::AddSharedExperts(int64_t l, int64_t t) {
+  const DeviceLayer& w = weights_.layers[l];
+  Scratch& s = *scratch_;
+  const int64_t h = config_.hidden_size;
+  if (w.shared.empty()) return absl::OkStatus();
+  if (!w.shared_expert_gate.empty()) {
+    LaunchAddSigmoidGated(s.block.data(), s.shared.data(), s.shared_gate.data(), t, h, stream_);
+  } else {
+    LaunchAdd(s.block.data(), s.shared.data(), t * h, stream_);
+  }
+  return LaunchStatus("shared expert add");
+}
+
+absl::Status CudaEngine::RoutedExpertsThroughRings(int64_t l, int64_t moe_index, int64_t t) {
+  Scratch& s = *scratch_;
+  TANDEM_RETURN_IF_ERROR(handoff_->EnqueueSubmit(moe_index, static_cast<int32_t>(l), t,
+                                                 config_.moe.top_k, s.normed.data(),
+                                                 s.route_ids.data(), s.route_weights.data()));
+  // Queued behind the request: the GPU computes the shared experts while the workers run.
+  TANDEM_RETURN_IF_ERROR(SharedExperts(l, t));
+  TANDEM_RETURN_IF_ERROR(handoff_->EnqueueCollect(moe_index, t, s.block.data()));
+  return AddSharedExperts(l, t);
+}
+
+absl::Status CudaEngine::RoutedExpertsOnHost(int64_t l, int64_t t) {
+  // Steps larger than a ring slot (long prefills): the host hands the inputs to the executor
+  // and waits; never captured in a graph, which holds decode-sized steps only.
+  Scratch& s = *scratch_;
+  const int64_t h = config_.hidden_size, k = config_.moe.top_k;
   TANDEM_CUDA_RETURN_IF_ERROR(cudaMemcpyAsync(s.host_hidden.data(), s.normed.data(),
                                               t * h * sizeof(float), cudaMemcpyDeviceToHost,
                                               stream_), "hidden to host");
@@ -354,15 +422,8 @@ absl::Status CudaEngine::RoutedExperts(int64_t l, int64_t t) {
                                               t * k * sizeof(float), cudaMemcpyDeviceToHost,
                                               stream_), "routing weights to host");
   TANDEM_CUDA_RETURN_IF_ERROR(cudaEventRecord(copies_done_, stream_), "cudaEventRecord");
-  // The shared experts are queued behind the copies, so the GPU computes them while the
-  // executor computes the routed ones.
-  if (!w.shared.empty()) {
-    TANDEM_RETURN_IF_ERROR(DenseMlp(w.shared, s.normed.data(), t, s.shared.data()));
-    if (!w.shared_expert_gate.empty()) {
-      TANDEM_RETURN_IF_ERROR(
-          linear_->Run(s.normed.data(), t, w.shared_expert_gate.view, s.shared_gate.data()));
-    }
-  }
+  // Queued behind the copies: the GPU computes the shared experts while the executor runs.
+  TANDEM_RETURN_IF_ERROR(SharedExperts(l, t));
   {
     ScopedTimer timer(times_.gpu_wait_ms);
     TANDEM_CUDA_RETURN_IF_ERROR(cudaEventSynchronize(copies_done_), "waiting for the router");
@@ -376,20 +437,89 @@ absl::Status CudaEngine::RoutedExperts(int64_t l, int64_t t) {
   TANDEM_CUDA_RETURN_IF_ERROR(cudaMemcpyAsync(s.block.data(), s.host_out.data(),
                                               t * h * sizeof(float), cudaMemcpyHostToDevice,
                                               stream_), "expert output to GPU");
-  if (!w.shared.empty()) {
-    if (!w.shared_expert_gate.empty()) {
-      LaunchAddSigmoidGated(s.block.data(), s.shared.data(), s.shared_gate.data(), t, h, stream_);
-    } else {
-      LaunchAdd(s.block.data(), s.shared.data(), t * h, stream_);
-    }
-  }
-  return LaunchStatus("shared expert add");
+  return AddSharedExperts(l, t);
 }
 
-absl::Status CudaEngine::Mlp(int64_t l, int64_t t) {
+absl::Status CudaEngine::Mlp(int64_t l, int64_t moe_index, const Step& step) {
   const DeviceLayer& w = weights_.layers[l];
-  if (!w.is_moe) return DenseMlp(w.dense, scratch_->normed.data(), t, scratch_->block.data());
-  return RoutedExperts(l, t);
+  Scratch& s = *scratch_;
+  const int64_t t = step.tokens;
+  if (!w.is_moe) return DenseMlp(w.dense, s.normed.data(), t, s.block.data());
+  TANDEM_RETURN_IF_ERROR(linear_->Run(s.normed.data(), t, w.router.view, s.router_logits.data()));
+  RouterArgs args = RouterArgsFor(config_.moe);
+  args.score_bias = w.score_correction_bias.size() ? w.score_correction_bias.data() : nullptr;
+  LaunchRoute(args, s.router_logits.data(), t, s.route_ids.data(), s.route_weights.data(), stream_);
+  TANDEM_RETURN_IF_ERROR(LaunchStatus("router"));
+  return step.use_rings ? RoutedExpertsThroughRings(l, moe_index, t) : RoutedExpertsOnHost(l, t);
+}
+
+absl::Status CudaEngine::EnqueueForward(const Step& step) {
+  Scratch& s = *scratch_;
+  const int64_t t = step.tokens, h = config_.hidden_size;
+  const float eps = static_cast<float>(config_.rms_norm_eps);
+  LaunchEmbedding(weights_.embed.view, step_device_.data() + 1 + max_pages_, t, s.x.data(),
+                  stream_);
+  int64_t moe_index = 0;
+  for (int64_t l = 0; l < config_.num_layers; ++l) {
+    const DeviceLayer& w = weights_.layers[l];
+    LaunchRmsNorm(s.x.data(), h, w.input_norm.data(), t, h, eps, s.normed.data(), h, stream_);
+    TANDEM_RETURN_IF_ERROR(config_.use_mla ? MlaAttention(l, step) : GqaAttention(l, step));
+    LaunchAdd(s.x.data(), s.block.data(), t * h, stream_);
+    LaunchRmsNorm(s.x.data(), h, w.post_attention_norm.data(), t, h, eps, s.normed.data(), h,
+                  stream_);
+    TANDEM_RETURN_IF_ERROR(Mlp(l, moe_index, step));
+    if (w.is_moe) ++moe_index;
+    LaunchAdd(s.x.data(), s.block.data(), t * h, stream_);
+  }
+  LaunchRmsNorm(s.x.data() + (t - 1) * h, h, weights_.final_norm.data(), 1, h, eps, s.last.data(),
+                h, stream_);
+  TANDEM_RETURN_IF_ERROR(linear_->Run(s.last.data(), 1, weights_.output(), s.logits.data()));
+  TANDEM_CUDA_RETURN_IF_ERROR(cudaMemcpyAsync(s.host_logits.data(), s.logits.data(),
+                                              config_.vocab_size * sizeof(float),
+                                              cudaMemcpyDeviceToHost, stream_),
+                              "logits to host");
+  return LaunchStatus("forward pass");
+}
+
+void CudaEngine::DropGraphs() {
+  if (!graphs_.empty()) cudaStreamSynchronize(stream_);
+  for (auto& [key, exec] : graphs_) cudaGraphExecDestroy(exec);
+  graphs_.clear();
+}
+
+absl::Status CudaEngine::RunStep(const Step& step) {
+  if (!cuda_graph_ || step.tokens > kMaxGraphTokens) return EnqueueForward(step);
+  const uint64_t generation = step.use_rings ? handoff_->generation() : 0;
+  const GraphKey key{step.tokens, AttentionSplits(CacheAttentionArgs(step, *step.cache)),
+                     generation};
+  auto it = graphs_.find(key);
+  if (it == graphs_.end()) {
+    // Graphs over rings that were replaced since hold stale addresses.
+    for (auto g = graphs_.begin(); g != graphs_.end();) {
+      if (std::get<2>(g->first) != generation && std::get<2>(g->first) != 0) {
+        cudaGraphExecDestroy(g->second);
+        g = graphs_.erase(g);
+      } else {
+        ++g;
+      }
+    }
+    TANDEM_CUDA_RETURN_IF_ERROR(cudaStreamBeginCapture(stream_, cudaStreamCaptureModeThreadLocal),
+                                "cudaStreamBeginCapture");
+    const absl::Status captured = EnqueueForward(step);
+    cudaGraph_t graph = nullptr;
+    const cudaError_t ended = cudaStreamEndCapture(stream_, &graph);
+    TANDEM_RETURN_IF_ERROR(captured);
+    TANDEM_CUDA_RETURN_IF_ERROR(ended, "cudaStreamEndCapture");
+    cudaGraphExec_t exec = nullptr;
+    const cudaError_t made = cudaGraphInstantiate(&exec, graph, 0);
+    cudaGraphDestroy(graph);
+    TANDEM_CUDA_RETURN_IF_ERROR(made, "cudaGraphInstantiate");
+    it = graphs_.emplace(key, exec).first;
+    spdlog::debug("[coordinator] captured the CUDA graph of {}-token steps ({} graphs)",
+                  step.tokens, graphs_.size());
+  }
+  TANDEM_CUDA_RETURN_IF_ERROR(cudaGraphLaunch(it->second, stream_), "cudaGraphLaunch");
+  return absl::OkStatus();
 }
 
 absl::StatusOr<std::vector<float>> CudaEngine::Forward(std::span<const int32_t> tokens,
@@ -399,39 +529,45 @@ absl::StatusOr<std::vector<float>> CudaEngine::Forward(std::span<const int32_t> 
   TANDEM_RETURN_IF_ERROR(ValidateForwardInput(config_, tokens, *cache));
   ScopedTimer timer(times_.total_ms);
   ++times_.forwards;
-  const int64_t t = static_cast<int64_t>(tokens.size());
-  const int64_t h = config_.hidden_size, start = cache->length();
-  const float eps = static_cast<float>(config_.rms_norm_eps);
-  TANDEM_RETURN_IF_ERROR(ReserveScratch(t));
-  TANDEM_RETURN_IF_ERROR(cache->Reserve(start + t, stream_));
-  Scratch& s = *scratch_;
-  TANDEM_CUDA_RETURN_IF_ERROR(cudaMemcpyAsync(s.ids.data(), tokens.data(), t * sizeof(int32_t),
-                                              cudaMemcpyHostToDevice, stream_), "token upload");
-  LaunchEmbedding(weights_.embed.view, s.ids.data(), t, s.x.data(), stream_);
-  for (int64_t l = 0; l < config_.num_layers; ++l) {
-    const DeviceLayer& w = weights_.layers[l];
-    LaunchRmsNorm(s.x.data(), h, w.input_norm.data(), t, h, eps, s.normed.data(), h, stream_);
-    TANDEM_RETURN_IF_ERROR(config_.use_mla ? MlaAttention(l, t, start, *cache)
-                                           : GqaAttention(l, t, start, *cache));
-    LaunchAdd(s.x.data(), s.block.data(), t * h, stream_);
-    LaunchRmsNorm(s.x.data(), h, w.post_attention_norm.data(), t, h, eps, s.normed.data(), h,
-                  stream_);
-    TANDEM_RETURN_IF_ERROR(Mlp(l, t));
-    LaunchAdd(s.x.data(), s.block.data(), t * h, stream_);
-  }
-  LaunchRmsNorm(s.x.data() + (t - 1) * h, h, weights_.final_norm.data(), 1, h, eps, s.last.data(),
-                h, stream_);
-  TANDEM_RETURN_IF_ERROR(linear_->Run(s.last.data(), 1, weights_.output(), s.logits.data()));
-  const int64_t vocab = config_.vocab_size;
-  TANDEM_CUDA_RETURN_IF_ERROR(cudaMemcpyAsync(s.host_logits.data(), s.logits.data(),
-                                              vocab * sizeof(float), cudaMemcpyDeviceToHost,
-                                              stream_), "logits to host");
+  Step step;
+  step.tokens = static_cast<int64_t>(tokens.size());
+  step.start = cache->length();
+  step.cache = cache;
+  step.use_rings = handoff_ && step.tokens <= handoff_->max_tokens();
+  TANDEM_RETURN_IF_ERROR(ReserveScratch(step.tokens));
+  TANDEM_RETURN_IF_ERROR(cache->Reserve(step.start + step.tokens));
+  // The step upload: first position, block table, token ids.
+  int32_t* up = step_host_.data();
+  up[0] = static_cast<int32_t>(step.start);
+  std::copy(cache->pages().begin(), cache->pages().end(), up + 1);
+  std::copy(tokens.begin(), tokens.end(), up + 1 + max_pages_);
+  TANDEM_CUDA_RETURN_IF_ERROR(
+      cudaMemcpyAsync(step_device_.data(), up, (1 + max_pages_ + step.tokens) * sizeof(int32_t),
+                      cudaMemcpyHostToDevice, stream_),
+      "step upload");
+  if (step.use_rings) TANDEM_RETURN_IF_ERROR(handoff_->BeginStep(config_.NumMoeLayers()));
+  const double busy_before = local_ring_ ? local_ring_->busy_ms() : 0;
+  const absl::Status enqueued = RunStep(step);
+  absl::Status status = enqueued;
   {
+    // With rings this wait includes the experts' time (they compute meanwhile).
     ScopedTimer wait(times_.gpu_wait_ms);
-    TANDEM_CUDA_RETURN_IF_ERROR(cudaStreamSynchronize(stream_), "forward pass");
+    TANDEM_CUDA_RETURN_IF_ERROR(cudaEventRecord(done_, stream_), "cudaEventRecord");
+    if (step.use_rings) {
+      status = handoff_->FinishStep(done_, enqueued);
+    } else if (cudaError_t e = cudaEventSynchronize(done_); e != cudaSuccess && status.ok()) {
+      status = absl::InternalError(absl::StrCat("forward pass: ", cudaGetErrorString(e)));
+    }
   }
-  cache->Advance(t);
-  return std::vector<float>(s.host_logits.data(), s.host_logits.data() + vocab);
+  if (local_ring_) {  // the in-process experts ran within the wait: count them as expert time
+    const double busy = local_ring_->busy_ms() - busy_before;
+    times_.experts_ms += busy;
+    times_.gpu_wait_ms -= std::min(times_.gpu_wait_ms, busy);
+  }
+  TANDEM_RETURN_IF_ERROR(status);
+  cache->Advance(step.tokens);
+  Scratch& s = *scratch_;
+  return std::vector<float>(s.host_logits.data(), s.host_logits.data() + config_.vocab_size);
 }
 
 }  // namespace tandem::cuda

@@ -1,20 +1,33 @@
 // The GPU backend (an Engine): the same forward pass as CpuEngine with every coordinator op on
 // the GPU (embedding, RMSNorm, linears through cuBLAS or a GEMV kernel, RoPE from a precomputed
 // table, GQA and absorbed-MLA attention over a paged KV cache, the router, dense and shared-expert
-// MLPs, LM head), f32 activations over bf16 / f32 weights. Routed experts go to the
-// ExpertExecutor: each MoE layer copies the normalised hidden states, expert ids and routing
-// weights to page-locked host memory, and while the executor (CPU threads or NUMA workers) runs,
-// the GPU computes the shared experts; the routed result comes back and is added on the GPU.
-// Built only with TANDEM_CUDA. One engine thread drives it; its caches are CudaKvCache.
+// MLPs, LM head), f32 activations over bf16 / f32 weights.
+//
+// Routed experts, while the GPU computes the shared experts:
+//   * steps that fit a ring slot (decode, prefills up to 512 tokens): straight through the rings
+//     (ring_handoff.h): the NUMA workers' rings, or for an in-process executor a ring this thread
+//     serves while it waits (coordinator/local_ring.h). The host does not wait in between.
+//   * larger steps: the inputs go to page-locked memory, the host runs ExpertExecutor::Run and
+//     copies the result back, layer by layer.
+// So a decode step
+// (up to kMaxGraphTokens tokens) is captured once as a CUDA graph per (token count, attention
+// split count, ring generation) and replayed (--cuda-graph on). Every step's first position,
+// token ids and block table go to the GPU in one upload that the kernels read, so a replay needs
+// nothing else. Built only with TANDEM_CUDA. One engine thread drives it; its caches are
+// CudaKvCache.
 #pragma once
 
+#include <map>
 #include <memory>
 #include <string>
+#include <tuple>
 
 #include "common/checkpoint.h"
 #include "coordinator/cuda/device_weights.h"
 #include "coordinator/cuda/paged_kv_cache.h"
+#include "coordinator/cuda/ring_handoff.h"
 #include "coordinator/engine.h"
+#include "coordinator/local_ring.h"
 #include "coordinator/rope.h"
 #include "kernels/cuda/linear.h"
 
@@ -25,7 +38,12 @@ struct CudaEngineOptions {
   int64_t max_model_len = 0;     // positions the RoPE table covers; > 0
   int64_t kv_cache_tokens = 0;   // pool size in tokens; 0: 2 x max_model_len
   int64_t page_size = 64;        // tokens per KV cache page
+  bool cuda_graph = true;        // replay decode steps as CUDA graphs
+  RingWait ring_wait = RingWait::kMemOp;  // how the GPU waits for NUMA workers
 };
+
+// Steps of up to this many tokens are captured as CUDA graphs.
+inline constexpr int64_t kMaxGraphTokens = 4;
 
 class CudaEngine : public Engine {
  public:
@@ -50,25 +68,50 @@ class CudaEngine : public Engine {
  private:
   // Activation buffers of one forward pass, grown to the largest token count seen.
   struct Scratch;
+  // What one step reads from the device besides the weights: T tokens at positions
+  // [start, start + T) over the cache's pages; `use_rings`: routed experts through the rings.
+  struct Step {
+    int64_t tokens = 0, start = 0;
+    bool use_rings = false;
+    CudaKvCache* cache = nullptr;
+  };
+  using GraphKey = std::tuple<int64_t, int64_t, uint64_t>;  // tokens, splits, ring generation
 
   CudaEngine(const ModelConfig& config, std::unique_ptr<ExpertExecutor> experts);
   absl::Status Init(ModelWeights weights, const CudaEngineOptions& options);
   absl::Status ReserveScratch(int64_t num_tokens);
-  // normed -> block, for layer l's attention / MLP over T tokens starting at `start`.
-  absl::Status GqaAttention(int64_t l, int64_t num_tokens, int64_t start, CudaKvCache& cache);
-  absl::Status MlaAttention(int64_t l, int64_t num_tokens, int64_t start, CudaKvCache& cache);
-  absl::Status Mlp(int64_t l, int64_t num_tokens);
+  // Everything of one forward pass after the step upload, enqueued on stream_ (or captured).
+  absl::Status EnqueueForward(const Step& step);
+  // Enqueues `step` directly or replays (capturing first) its graph.
+  absl::Status RunStep(const Step& step);
+  void DropGraphs();
+  // normed -> block, for layer l's attention / MLP.
+  absl::Status GqaAttention(int64_t l, const Step& step);
+  absl::Status MlaAttention(int64_t l, const Step& step);
+  AttentionArgs CacheAttentionArgs(const Step& step, CudaKvCache& cache);
+  absl::Status Mlp(int64_t l, int64_t moe_index, const Step& step);
   absl::Status DenseMlp(const DeviceMlp& w, const float* x, int64_t num_tokens, float* out);
-  absl::Status RoutedExperts(int64_t l, int64_t num_tokens);
+  absl::Status SharedExperts(int64_t l, int64_t t);
+  absl::Status AddSharedExperts(int64_t l, int64_t t);
+  absl::Status RoutedExpertsThroughRings(int64_t l, int64_t moe_index, int64_t t);
+  absl::Status RoutedExpertsOnHost(int64_t l, int64_t t);
 
   ModelConfig config_;
   std::unique_ptr<ExpertExecutor> experts_;
   Rope rope_;
   std::string describe_;
   int64_t max_model_len_ = 0;
+  int64_t max_pages_ = 0;  // block table entries of one sequence
+  bool cuda_graph_ = true;
   cudaStream_t stream_ = nullptr;
-  cudaEvent_t copies_done_ = nullptr;
+  cudaEvent_t copies_done_ = nullptr, done_ = nullptr;
   std::unique_ptr<CudaLinear> linear_;
+  // The step upload: [start, block table (max_pages_), token ids (scratch tokens)].
+  PinnedBuffer<int32_t> step_host_;
+  DeviceBuffer<int32_t> step_device_;
+  std::unique_ptr<LocalRing> local_ring_;  // for an in-process executor; outlives handoff_
+  std::unique_ptr<RingHandoff> handoff_;    // null for a model without MoE layers
+  std::map<GraphKey, cudaGraphExec_t> graphs_;
   DeviceWeights weights_;
   std::shared_ptr<PagedKvPool> pool_;
   DeviceBuffer<float> rope_cos_, rope_sin_;  // [max_model_len x rotary_dim / 2]

@@ -49,12 +49,9 @@ CudaKvCache::~CudaKvCache() {
   for (int32_t page : pages_) pool_->Give(page);
 }
 
-absl::Status CudaKvCache::Reserve(int64_t new_length, cudaStream_t stream) {
+absl::Status CudaKvCache::Reserve(int64_t new_length) {
   const int64_t page_size = pool_->page_size();
   const int64_t needed = (new_length + page_size - 1) / page_size;
-  if (needed <= static_cast<int64_t>(pages_.size())) return absl::OkStatus();
-  if (table_.size() == 0)
-    TANDEM_RETURN_IF_ERROR(table_.Reserve((capacity() + page_size - 1) / page_size));
   const size_t old_pages = pages_.size();
   while (static_cast<int64_t>(pages_.size()) < needed) {
     absl::StatusOr<int32_t> page = pool_->Take();
@@ -65,12 +62,6 @@ absl::Status CudaKvCache::Reserve(int64_t new_length, cudaStream_t stream) {
     }
     pages_.push_back(*page);
   }
-  // Pageable source: the copy is staged before cudaMemcpyAsync returns, so pages_ may change.
-  TANDEM_CUDA_RETURN_IF_ERROR(
-      cudaMemcpyAsync(table_.data() + old_pages, pages_.data() + old_pages,
-                      (pages_.size() - old_pages) * sizeof(int32_t), cudaMemcpyHostToDevice,
-                      stream),
-      "block table upload");
   return absl::OkStatus();
 }
 

@@ -44,16 +44,15 @@ class CudaKvCache : public SequenceCache {
   CudaKvCache(std::shared_ptr<PagedKvPool> pool, int64_t capacity);
   ~CudaKvCache() override;
 
-  // Makes positions [0, new_length) addressable (taking pages as needed) and the device block
-  // table current; new_length <= capacity. The table upload is ordered on `stream`.
-  absl::Status Reserve(int64_t new_length, cudaStream_t stream);
-  const int32_t* block_table() const { return table_.data(); }
+  // Makes positions [0, new_length) addressable, taking pages as needed; new_length <= capacity.
+  absl::Status Reserve(int64_t new_length);
+  // The block table: pool page of each logical page (the engine uploads it with each step).
+  const std::vector<int32_t>& pages() const { return pages_; }
   PagedKvPool& pool() { return *pool_; }
 
  private:
   std::shared_ptr<PagedKvPool> pool_;
   std::vector<int32_t> pages_;
-  DeviceBuffer<int32_t> table_;
 };
 
 }  // namespace tandem::cuda

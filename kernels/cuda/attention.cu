@@ -27,7 +27,7 @@ __device__ inline float WarpSum(float v) {
 // Block (t, h, split): the positions of chunk `split` (all of them when gridDim.z == 1). With one
 // split it writes the output; with more, its partial max, sum and unnormalised values to
 // a.scratch at [((t * heads + h) * splits + split) * (vlen + 2)], for MergeSplitsKernel.
-__global__ void __launch_bounds__(kWarps * 32) AttentionKernel(AttentionArgs a, int64_t chunk) {
+__global__ void __launch_bounds__(kWarps * 32) AttentionKernel(AttentionArgs a) {
   extern __shared__ float shared[];
   const int64_t t = blockIdx.x, h = blockIdx.y;
   const int64_t group = a.heads / a.kv_heads, kv_head = h / group;
@@ -46,7 +46,8 @@ __global__ void __launch_bounds__(kWarps * 32) AttentionKernel(AttentionArgs a, 
   float m = -INFINITY, l = 0.0f, acc[kValuesPerLane];
 #pragma unroll
   for (int j = 0; j < kValuesPerLane; ++j) acc[j] = 0.0f;
-  const int64_t visible = a.start + t + 1;
+  const int64_t start = *a.start, visible = start + t + 1;
+  const int64_t chunk = (start + a.num_tokens + gridDim.z - 1) / gridDim.z;
   const int64_t first = blockIdx.z * chunk;
   const int64_t last = min(visible, first + chunk);
   for (int64_t pos = first + warp; pos < last; pos += kWarps) {
@@ -131,25 +132,28 @@ __global__ void MergeSplitsKernel(AttentionArgs a, int splits) {
 
 }  // namespace
 
-void LaunchAttention(const AttentionArgs& args, cudaStream_t stream) {
-  const int64_t qlen = args.key_a.length + args.key_b.length;
-  const size_t shared_bytes = (qlen + 2 * kWarps + kWarps * args.value.length) * sizeof(float);
+int64_t AttentionSplits(const AttentionArgs& args) {
   // Split the positions when the queries alone would leave most multiprocessors idle and each
   // chunk still gets >= 256 positions (a chunk per ~2 warps' worth of work would cost more in
   // merging than it saves).
-  const int64_t positions = args.start + args.num_tokens;
   const int64_t blocks = args.num_tokens * args.heads;
   int64_t splits = 1;
   if (args.scratch != nullptr &&
       args.scratch_floats >= AttentionScratchFloats(args.num_tokens, args.heads,
                                                     args.value.length)) {
     while (splits < kMaxAttentionSplits && blocks * splits < 264 &&
-           positions / (splits * 2) >= 256)
+           args.positions / (splits * 2) >= 256)
       splits *= 2;
   }
-  const int64_t chunk = (positions + splits - 1) / splits;
+  return splits;
+}
+
+void LaunchAttention(const AttentionArgs& args, cudaStream_t stream) {
+  const int64_t qlen = args.key_a.length + args.key_b.length;
+  const size_t shared_bytes = (qlen + 2 * kWarps + kWarps * args.value.length) * sizeof(float);
+  const int64_t splits = AttentionSplits(args);
   const dim3 grid(args.num_tokens, args.heads, splits);
-  AttentionKernel<<<grid, kWarps * 32, shared_bytes, stream>>>(args, chunk);
+  AttentionKernel<<<grid, kWarps * 32, shared_bytes, stream>>>(args);
   if (splits > 1) {
     MergeSplitsKernel<<<dim3(args.num_tokens, args.heads), 128, 0, stream>>>(
         args, static_cast<int>(splits));

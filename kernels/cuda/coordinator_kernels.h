@@ -29,12 +29,15 @@ void LaunchEmbedding(const DeviceMatrix& table, const int32_t* ids, int64_t num_
 void LaunchRmsNorm(const float* x, int64_t x_stride, const float* weight, int64_t rows,
                    int64_t dim, float eps, float* out, int64_t out_stride, cudaStream_t stream);
 
-// Rotary embedding in place. Token t (position start + t) has `heads` heads of `head_stride`
+// Positions of a step: the kernels that depend on them read the step's first position from
+// device memory (`start`, one int32), so one captured CUDA graph serves every decode step.
+
+// Rotary embedding in place. Token t (position *start + t) has `heads` heads of `head_stride`
 // floats starting at x + t * row_stride; the first rotary_dim values of a head rotate, as
 // adjacent pairs (interleaved) or as the two halves. cos/sin: [positions x rotary_dim / 2],
 // the attention factor already applied.
 void LaunchRope(float* x, int64_t num_tokens, int64_t row_stride, int64_t heads,
-                int64_t head_stride, int64_t rotary_dim, bool interleaved, int64_t start,
+                int64_t head_stride, int64_t rotary_dim, bool interleaved, const int32_t* start,
                 const float* cos, const float* sin, cudaStream_t stream);
 
 // gate[i] = silu(gate[i]) * up[i].
@@ -55,10 +58,10 @@ struct CachePool {
 };
 
 // Writes rows [0, num_tokens) of src (row stride src_stride, `width` floats each) to positions
-// [start, start + num_tokens) of the sequence whose pages are `block_table`.
+// [*start, *start + num_tokens) of the sequence whose pages are `block_table`.
 void LaunchWriteCache(const float* src, int64_t src_stride, int64_t width, int64_t num_tokens,
-                      int64_t start, CachePool pool, int64_t page_size, const int32_t* block_table,
-                      cudaStream_t stream);
+                      const int32_t* start, CachePool pool, int64_t page_size,
+                      const int32_t* block_table, cudaStream_t stream);
 
 // A slice of each cached position: floats [offset + kv_head * head_offset, ... + length).
 struct CacheSlice {
@@ -67,8 +70,10 @@ struct CacheSlice {
   int64_t length = 0;  // 0: unused
 };
 
-// Causal attention of num_tokens queries at positions [start, start + num_tokens) over the
-// cache's positions [0, start + t]. Query (t, h) is q[t * q_row_stride + h * q_head_stride ...]
+// Causal attention of num_tokens queries at positions [*start, *start + num_tokens) over the
+// cache's positions [0, *start + t]. `positions` is the host's *start + num_tokens: it only picks
+// how many ways the positions are split (AttentionSplits), so a graph captured at one value
+// replays correctly at any other with the same split count. Query (t, h) is q[t * q_row_stride + h * q_head_stride ...]
 // with key_a.length + key_b.length values; its key is the concatenation of the two cache slices
 // and its value the `value` slice, of kv head h / (heads / kv_heads). Scores are scaled by
 // `scale`; out[t * out_row_stride + h * value.length ...].
@@ -79,7 +84,9 @@ struct AttentionArgs {
   CacheSlice key_a, key_b, value;
   int64_t page_size = 0;
   const int32_t* block_table = nullptr;
-  int64_t num_tokens = 0, start = 0;
+  int64_t num_tokens = 0;
+  const int32_t* start = nullptr;  // device
+  int64_t positions = 0;           // host: *start + num_tokens
   float scale = 1.0f;
   float* out = nullptr;
   int64_t out_row_stride = 0;
@@ -98,6 +105,8 @@ inline int64_t AttentionScratchFloats(int64_t num_tokens, int64_t heads, int64_t
 constexpr int64_t kMaxAttentionValueDim = 1024;
 // The largest query (key_a + key_b) the kernel stages in shared memory.
 constexpr int64_t kMaxAttentionQueryDim = 2048;
+// How many ways LaunchAttention splits the positions of `args` (1 without room in the scratch).
+int64_t AttentionSplits(const AttentionArgs& args);
 void LaunchAttention(const AttentionArgs& args, cudaStream_t stream);
 
 // MoE routing of each token (the same scheme as coordinator/router.h's RouteToken): logits

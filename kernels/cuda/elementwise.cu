@@ -51,8 +51,9 @@ __global__ void RmsNormKernel(const float* x, int64_t x_stride, const float* wei
 
 // One block per (token, head); threads over the rotary pairs.
 __global__ void RopeKernel(float* x, int64_t row_stride, int64_t head_stride, int64_t half,
-                           bool interleaved, int64_t start, const float* cos, const float* sin) {
-  const int64_t t = blockIdx.x, h = blockIdx.y;
+                           bool interleaved, const int32_t* start_at, const float* cos,
+                           const float* sin) {
+  const int64_t t = blockIdx.x, h = blockIdx.y, start = *start_at;
   float* head = x + t * row_stride + h * head_stride;
   const float* c = cos + (start + t) * half;
   const float* s = sin + (start + t) * half;
@@ -85,9 +86,9 @@ __global__ void AddSigmoidGatedKernel(float* x, const float* y, const float* gat
 }
 
 __global__ void WriteCacheKernel(const float* src, int64_t src_stride, int64_t width,
-                                 int64_t start, CachePool pool, int64_t page_size,
+                                 const int32_t* start, CachePool pool, int64_t page_size,
                                  const int32_t* block_table) {
-  const int64_t t = blockIdx.x, pos = start + t;
+  const int64_t t = blockIdx.x, pos = *start + t;
   float* dst = pool.data + (int64_t(block_table[pos / page_size]) * page_size + pos % page_size) *
                                pool.width;
   for (int64_t i = threadIdx.x; i < width; i += blockDim.x) dst[i] = src[t * src_stride + i];
@@ -106,7 +107,7 @@ void LaunchRmsNorm(const float* x, int64_t x_stride, const float* weight, int64_
 }
 
 void LaunchRope(float* x, int64_t num_tokens, int64_t row_stride, int64_t heads,
-                int64_t head_stride, int64_t rotary_dim, bool interleaved, int64_t start,
+                int64_t head_stride, int64_t rotary_dim, bool interleaved, const int32_t* start,
                 const float* cos, const float* sin, cudaStream_t stream) {
   const dim3 grid(num_tokens, heads);
   RopeKernel<<<grid, 64, 0, stream>>>(x, row_stride, head_stride, rotary_dim / 2, interleaved,
@@ -128,8 +129,8 @@ void LaunchAddSigmoidGated(float* x, const float* y, const float* gate, int64_t 
 }
 
 void LaunchWriteCache(const float* src, int64_t src_stride, int64_t width, int64_t num_tokens,
-                      int64_t start, CachePool pool, int64_t page_size, const int32_t* block_table,
-                      cudaStream_t stream) {
+                      const int32_t* start, CachePool pool, int64_t page_size,
+                      const int32_t* block_table, cudaStream_t stream) {
   WriteCacheKernel<<<num_tokens, 128, 0, stream>>>(src, src_stride, width, start, pool, page_size,
                                                    block_table);
 }

@@ -13,6 +13,11 @@ absl::StatusOr<std::unique_ptr<CudaLinear>> CudaLinear::Create(cudaStream_t stre
   // GEMM keeps its tensor cores.
   TANDEM_CUBLAS_RETURN_IF_ERROR(cublasSetMathMode(handle, CUBLAS_DEFAULT_MATH),
                                 "cublasSetMathMode");
+  // A workspace of our own, so cuBLAS never allocates inside a CUDA graph capture.
+  constexpr size_t kWorkspaceBytes = 32u << 20;
+  TANDEM_RETURN_IF_ERROR(linear->workspace_.Reserve(kWorkspaceBytes));
+  TANDEM_CUBLAS_RETURN_IF_ERROR(
+      cublasSetWorkspace(handle, linear->workspace_.data(), kWorkspaceBytes), "cublasSetWorkspace");
   return linear;
 }
 

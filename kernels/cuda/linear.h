@@ -43,6 +43,7 @@ class CudaLinear {
   cudaStream_t stream_;
   DeviceBuffer<uint16_t> split_;   // [2T x K] bf16 halves of x
   DeviceBuffer<float> split_out_;  // [2T x N]
+  DeviceBuffer<uint8_t> workspace_;
 };
 
 }  // namespace tandem::cuda

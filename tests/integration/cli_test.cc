@@ -150,8 +150,8 @@ TEST(Cli, BadInputIsAClearError) {
       {"bench --preset llama --synthetic", "unknown preset \"llama\""},
       {"bench --preset deepseek-v3 --layers 99 --synthetic", "--layers must be in [1, 61]"},
       {"bench --preset deepseek-v3 --layers 2", "needs --synthetic"},
-      {"bench --preset deepseek-v3 --synthetic --cuda-graph on", "not implemented yet"},
-      {"bench --preset deepseek-v3 --synthetic --workers 2", "--workers 0"},
+      {"bench --preset deepseek-v3 --synthetic --cuda-graph maybe", "--cuda-graph must be on or off"},
+      {"bench --preset deepseek-v3 --synthetic --ring-wait poll", "--ring-wait must be memop or host-func"},
       {"bench --preset deepseek-v3 --synthetic --prompt-lens 32,x", "bad length \"x\""},
   };
   if (!HasFixture("qwen3_moe")) GTEST_SKIP() << "fixture qwen3_moe not generated yet";

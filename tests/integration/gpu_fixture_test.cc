@@ -13,25 +13,13 @@
 #include "coordinator/in_process_expert_executor.h"
 #include "coordinator/loaded_model.h"
 #include "gtest/gtest.h"
-#include "kernels/cpu/isa.h"
-#include "kernels/cuda/device_info.h"
 #include "tests/fixture_paths.h"
+#include "tests/gpu_test_support.h"
 
 namespace tandem {
 namespace {
 
-bool HaveGpu() {
-  auto gpus = ListCudaDevices();
-  return gpus.ok() && !gpus->empty();
-}
-
-#define SKIP_WITHOUT_GPU() \
-  if (!HaveGpu()) GTEST_SKIP() << "no CUDA device visible on this machine (CPU-only CI)"
-
-CpuKernel ExactExpertKernel() {
-  // f32 expert activations, so the comparison measures the GPU backend, not the AMX rounding.
-  return CanRunAvx512Bf16(DetectCpuFeatures()) ? CpuKernel::kAvx512 : CpuKernel::kReference;
-}
+using testing::ExactExpertKernel;
 
 struct Case {
   std::string dir;

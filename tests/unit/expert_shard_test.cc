@@ -165,6 +165,42 @@ INSTANTIATE_TEST_SUITE_P(Formats, ExpertShardTest,
                                   (info.param.group ? "_g" + std::to_string(info.param.group) : "");
                          });
 
+// How synthetic workers build their slices (ExpertShard::FromSource with a plan, SliceExpert):
+// the partial outputs of a 3-way tensor-parallel split add up to the whole shard's, and the
+// expert-parallel shards hold disjoint experts whose outputs add up the same way.
+TEST(ExpertShardSlices, SlicedShardsSumToTheWholeShard) {
+  std::mt19937 rng(3);
+  const auto experts = RandomExperts(11);
+  auto source = [&](const ShardPlan& plan) {
+    return [&experts, plan](int64_t l, int64_t e) -> absl::StatusOr<MlpWeights> {
+      if (experts[l].empty()) return MlpWeights();
+      if (plan.mode == ShardPlan::Mode::kExpertParallel)
+        return plan.OwnsExpert(e, kExperts) ? experts[l][e] : MlpWeights();
+      const auto [begin, end] = plan.IntermediateRange(kInter);
+      return SliceExpert(experts[l][e], begin, end);
+    };
+  };
+  auto whole = ExpertShard::FromSource(Config(), source(ShardPlan{}));
+  ASSERT_TRUE(whole.ok()) << whole.status();
+  const Batch batch = RandomBatch(5, rng);
+  std::vector<float> expected(5 * kHidden);
+  ASSERT_TRUE((*whole)->Run(batch.view(5), expected.data()).ok());
+  for (ShardPlan::Mode mode : {ShardPlan::Mode::kTensorParallel, ShardPlan::Mode::kExpertParallel}) {
+    std::vector<float> sum(expected.size(), 0.0f), part(expected.size());
+    for (int index = 0; index < 3; ++index) {
+      ShardPlan plan;
+      plan.mode = mode;
+      plan.index = index;
+      plan.count = 3;
+      auto shard = ExpertShard::FromSource(Config(), source(plan), {}, plan);
+      ASSERT_TRUE(shard.ok()) << shard.status();
+      ASSERT_TRUE((*shard)->Run(batch.view(5), part.data()).ok());
+      for (size_t i = 0; i < sum.size(); ++i) sum[i] += part[i];
+    }
+    for (size_t i = 0; i < sum.size(); ++i) EXPECT_NEAR(sum[i], expected[i], 1e-4) << i;
+  }
+}
+
 TEST(ExpertShardOptionsTest, ParsesSchedulesAndRefusesBadFormats) {
   EXPECT_EQ(*ParseMoeSchedule("dynamic"), MoeSchedule::kDynamic);
   EXPECT_EQ(*ParseMoeSchedule("static"), MoeSchedule::kStatic);
