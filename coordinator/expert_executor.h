@@ -1,8 +1,8 @@
 // The one interface through which the engine runs routed experts. Implementations: in-process
 // (this process's threads, over weights it loaded itself) and, later, remote NUMA workers over
 // shared-memory rings. Each implementation loads the routed experts itself (weights never travel
-// through the engine). Called from one thread at a time (the engine's, or the CUDA host-function
-// thread that runs the GPU engine's expert calls while the engine thread waits).
+// through the engine). Called from one thread at a time: the engine's, or, under the GPU engine,
+// the thread serving its in-process ring (coordinator/local_ring.h) while the engine waits.
 #pragma once
 
 #include <cstdint>

@@ -4,20 +4,14 @@
 // (both ways of waiting); and a worker killed while graph steps run fails the request with
 // Unavailable naming it, within 2 s, and serves again once restarted (rings re-registered, graphs
 // captured again).
-#include <signal.h>
-
-#include <atomic>
-#include <chrono>
 #include <filesystem>
-#include <thread>
 
 #include "coordinator/cuda/cuda_engine.h"
-#include "coordinator/generator.h"
 #include "coordinator/loaded_model.h"
-#include "coordinator/remote_expert_executor.h"
 #include "gtest/gtest.h"
 #include "tests/fixture_paths.h"
 #include "tests/gpu_test_support.h"
+#include "tests/worker_fault_support.h"
 
 namespace tandem {
 namespace {
@@ -96,61 +90,13 @@ TEST_P(GpuGraphTest, GraphReplaysMatchDirectSteps) {
 INSTANTIATE_TEST_SUITE_P(AllArchitectures, GpuGraphTest, ::testing::ValuesIn(Cases()), CaseName);
 GTEST_ALLOW_UNINSTANTIATED_PARAMETERIZED_TEST(GpuGraphTest);
 
-absl::StatusOr<GenerateResult> Greedy(LoadedModel& m, const std::vector<int32_t>& prompt,
-                                      int64_t n) {
-  GenerateRequest request;
-  request.prompt_ids = prompt;
-  request.max_tokens = n;
-  request.ignore_eos = true;
-  return Generate(*m.engine, nullptr, m.max_model_len, request);
-}
-
 class GpuRingFaults : public ::testing::TestWithParam<std::string> {};
 
 TEST_P(GpuRingFaults, KilledWorkerFailsTheGraphStepThenRestartedWorkerServes) {
   SKIP_WITHOUT_GPU();
   auto model = Load({testing::FixturesDir() + "/qwen3_moe", 2, GetParam()}, true);
   ASSERT_TRUE(model.ok()) << model.status();
-  auto* executor = dynamic_cast<RemoteExpertExecutor*>(&model->engine->experts());
-  ASSERT_NE(executor, nullptr);
-  const std::vector<int32_t> prompt = {1, 2, 3, 4};
-  ASSERT_TRUE(Greedy(*model, prompt, 4).ok());
-
-  const pid_t victim = model->local_workers->endpoints()[1].pid;
-  std::atomic<int64_t> killed_at_us{0};
-  std::thread killer([&] {
-    std::this_thread::sleep_for(std::chrono::milliseconds(300));
-    killed_at_us = absl::ToUnixMicros(absl::Now());
-    kill(victim, SIGKILL);
-  });
-  absl::Status failure;
-  const absl::Time give_up = absl::Now() + absl::Seconds(30);
-  while (failure.ok() && absl::Now() < give_up) {
-    auto r = Greedy(*model, prompt, 64);
-    if (!r.ok()) failure = r.status();
-  }
-  const int64_t failed_at_us = absl::ToUnixMicros(absl::Now());
-  killer.join();
-  ASSERT_FALSE(failure.ok()) << "generation never failed after the worker was killed";
-  EXPECT_EQ(failure.code(), absl::StatusCode::kUnavailable) << failure;
-  EXPECT_NE(std::string(failure.message()).find("worker 1"), std::string::npos) << failure;
-  std::printf("[ gpu rings ] %s waits: request failed %.1f ms after the worker was killed: %s\n",
-              GetParam().c_str(), (failed_at_us - killed_at_us.load()) / 1000.0,
-              std::string(failure.message()).c_str());
-  EXPECT_LT(failed_at_us - killed_at_us.load(), 2'000'000) << "the failure took more than 2 s";
-
-  auto down = Greedy(*model, prompt, 2);
-  EXPECT_EQ(down.status().code(), absl::StatusCode::kUnavailable) << down.status();
-  ASSERT_TRUE(model->local_workers->Restart(1).ok());
-  executor->UpdateEndpoint(model->local_workers->endpoints()[1]);
-  absl::StatusOr<GenerateResult> again;
-  for (int attempt = 0; attempt < 50; ++attempt) {
-    again = Greedy(*model, prompt, 8);
-    if (again.ok()) break;
-    std::this_thread::sleep_for(std::chrono::milliseconds(100));
-  }
-  ASSERT_TRUE(again.ok()) << again.status();
-  EXPECT_EQ(again->ids.size(), 8u);
+  testing::KillWorkerDuringGenerationAndRecover(*model, "gpu rings, " + GetParam() + " waits");
 }
 
 INSTANTIATE_TEST_SUITE_P(BothWaits, GpuRingFaults, ::testing::Values("memop", "host-func"),

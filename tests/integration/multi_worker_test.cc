@@ -12,6 +12,7 @@
 #include "coordinator/remote_expert_executor.h"
 #include "gtest/gtest.h"
 #include "tests/fixture_paths.h"
+#include "tests/worker_fault_support.h"
 
 namespace tandem {
 namespace {
@@ -33,15 +34,6 @@ std::vector<float> LastLogits(LoadedModel& m, const std::vector<int32_t>& prompt
   return logits.ok() ? *logits : std::vector<float>();
 }
 
-absl::StatusOr<GenerateResult> Greedy(LoadedModel& m, const std::vector<int32_t>& prompt,
-                                      int64_t max_tokens) {
-  GenerateRequest request;
-  request.prompt_ids = prompt;
-  request.max_tokens = max_tokens;
-  request.ignore_eos = true;
-  return Generate(*m.engine, m.tokenizer.get(), m.max_model_len, request);
-}
-
 class MultiWorkerExactness : public ::testing::TestWithParam<std::string> {};
 
 TEST_P(MultiWorkerExactness, TwoAndThreeWorkersMatchInProcess) {
@@ -52,7 +44,7 @@ TEST_P(MultiWorkerExactness, TwoAndThreeWorkersMatchInProcess) {
   auto local = Load(dir, 0);
   ASSERT_TRUE(local.ok()) << local.status();
   const std::vector<float> expected = LastLogits(*local, logits_prompt);
-  auto expected_ids = Greedy(*local, greedy_prompt, 16);
+  auto expected_ids = testing::GreedyIds(*local, greedy_prompt, 16);
   ASSERT_TRUE(expected_ids.ok());
   for (int workers : {2, 3}) {
     auto remote = Load(dir, workers);
@@ -64,7 +56,7 @@ TEST_P(MultiWorkerExactness, TwoAndThreeWorkersMatchInProcess) {
     std::printf("[ workers ] %s, %d workers: max |logit - in-process| = %.3g\n",
                 std::filesystem::path(dir).filename().c_str(), workers, max_err);
     EXPECT_LT(max_err, 1e-4) << workers << " workers";
-    auto ids = Greedy(*remote, greedy_prompt, 16);
+    auto ids = testing::GreedyIds(*remote, greedy_prompt, 16);
     ASSERT_TRUE(ids.ok()) << ids.status();
     EXPECT_EQ(ids->ids, expected_ids->ids) << workers << " workers";
   }
@@ -91,51 +83,9 @@ TEST(MultiWorkerExpertParallel, ThreeWorkersHoldingWholeExpertsMatchInProcess) {
 }
 
 TEST(MultiWorkerFaults, KilledWorkerFailsTheRequestThenRestartedWorkerServes) {
-  const std::string dir = testing::FixturesDir() + "/qwen3_moe";
-  auto model = Load(dir, 2);
+  auto model = Load(testing::FixturesDir() + "/qwen3_moe", 2);
   ASSERT_TRUE(model.ok()) << model.status();
-  auto* executor = dynamic_cast<RemoteExpertExecutor*>(&model->engine->experts());
-  ASSERT_NE(executor, nullptr);
-  const std::vector<int32_t> prompt = {1, 2, 3, 4};
-  ASSERT_TRUE(Greedy(*model, prompt, 4).ok());
-
-  // Generate continuously on this thread; kill worker 1 from another one meanwhile.
-  const pid_t victim = model->local_workers->endpoints()[1].pid;
-  std::atomic<int64_t> killed_at_us{0};
-  std::thread killer([&] {
-    std::this_thread::sleep_for(std::chrono::milliseconds(300));
-    killed_at_us = absl::ToUnixMicros(absl::Now());
-    kill(victim, SIGKILL);
-  });
-  absl::Status failure;
-  const absl::Time give_up = absl::Now() + absl::Seconds(30);
-  while (failure.ok() && absl::Now() < give_up) {
-    auto r = Greedy(*model, prompt, 64);
-    if (!r.ok()) failure = r.status();
-  }
-  const int64_t failed_at_us = absl::ToUnixMicros(absl::Now());
-  killer.join();
-  ASSERT_FALSE(failure.ok()) << "generation never failed after the worker was killed";
-  EXPECT_EQ(failure.code(), absl::StatusCode::kUnavailable) << failure;
-  EXPECT_NE(std::string(failure.message()).find("worker 1"), std::string::npos) << failure;
-  std::printf("[ workers ] request failed %.1f ms after the worker was killed: %s\n",
-              (failed_at_us - killed_at_us.load()) / 1000.0, std::string(failure.message()).c_str());
-  EXPECT_LT(failed_at_us - killed_at_us.load(), 2'000'000) << "the failure took more than 2 s";
-
-  // The coordinator is still usable: the next request fails fast while the worker is down...
-  auto down = Greedy(*model, prompt, 2);
-  EXPECT_EQ(down.status().code(), absl::StatusCode::kUnavailable);
-  // ...and succeeds once the worker is restarted.
-  ASSERT_TRUE(model->local_workers->Restart(1).ok());
-  executor->UpdateEndpoint(model->local_workers->endpoints()[1]);
-  absl::StatusOr<GenerateResult> again;
-  for (int attempt = 0; attempt < 50; ++attempt) {  // the new process needs a moment to listen
-    again = Greedy(*model, prompt, 4);
-    if (again.ok()) break;
-    std::this_thread::sleep_for(std::chrono::milliseconds(100));
-  }
-  ASSERT_TRUE(again.ok()) << again.status();
-  EXPECT_EQ(again->ids.size(), 4u);
+  testing::KillWorkerDuringGenerationAndRecover(*model, "workers");
 }
 
 TEST(MultiWorkerFaults, WorkerThatExitsAtStartUpFailsFast) {
