@@ -52,22 +52,37 @@ inline uint64_t Mix(uint64_t x) {
   return x ^ (x >> 31);
 }
 
-WeightMatrix RandomMatrix(int64_t rows, int64_t cols, uint64_t stream) {
+// Rows [r0, r1) x columns [c0, c1) of the random [rows x cols] matrix of `stream`: the same values
+// as the whole matrix holds there, so a worker generates only its slice of an expert.
+WeightMatrix RandomBlock(int64_t rows, int64_t cols, uint64_t stream, int64_t r0, int64_t r1,
+                         int64_t c0, int64_t c1) {
   WeightMatrix w;
-  w.rows = rows;
-  w.cols = cols;
-  w.bf16.resize(rows * cols);
+  w.rows = r1 - r0;
+  w.cols = c1 - c0;
+  w.bf16.resize(w.rows * w.cols);
   const float limit = std::sqrt(3.0f / static_cast<float>(cols));
   const float scale = 2.0f * limit / 16777216.0f;  // 24 random bits -> [-limit, limit)
-  const int64_t n = rows * cols;
-  // Two values per mixed counter (its high and low 24-bit fields); elements 2i and 2i + 1 share i.
+  // Two values per mixed counter (its high and low 24-bit fields): element k of the whole matrix
+  // (row-major) takes field k % 2 of counter k / 2.
 #pragma omp parallel for schedule(static)
-  for (int64_t i = 0; i < (n + 1) / 2; ++i) {
-    const uint64_t bits = Mix(stream + static_cast<uint64_t>(i) * 0x9e3779b97f4a7c15ull);
-    w.bf16[2 * i] = FloatToBf16(static_cast<float>(bits >> 40) * scale - limit);
-    if (2 * i + 1 < n) w.bf16[2 * i + 1] = FloatToBf16(static_cast<float>(bits & 0xffffff) * scale - limit);
+  for (int64_t r = r0; r < r1; ++r) {
+    uint16_t* out = w.bf16.data() + (r - r0) * w.cols;
+    uint64_t counter = ~uint64_t{0}, bits = 0;
+    for (int64_t c = c0; c < c1; ++c) {
+      const uint64_t k = static_cast<uint64_t>(r * cols + c);
+      if (k / 2 != counter) {  // one mix serves two neighbours
+        counter = k / 2;
+        bits = Mix(stream + counter * 0x9e3779b97f4a7c15ull);
+      }
+      const uint64_t field = k % 2 == 0 ? bits >> 40 : bits & 0xffffff;
+      out[c - c0] = FloatToBf16(static_cast<float>(field) * scale - limit);
+    }
   }
   return w;
+}
+
+WeightMatrix RandomMatrix(int64_t rows, int64_t cols, uint64_t stream) {
+  return RandomBlock(rows, cols, stream, 0, rows, 0, cols);
 }
 
 // A stream id per tensor: (layer, slot) mixed with the seed.
@@ -75,12 +90,17 @@ uint64_t Stream(uint64_t seed, int64_t layer, int64_t slot) {
   return Mix(seed ^ Mix((static_cast<uint64_t>(layer) << 20) + static_cast<uint64_t>(slot)));
 }
 
-MlpWeights RandomMlp(int64_t hidden, int64_t inter, uint64_t stream) {
+// Intermediate rows [begin, end) of a random expert (all of it: 0, inter).
+MlpWeights RandomMlp(int64_t hidden, int64_t inter, uint64_t stream, int64_t begin, int64_t end) {
   MlpWeights m;
-  m.gate = RandomMatrix(inter, hidden, Mix(stream + 1));
-  m.up = RandomMatrix(inter, hidden, Mix(stream + 2));
-  m.down = RandomMatrix(hidden, inter, Mix(stream + 3));
+  m.gate = RandomBlock(inter, hidden, Mix(stream + 1), begin, end, 0, hidden);
+  m.up = RandomBlock(inter, hidden, Mix(stream + 2), begin, end, 0, hidden);
+  m.down = RandomBlock(hidden, inter, Mix(stream + 3), 0, hidden, begin, end);
   return m;
+}
+
+MlpWeights RandomMlp(int64_t hidden, int64_t inter, uint64_t stream) {
+  return RandomMlp(hidden, inter, stream, 0, inter);
 }
 
 }  // namespace
@@ -174,7 +194,7 @@ ExpertShard::ExpertSource RandomExpertSource(const ModelConfig& c, uint64_t seed
     }
     const auto [begin, end] = plan.IntermediateRange(inter);
     if (begin == end) return MlpWeights();
-    return SliceExpert(RandomMlp(h, inter, Stream(seed, l, 1000 + e)), begin, end);
+    return RandomMlp(h, inter, Stream(seed, l, 1000 + e), begin, end);  // only the slice
   };
 }
 

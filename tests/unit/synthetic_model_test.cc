@@ -45,5 +45,37 @@ TEST(SyntheticConfig, BadPresetOrLayersIsAnError) {
             absl::StatusCode::kInvalidArgument);
 }
 
+// A synthetic worker generates only its slice of each expert; it must hold exactly the values
+// the whole expert holds there.
+TEST(RandomExpertSource, TensorParallelSlicesEqualTheWholeExpertsSlices) {
+  auto config = SyntheticConfig("qwen2-57b-a14b", 1);
+  ASSERT_TRUE(config.ok()) << config.status();
+  const auto whole = RandomExpertSource(*config, 5)(0, 3);
+  ASSERT_TRUE(whole.ok()) << whole.status();
+  for (int index = 0; index < 3; ++index) {
+    ShardPlan plan;
+    plan.index = index;
+    plan.count = 3;
+    const auto [begin, end] = plan.IntermediateRange(config->moe.expert_intermediate_size);
+    const auto slice = RandomExpertSource(*config, 5, plan)(0, 3);
+    ASSERT_TRUE(slice.ok()) << slice.status();
+    const MlpWeights expected = SliceExpert(*whole, begin, end);
+    EXPECT_EQ(slice->gate.rows, end - begin);
+    EXPECT_EQ(slice->down.cols, end - begin);
+    EXPECT_EQ(slice->gate.bf16, expected.gate.bf16) << index;
+    EXPECT_EQ(slice->up.bf16, expected.up.bf16) << index;
+    EXPECT_EQ(slice->down.bf16, expected.down.bf16) << index;
+  }
+  ShardPlan ep;
+  ep.mode = ShardPlan::Mode::kExpertParallel;
+  ep.count = 2;
+  for (int64_t e = 0; e < 4; ++e) {
+    ep.index = 0;
+    const auto owned = RandomExpertSource(*config, 5, ep)(0, e);
+    ASSERT_TRUE(owned.ok());
+    EXPECT_EQ(owned->empty(), !ep.OwnsExpert(e, config->moe.num_experts)) << e;
+  }
+}
+
 }  // namespace
 }  // namespace tandem
