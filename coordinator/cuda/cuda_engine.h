@@ -5,13 +5,12 @@
 //
 // Routed experts, while the GPU computes the shared experts:
 //   * steps that fit a ring slot (decode, prefills up to 512 tokens): straight through the rings
-//     (ring_handoff.h): the NUMA workers' rings, or for an in-process executor a ring this thread
-//     serves while it waits (coordinator/local_ring.h). The host does not wait in between.
+//     (ring_handoff.h): the NUMA workers' rings, or for an in-process executor a ring that a
+//     thread of its own serves (coordinator/local_ring.h). The host does not wait in between.
 //   * larger steps: the inputs go to page-locked memory, the host runs ExpertExecutor::Run and
 //     copies the result back, layer by layer.
-// So a decode step
-// (up to kMaxGraphTokens tokens) is captured once as a CUDA graph per (token count, attention
-// split count, ring generation) and replayed (--cuda-graph on). Every step's first position,
+// So a decode step (up to kMaxGraphTokens tokens) is captured once as a CUDA graph per (token
+// count, attention split count, ring generation) and replayed (--cuda-graph on). Every step's first position,
 // token ids and block table go to the GPU in one upload that the kernels read, so a replay needs
 // nothing else. Built only with TANDEM_CUDA. One engine thread drives it; its caches are
 // CudaKvCache.
@@ -39,7 +38,7 @@ struct CudaEngineOptions {
   int64_t kv_cache_tokens = 0;   // pool size in tokens; 0: 2 x max_model_len
   int64_t page_size = 64;        // tokens per KV cache page
   bool cuda_graph = true;        // replay decode steps as CUDA graphs
-  RingWait ring_wait = RingWait::kMemOp;  // how the GPU waits for NUMA workers
+  RingWait ring_wait = RingWait::kMemOp;  // how the GPU waits for the experts' answers
 };
 
 // Steps of up to this many tokens are captured as CUDA graphs.
