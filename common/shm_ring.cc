@@ -6,14 +6,6 @@
 namespace tandem {
 namespace {
 
-RingRequestLine* RequestLine(const RingRegion& region, uint32_t slot) {
-  return reinterpret_cast<RingRequestLine*>(region.slot(slot) + region.layout().request_line);
-}
-
-RingResponseLine* ResponseLine(const RingRegion& region, uint32_t slot) {
-  return reinterpret_cast<RingResponseLine*>(region.slot(slot) + region.layout().response_line);
-}
-
 // The value a slot's sequence word holds before request / response `seq` is published there:
 // the previous request of the slot, or 0 while the ring has not wrapped yet.
 uint64_t Predecessor(uint64_t seq, uint32_t depth) { return seq > depth ? seq - depth : 0; }
@@ -26,6 +18,14 @@ absl::Status WaitError(const absl::Status& status, const RingRegion& region, con
 }
 
 }  // namespace
+
+RingRequestLine* RequestLine(const RingRegion& region, uint32_t slot) {
+  return reinterpret_cast<RingRequestLine*>(region.slot(slot) + region.layout().request_line);
+}
+
+RingResponseLine* ResponseLine(const RingRegion& region, uint32_t slot) {
+  return reinterpret_cast<RingResponseLine*>(region.slot(slot) + region.layout().response_line);
+}
 
 // ---------------------------------------------------------------------------------------------
 // RingProducer

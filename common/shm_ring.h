@@ -33,6 +33,10 @@
 
 namespace tandem {
 
+// The request and response lines of slot `slot` (< depth) of `region`.
+RingRequestLine* RequestLine(const RingRegion& region, uint32_t slot);
+RingResponseLine* ResponseLine(const RingRegion& region, uint32_t slot);
+
 // One MoE call as the producer submits it (the fields of coordinator/MoeBatch plus flags).
 struct RingRequest {
   int32_t layer = 0;

@@ -201,8 +201,8 @@ absl::Status CudaEngine::ReserveScratch(int64_t t) {
   const int64_t q_width = c.use_mla ? heads * qk : heads * c.head_dim;
   const int64_t ctx_width = c.use_mla ? heads * m.v_head_dim : heads * c.head_dim;
   const int64_t inter = std::max(c.intermediate_size, c.moe.shared_intermediate_size);
-  TANDEM_RETURN_IF_ERROR(step_host_.Reserve(1 + max_pages_ + t));
-  TANDEM_RETURN_IF_ERROR(step_device_.Reserve(1 + max_pages_ + t));
+  TANDEM_RETURN_IF_ERROR(step_host_.Reserve(StepIdsOffset() + t));
+  TANDEM_RETURN_IF_ERROR(step_device_.Reserve(StepIdsOffset() + t));
   for (DeviceBuffer<float>* b : {&s.x, &s.normed, &s.block, &s.shared})
     TANDEM_RETURN_IF_ERROR(b->Reserve(t * h));
   TANDEM_RETURN_IF_ERROR(s.q.Reserve(t * q_width));
@@ -244,9 +244,9 @@ AttentionArgs CudaEngine::CacheAttentionArgs(const Step& step, CudaKvCache& cach
   a.scratch = scratch_->attention_split.data();
   a.scratch_floats = static_cast<int64_t>(scratch_->attention_split.size());
   a.page_size = cache.pool().page_size();
-  a.block_table = step_device_.data() + 1;
+  a.block_table = step_table();
   a.num_tokens = step.tokens;
-  a.start = step_device_.data();
+  a.start = step_start();
   a.positions = step.start + step.tokens;
   a.scale = static_cast<float>(config_.AttentionScale());
   a.heads = config_.num_heads;
@@ -258,8 +258,8 @@ AttentionArgs CudaEngine::CacheAttentionArgs(const Step& step, CudaKvCache& cach
 absl::Status CudaEngine::GqaAttention(int64_t l, const Step& step) {
   const int64_t t = step.tokens;
   CudaKvCache& cache = *step.cache;
-  const int32_t* start = step_device_.data();
-  const int32_t* table = start + 1;
+  const int32_t* start = step_start();
+  const int32_t* table = step_table();
   const DeviceLayer& w = weights_.layers[l];
   Scratch& s = *scratch_;
   const ModelConfig& c = config_;
@@ -301,8 +301,8 @@ absl::Status CudaEngine::GqaAttention(int64_t l, const Step& step) {
 absl::Status CudaEngine::MlaAttention(int64_t l, const Step& step) {
   const int64_t t = step.tokens;
   CudaKvCache& cache = *step.cache;
-  const int32_t* start = step_device_.data();
-  const int32_t* table = start + 1;
+  const int32_t* start = step_start();
+  const int32_t* table = step_table();
   const DeviceLayer& w = weights_.layers[l];
   Scratch& s = *scratch_;
   const ModelConfig& c = config_;
@@ -457,8 +457,7 @@ absl::Status CudaEngine::EnqueueForward(const Step& step) {
   Scratch& s = *scratch_;
   const int64_t t = step.tokens, h = config_.hidden_size;
   const float eps = static_cast<float>(config_.rms_norm_eps);
-  LaunchEmbedding(weights_.embed.view, step_device_.data() + 1 + max_pages_, t, s.x.data(),
-                  stream_);
+  LaunchEmbedding(weights_.embed.view, step_ids(), t, s.x.data(), stream_);
   int64_t moe_index = 0;
   for (int64_t l = 0; l < config_.num_layers; ++l) {
     const DeviceLayer& w = weights_.layers[l];
@@ -536,13 +535,13 @@ absl::StatusOr<std::vector<float>> CudaEngine::Forward(std::span<const int32_t> 
   step.use_rings = handoff_ && step.tokens <= handoff_->max_tokens();
   TANDEM_RETURN_IF_ERROR(ReserveScratch(step.tokens));
   TANDEM_RETURN_IF_ERROR(cache->Reserve(step.start + step.tokens));
-  // The step upload: first position, block table, token ids.
+  // The step upload (layout: step_start / step_table / step_ids).
   int32_t* up = step_host_.data();
   up[0] = static_cast<int32_t>(step.start);
   std::copy(cache->pages().begin(), cache->pages().end(), up + 1);
-  std::copy(tokens.begin(), tokens.end(), up + 1 + max_pages_);
+  std::copy(tokens.begin(), tokens.end(), up + StepIdsOffset());
   TANDEM_CUDA_RETURN_IF_ERROR(
-      cudaMemcpyAsync(step_device_.data(), up, (1 + max_pages_ + step.tokens) * sizeof(int32_t),
+      cudaMemcpyAsync(step_device_.data(), up, (StepIdsOffset() + step.tokens) * sizeof(int32_t),
                       cudaMemcpyHostToDevice, stream_),
       "step upload");
   if (step.use_rings) TANDEM_RETURN_IF_ERROR(handoff_->BeginStep(config_.NumMoeLayers()));

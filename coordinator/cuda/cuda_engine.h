@@ -105,9 +105,14 @@ class CudaEngine : public Engine {
   cudaStream_t stream_ = nullptr;
   cudaEvent_t copies_done_ = nullptr, done_ = nullptr;
   std::unique_ptr<CudaLinear> linear_;
-  // The step upload: [start, block table (max_pages_), token ids (scratch tokens)].
+  // The step upload: [start, block table (max_pages_), token ids (scratch tokens)], read by the
+  // kernels through these accessors.
   PinnedBuffer<int32_t> step_host_;
   DeviceBuffer<int32_t> step_device_;
+  int64_t StepIdsOffset() const { return 1 + max_pages_; }
+  const int32_t* step_start() const { return step_device_.data(); }
+  const int32_t* step_table() const { return step_device_.data() + 1; }
+  const int32_t* step_ids() const { return step_device_.data() + StepIdsOffset(); }
   std::unique_ptr<LocalRing> local_ring_;  // for an in-process executor; outlives handoff_
   std::unique_ptr<RingHandoff> handoff_;    // null for a model without MoE layers
   std::map<GraphKey, cudaGraphExec_t> graphs_;

@@ -28,11 +28,6 @@ namespace {
 
 using WaitValueFn = CUresult (*)(CUstream, CUdeviceptr, cuuint32_t, unsigned int);
 
-RingResponseLine* ResponseLine(RingRegion& region, uint64_t seq) {
-  const uint32_t slot = static_cast<uint32_t>(seq % region.capacity().depth);
-  return reinterpret_cast<RingResponseLine*>(region.slot(slot) + region.layout().response_line);
-}
-
 }  // namespace
 
 absl::StatusOr<RingWait> ParseRingWait(const std::string& name) {
@@ -85,34 +80,22 @@ absl::StatusOr<std::unique_ptr<RingHandoff>> RingHandoff::Create(ExpertRings* ri
 
 RingHandoff::~RingHandoff() {
   rings_->SetReleaseHook(nullptr);
-  UnregisterReleased();
   for (Registered& r : registered_)
     if (r.region) cudaHostUnregister(r.region->base());
   if (control_) cudaFreeHost(control_);
 }
 
 void RingHandoff::Release(RingRegion* region) {
-  // May run on CUDA's callback thread (an executor call inside a host function), where no CUDA
-  // call is allowed: the unregistration waits for the next step. The GPU touches a ring only
-  // inside a step, and a failed step waits for the GPU before detaching.
+  // Called on the engine thread right before the region is unmapped. The GPU touches a ring only
+  // inside a step, and a failed step waits for the GPU before it detaches the rings.
   for (Registered& r : registered_) {
     if (r.region != region) continue;
-    std::lock_guard<std::mutex> lock(host_error_mu_);
-    unregister_.push_back(region->base());
+    if (cudaError_t e = cudaHostUnregister(region->base()); e != cudaSuccess)
+      spdlog::warn("[coordinator] cudaHostUnregister of ring {}: {}", region->name(),
+                   cudaGetErrorString(e));
     r = Registered{};
     ++generation_;
   }
-}
-
-void RingHandoff::UnregisterReleased() {
-  std::vector<void*> bases;
-  {
-    std::lock_guard<std::mutex> lock(host_error_mu_);
-    bases.swap(unregister_);
-  }
-  for (void* base : bases)
-    if (cudaError_t e = cudaHostUnregister(base); e != cudaSuccess)
-      spdlog::warn("[coordinator] cudaHostUnregister of a released ring: {}", cudaGetErrorString(e));
 }
 
 absl::Status RingHandoff::Register(int w) {
@@ -145,7 +128,6 @@ absl::Status RingHandoff::Align(int w) {
 
 absl::Status RingHandoff::BeginStep(int64_t calls) {
   if (calls < 1) return absl::InvalidArgumentError("a ring step needs at least one call");
-  UnregisterReleased();
   TANDEM_RETURN_IF_ERROR(rings_->AttachAll());
   for (int w = 0; w < rings_->count(); ++w) {
     if (registered_[w].region != rings_->region(w)) TANDEM_RETURN_IF_ERROR(Register(w));
@@ -177,8 +159,10 @@ RingSlots RingHandoff::SlotsFor(int64_t index) const {
   RingSlots s;
   s.count = static_cast<int>(registered_.size());
   const uint32_t slot = static_cast<uint32_t>((1 + index) % depth_);
-  for (int w = 0; w < s.count; ++w)
-    s.slot[w] = registered_[w].device_base + kRingHeaderBytes + uint64_t(slot) * layout_.stride;
+  for (int w = 0; w < s.count; ++w) {
+    const RingRegion& region = *registered_[w].region;
+    s.slot[w] = registered_[w].device_base + (region.slot(slot) - region.base());
+  }
   s.request_line = layout_.request_line;
   s.response_line = layout_.response_line;
   s.error_text = layout_.error_text;
@@ -241,7 +225,7 @@ void RingHandoff::WaitForAnswers(int64_t index) {
   for (int w = 0; w < rings_->count(); ++w) {
     RingRegion& region = *registered_[w].region;
     const uint64_t seq = control_->base_seq[w] + index;
-    RingResponseLine* line = ResponseLine(region, seq);
+    RingResponseLine* line = ResponseLine(region, static_cast<uint32_t>(seq % depth_));
     absl::StatusOr<uint64_t> seen = WaitSeqChange(
         &line->seq, &line->futex, seq > depth_ ? seq - depth_ : 0, rings_->call_timeout(),
         options, [this, w] { return rings_->CheckAlive(w); }, &counters);
@@ -260,11 +244,8 @@ void RingHandoff::WaitForAnswers(int64_t index) {
 
 void RingHandoff::ReleaseWaits(int w) {
   RingRegion& region = *registered_[w].region;
-  for (uint32_t slot = 0; slot < depth_; ++slot) {
-    auto* line =
-        reinterpret_cast<RingResponseLine*>(region.slot(slot) + region.layout().response_line);
-    __atomic_store_n(&line->done_flag, 1u, __ATOMIC_RELEASE);
-  }
+  for (uint32_t slot = 0; slot < depth_; ++slot)
+    __atomic_store_n(&ResponseLine(region, slot)->done_flag, 1u, __ATOMIC_RELEASE);
 }
 
 std::string RingHandoff::DescribeState() const {
@@ -274,10 +255,8 @@ std::string RingHandoff::DescribeState() const {
     if (region == nullptr) continue;
     absl::StrAppend(&out, "; ring ", region->name(), " base ", control_->base_seq[w]);
     for (uint32_t slot = 0; slot < depth_; ++slot) {
-      const auto* request =
-          reinterpret_cast<const RingRequestLine*>(region->slot(slot) + layout_.request_line);
-      const auto* response =
-          reinterpret_cast<const RingResponseLine*>(region->slot(slot) + layout_.response_line);
+      const RingRequestLine* request = RequestLine(*region, slot);
+      const RingResponseLine* response = ResponseLine(*region, slot);
       absl::StrAppend(&out, " | slot ", slot, ": request ", LoadOnce(request->seq), " (layer ",
                       LoadOnce(request->layer), ", ", LoadOnce(request->num_tokens),
                       " tokens), response ", LoadOnce(response->seq), " status ",

@@ -87,7 +87,6 @@ class RingHandoff {
       : rings_(rings), wait_(wait), pad_layer_(pad_layer), stream_(stream) {}
   absl::Status Register(int w);
   void Release(RingRegion* region);  // the executor's release hook
-  void UnregisterReleased();
   absl::Status Align(int w);
   RingSlots SlotsFor(int64_t index) const;
   static void CUDART_CB HostWaitEntry(void* arg);
@@ -109,9 +108,8 @@ class RingHandoff {
   RingStepControl* control_device_ = nullptr;  // its device address
   int64_t calls_ = 0;                          // of the step in progress (0: none)
   std::deque<HostWait> host_waits_;
-  std::mutex host_error_mu_;  // guards host_error_ and unregister_ (CUDA's callback thread)
+  std::mutex host_error_mu_;  // host_error_ is written on CUDA's callback thread
   absl::Status host_error_;  // the first error a host-function wait met in this step
-  std::vector<void*> unregister_;  // released rings, unregistered at the next step
   void* wait_value_ = nullptr;  // the driver's cuStreamWaitValue32
 };
 
