@@ -54,7 +54,8 @@ absl::StatusOr<std::vector<NumaNode>> DiscoverNumaNodes();
 absl::StatusOr<std::vector<NumaNode>> DiscoverNumaNodesWithHwloc();
 absl::StatusOr<std::vector<NumaNode>> DiscoverNumaNodesFromSysfs(const std::string& node_dir);
 
-// The CPUs in this process's affinity mask (sched_getaffinity), ascending.
+// The CPUs in the calling thread's affinity mask (sched_getaffinity), ascending: the process's
+// mask unless the thread was pinned.
 absl::StatusOr<std::vector<int>> AllowedCpus();
 // Total memory of the machine (sysconf), 0 if unknown.
 uint64_t MachineMemoryBytes();

@@ -36,4 +36,11 @@ absl::Status ValidateForwardInput(const ModelConfig& config, std::span<const int
   return absl::OkStatus();
 }
 
+absl::StatusOr<int32_t> Engine::ForwardAndSample(std::span<const int32_t> tokens,
+                                                 SequenceCache& cache, Sampler& sampler,
+                                                 std::span<const int32_t> history) {
+  TANDEM_ASSIGN_OR_RETURN(std::vector<float> logits, Forward(tokens, cache));
+  return sampler.Sample(logits, history);
+}
+
 }  // namespace tandem

@@ -16,6 +16,7 @@
 #include "common/model_config.h"
 #include "common/status.h"
 #include "coordinator/expert_executor.h"
+#include "coordinator/sampler.h"
 
 namespace tandem {
 
@@ -80,6 +81,14 @@ class Engine {
   // is left unchanged on any error.
   virtual absl::StatusOr<std::vector<float>> Forward(std::span<const int32_t> tokens,
                                                      SequenceCache& cache) = 0;
+
+  // Forward, then the next token drawn from the last position's logits with `sampler`: the same
+  // token as sampler.Sample(Forward(tokens, cache), history). `history`: the prompt and the
+  // tokens generated so far. The default samples on the host; a GPU backend draws on the device
+  // and brings back only the id.
+  virtual absl::StatusOr<int32_t> ForwardAndSample(std::span<const int32_t> tokens,
+                                                   SequenceCache& cache, Sampler& sampler,
+                                                   std::span<const int32_t> history);
 
   // Sizes the engine's working buffers for forward passes of up to `max_tokens` tokens now, so
   // no later pass pays for growing them (benchmarks, servers at start-up). Optional.

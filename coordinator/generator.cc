@@ -30,7 +30,8 @@ absl::StatusOr<GenerateResult> Generate(Engine& engine, const Tokenizer* tokeniz
   for (int64_t i = 0; i < request.max_tokens; ++i) {
     if (cache.length() + static_cast<int64_t>(step.size()) > max_model_len) break;
     const auto start = std::chrono::steady_clock::now();
-    TANDEM_ASSIGN_OR_RETURN(std::vector<float> logits, engine.Forward(step, cache));
+    TANDEM_ASSIGN_OR_RETURN(const int32_t next,
+                            engine.ForwardAndSample(step, cache, sampler, history));
     const double seconds =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     if (i == 0) {
@@ -39,7 +40,6 @@ absl::StatusOr<GenerateResult> Generate(Engine& engine, const Tokenizer* tokeniz
       result.decode_seconds += seconds;
       ++result.decode_steps;
     }
-    const int32_t next = sampler.Sample(logits, history);
     result.ids.push_back(next);
     history.push_back(next);
     if (decoder) {

@@ -1,6 +1,7 @@
 #include "coordinator/remote_expert_executor.h"
 
 #include <algorithm>
+#include <thread>
 
 #include "spdlog/spdlog.h"
 
@@ -14,7 +15,6 @@ absl::StatusOr<std::unique_ptr<WorkerClient>> RemoteExpertExecutor::BringUp(
   shard.plan.count = count;
   TANDEM_RETURN_IF_ERROR(client->LoadShard(shard, options_.load_timeout));
   TANDEM_RETURN_IF_ERROR(client->AttachRing(options_.ring, options_.polling));
-  ++generation_;
   spdlog::info("[coordinator] {} ready: pid {}, isa {}", endpoint.Name(), client->hello().pid(),
                client->hello().isa());
   return client;
@@ -26,10 +26,23 @@ absl::StatusOr<std::unique_ptr<RemoteExpertExecutor>> RemoteExpertExecutor::Crea
   std::unique_ptr<RemoteExpertExecutor> ex(new RemoteExpertExecutor(std::move(options)));
   ex->endpoints_ = std::move(endpoints);
   const int count = static_cast<int>(ex->endpoints_.size());
-  for (const WorkerEndpoint& e : ex->endpoints_) {
-    TANDEM_ASSIGN_OR_RETURN(auto client, ex->BringUp(e, count, ex->options_.connect_timeout));
-    ex->clients_.push_back(std::move(client));
+  // All workers load at once: each reads or builds its own slice of the experts.
+  std::vector<absl::StatusOr<std::unique_ptr<WorkerClient>>> up;
+  for (int i = 0; i < count; ++i) up.emplace_back(absl::UnknownError("not brought up"));
+  {
+    std::vector<std::thread> loaders;
+    for (int i = 0; i < count; ++i) {
+      loaders.emplace_back([&, i] {
+        up[i] = ex->BringUp(ex->endpoints_[i], count, ex->options_.connect_timeout);
+      });
+    }
+    for (std::thread& t : loaders) t.join();
   }
+  for (auto& client : up) {
+    TANDEM_RETURN_IF_ERROR(client.status());
+    ex->clients_.push_back(std::move(*client));
+  }
+  ++ex->generation_;
   return ex;
 }
 
@@ -67,6 +80,7 @@ absl::Status RemoteExpertExecutor::AttachAll() {
                                                  "re-attached: ", client.status().message()));
     }
     clients_[i] = std::move(*client);
+    ++generation_;
   }
   return absl::OkStatus();
 }

@@ -19,63 +19,63 @@ absl::Status SamplingParams::Validate() const {
   return absl::OkStatus();
 }
 
-Sampler::Sampler(const SamplingParams& params)
-    : params_(params), rng_(params.seed ? *params.seed : std::random_device{}()) {}
-
-int32_t Sampler::Sample(std::span<const float> logits_in, std::span<const int32_t> history) {
+int32_t SampleToken(const SamplingParams& params, std::span<const float> logits_in,
+                    std::span<const int32_t> history, double u) {
   std::vector<float> logits(logits_in.begin(), logits_in.end());
   const int64_t n = static_cast<int64_t>(logits.size());
-  if (params_.repetition_penalty != 1.0) {
+  if (params.repetition_penalty != 1.0) {
     std::unordered_set<int32_t> seen(history.begin(), history.end());
     for (int32_t id : seen) {
       if (id < 0 || id >= n) continue;
       float& l = logits[id];
-      l = l > 0 ? static_cast<float>(l / params_.repetition_penalty)
-                : static_cast<float>(l * params_.repetition_penalty);
+      l = l > 0 ? static_cast<float>(l / params.repetition_penalty)
+                : static_cast<float>(l * params.repetition_penalty);
     }
   }
-  if (params_.temperature == 0.0) {
+  if (params.greedy()) {  // max_element returns the first of equal maxima: the lowest id
     return static_cast<int32_t>(std::max_element(logits.begin(), logits.end()) - logits.begin());
   }
-  // Candidates sorted by logit, best first.
   std::vector<int32_t> order(n);
   std::iota(order.begin(), order.end(), 0);
-  int64_t keep = n;
-  if (params_.top_k > 0) keep = std::min(keep, params_.top_k);
-  std::partial_sort(order.begin(), order.begin() + keep, order.end(),
-                    [&](int32_t a, int32_t b) { return logits[a] > logits[b]; });
-  order.resize(keep);
-  // Softmax over the kept candidates at the given temperature.
-  std::vector<double> probs(keep);
-  const double mx = logits[order[0]];
+  const int64_t top_k = params.top_k > 0 ? std::min(n, params.top_k) : n;
+  std::partial_sort(order.begin(), order.begin() + top_k, order.end(), [&](int32_t a, int32_t b) {
+    return logits[a] > logits[b] || (logits[a] == logits[b] && a < b);
+  });
+  // Masses and their running sums over the top_k candidates.
+  std::vector<double> mass(top_k), cumulative(top_k);
+  const double best = logits[order[0]];
   double sum = 0;
-  for (int64_t i = 0; i < keep; ++i) {
-    probs[i] = std::exp((logits[order[i]] - mx) / params_.temperature);
-    sum += probs[i];
+  for (int64_t i = 0; i < top_k; ++i) {
+    mass[i] = std::exp((logits[order[i]] - best) / params.temperature);
+    sum += mass[i];
+    cumulative[i] = sum;
   }
-  for (double& p : probs) p /= sum;
-  // top-p: smallest prefix whose mass reaches top_p (at least one token).
-  if (params_.top_p < 1.0) {
-    double cumulative = 0;
-    int64_t cut = keep;
-    for (int64_t i = 0; i < keep; ++i) {
-      cumulative += probs[i];
-      if (cumulative >= params_.top_p) {
-        cut = i + 1;
-        break;
-      }
-    }
-    keep = cut;
+  int64_t keep = top_k;
+  if (params.top_p < 1.0) {
+    const double nucleus = params.top_p * cumulative[top_k - 1];
+    keep = std::find_if(cumulative.begin(), cumulative.end(),
+                        [&](double c) { return c >= nucleus; }) -
+           cumulative.begin() + 1;
+    keep = std::min(keep, top_k);
   }
-  // min-p: drop tokens below min_p times the best probability.
-  if (params_.min_p > 0) {
-    const double threshold = params_.min_p * probs[0];
+  if (params.min_p > 0) {
     int64_t cut = 1;
-    while (cut < keep && probs[cut] >= threshold) ++cut;
+    while (cut < keep && mass[cut] >= params.min_p) ++cut;
     keep = cut;
   }
-  std::discrete_distribution<int64_t> dist(probs.begin(), probs.begin() + keep);
-  return order[dist(rng_)];
+  const double target = u * cumulative[keep - 1];
+  const auto chosen =
+      std::find_if(cumulative.begin(), cumulative.begin() + keep, [&](double c) { return c > target; });
+  return order[std::min<int64_t>(chosen - cumulative.begin(), keep - 1)];
+}
+
+Sampler::Sampler(const SamplingParams& params)
+    : params_(params), rng_(params.seed ? *params.seed : std::random_device{}()) {}
+
+double Sampler::NextUniform() { return static_cast<double>(rng_() >> 11) * 0x1.0p-53; }
+
+int32_t Sampler::Sample(std::span<const float> logits, std::span<const int32_t> history) {
+  return SampleToken(params_, logits, history, params_.greedy() ? 0.0 : NextUniform());
 }
 
 }  // namespace tandem

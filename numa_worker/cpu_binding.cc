@@ -96,6 +96,15 @@ absl::Status PinOpenMpTeam(const CpuBinding& binding) {
   return absl::OkStatus();
 }
 
+ScopedOpenMpTeam::ScopedOpenMpTeam(const CpuBinding& binding)
+    : previous_(AllowedCpus()), status_(PinOpenMpTeam(binding)) {}
+
+ScopedOpenMpTeam::~ScopedOpenMpTeam() {
+  if (!previous_.ok()) return;
+  if (absl::Status s = PinThreadToCpus(*previous_); !s.ok())
+    spdlog::warn("could not restore a thread's CPU mask: {}", s.ToString());
+}
+
 std::string DescribeBinding(const CpuBinding& b) {
   const std::string where = b.numa_node >= 0 ? absl::StrCat("node ", b.numa_node, ": ") : "";
   std::string memory = "memory not bound";

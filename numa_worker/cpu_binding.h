@@ -4,8 +4,9 @@
 // Threads. ResolveCpuBinding: any thread. ApplyProcessBinding: the main thread, before any other
 // thread exists, so that every thread inherits the memory policy and the affinity mask.
 // PinOpenMpTeam: every thread that will start OpenMP parallel regions (libgomp keeps one pool of
-// team threads per such thread), before its first region; the worker calls it at start-up on the
-// main thread and at the start of each ring loop thread.
+// team threads per such thread), before its first region; each ring loop thread calls it at its
+// start, and LoadShard (on a gRPC thread) through ScopedOpenMpTeam. Not the main thread: it would
+// end pinned to one CPU, and the threads it creates afterwards (gRPC's) would inherit that CPU.
 #pragma once
 
 #include <cstdint>
@@ -40,6 +41,22 @@ absl::Status ApplyProcessBinding(CpuBinding& binding);
 // omp_set_num_threads(threads) for the calling thread and, inside one parallel region, pins
 // team thread i to cpus[i % cpus.size()]. Returns the first pinning error.
 absl::Status PinOpenMpTeam(const CpuBinding& binding);
+
+// PinOpenMpTeam for the calling thread for the scope's lifetime, which then gets its previous CPU
+// mask back (its team threads stay pinned). For parallel work on a thread the worker did not
+// create for it, e.g. building a shard in a gRPC handler. status(): the pinning's result.
+class ScopedOpenMpTeam {
+ public:
+  explicit ScopedOpenMpTeam(const CpuBinding& binding);
+  ~ScopedOpenMpTeam();
+  ScopedOpenMpTeam(const ScopedOpenMpTeam&) = delete;
+  ScopedOpenMpTeam& operator=(const ScopedOpenMpTeam&) = delete;
+  const absl::Status& status() const { return status_; }
+
+ private:
+  absl::StatusOr<std::vector<int>> previous_;
+  absl::Status status_;
+};
 
 // "node 0: cpus 0-15, 16 threads, memory bound to node 0", for logs.
 std::string DescribeBinding(const CpuBinding& binding);

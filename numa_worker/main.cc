@@ -70,8 +70,6 @@ int main(int argc, char** argv) {
     spdlog::error("cannot bind to {}: {}", tandem::DescribeBinding(*binding), s.ToString());
     return 1;
   }
-  if (absl::Status s = tandem::PinOpenMpTeam(*binding); !s.ok())
-    spdlog::warn("OpenMP threads not pinned: {}", s.ToString());
 
   absl::StatusOr<tandem::CpuKernel> kernel = tandem::ParseCpuKernel(cpu_kernel);
   if (kernel.ok()) kernel = tandem::ResolveCpuKernel(*kernel);

@@ -140,6 +140,10 @@ absl::StatusOr<v1::LoadShardResponse> WorkerCore::LoadShard(const v1::LoadShardR
     return absl::FailedPreconditionError(absl::StrCat(dir, ": the model has no routed experts"));
 
   const ExpertShardOptions options{identity_.cpu_kernel, format, identity_.schedule};
+  // This is a gRPC thread: give its OpenMP team the worker's cores for the build.
+  ScopedOpenMpTeam team(identity_.binding);
+  if (!team.status().ok())
+    spdlog::warn("LoadShard: OpenMP threads not pinned: {}", team.status().ToString());
   std::unique_ptr<ExpertShard> shard;
   if (synthetic) {
     TANDEM_ASSIGN_OR_RETURN(

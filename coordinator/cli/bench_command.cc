@@ -208,15 +208,16 @@ absl::Status RunBench(const BenchFlags& f) {
     auto cache = engine->NewCache(max_tokens);
     std::vector<int32_t> prompt(len);
     for (int32_t& id : prompt) id = token(rng);
+    // Greedy decode as generation runs it: the engine draws each token (on the GPU there).
+    Sampler greedy{SamplingParams{}};
     engine->ResetTimes();
-    TANDEM_ASSIGN_OR_RETURN(std::vector<float> logits, engine->Forward(prompt, *cache));
+    TANDEM_ASSIGN_OR_RETURN(int32_t next, engine->ForwardAndSample(prompt, *cache, greedy, {}));
     const ForwardTimes prefill = engine->times();
     engine->ResetTimes();
     TANDEM_ASSIGN_OR_RETURN(const double busy_before, WorkerBusyMs(workers));
     for (int64_t i = 0; i < f.decode_tokens; ++i) {
-      const int32_t next =
-          static_cast<int32_t>(std::max_element(logits.begin(), logits.end()) - logits.begin());
-      TANDEM_ASSIGN_OR_RETURN(logits, engine->Forward(std::vector<int32_t>{next}, *cache));
+      TANDEM_ASSIGN_OR_RETURN(
+          next, engine->ForwardAndSample(std::vector<int32_t>{next}, *cache, greedy, {}));
     }
     ForwardTimes decode = engine->times();
     if (workers != nullptr) {

@@ -71,6 +71,7 @@ CudaEngine::~CudaEngine() {
   DropGraphs();
   handoff_.reset();
   scratch_.reset();
+  sampler_.reset();
   pool_.reset();
   local_ring_.reset();
   for (cudaEvent_t e : {copies_done_, done_})
@@ -110,6 +111,7 @@ absl::Status CudaEngine::Init(ModelWeights host, const CudaEngineOptions& option
     TANDEM_CUDA_RETURN_IF_ERROR(cudaEventCreateWithFlags(e, cudaEventDisableTiming),
                                 "cudaEventCreate");
   TANDEM_ASSIGN_OR_RETURN(linear_, CudaLinear::Create(stream_));
+  TANDEM_ASSIGN_OR_RETURN(sampler_, GpuSampler::Create(config_.vocab_size));
   cuda_graph_ = options.cuda_graph;
 
   TANDEM_ASSIGN_OR_RETURN(weights_, UploadModelWeights(std::move(host)));
@@ -473,10 +475,6 @@ absl::Status CudaEngine::EnqueueForward(const Step& step) {
   LaunchRmsNorm(s.x.data() + (t - 1) * h, h, weights_.final_norm.data(), 1, h, eps, s.last.data(),
                 h, stream_);
   TANDEM_RETURN_IF_ERROR(linear_->Run(s.last.data(), 1, weights_.output(), s.logits.data()));
-  TANDEM_CUDA_RETURN_IF_ERROR(cudaMemcpyAsync(s.host_logits.data(), s.logits.data(),
-                                              config_.vocab_size * sizeof(float),
-                                              cudaMemcpyDeviceToHost, stream_),
-                              "logits to host");
   return LaunchStatus("forward pass");
 }
 
@@ -521,8 +519,8 @@ absl::Status CudaEngine::RunStep(const Step& step) {
   return absl::OkStatus();
 }
 
-absl::StatusOr<std::vector<float>> CudaEngine::Forward(std::span<const int32_t> tokens,
-                                                       SequenceCache& sequence) {
+absl::Status CudaEngine::RunForward(std::span<const int32_t> tokens, SequenceCache& sequence,
+                                    const std::function<absl::Status()>& enqueue_tail) {
   auto* cache = dynamic_cast<CudaKvCache*>(&sequence);
   if (!cache) return absl::InvalidArgumentError("the cache was not made by the CUDA engine");
   TANDEM_RETURN_IF_ERROR(ValidateForwardInput(config_, tokens, *cache));
@@ -546,7 +544,8 @@ absl::StatusOr<std::vector<float>> CudaEngine::Forward(std::span<const int32_t> 
       "step upload");
   if (step.use_rings) TANDEM_RETURN_IF_ERROR(handoff_->BeginStep(config_.NumMoeLayers()));
   const double busy_before = local_ring_ ? local_ring_->busy_ms() : 0;
-  const absl::Status enqueued = RunStep(step);
+  absl::Status enqueued = RunStep(step);
+  if (enqueued.ok()) enqueued = enqueue_tail();
   absl::Status status = enqueued;
   {
     // With rings this wait includes the experts' time (they compute meanwhile).
@@ -565,8 +564,30 @@ absl::StatusOr<std::vector<float>> CudaEngine::Forward(std::span<const int32_t> 
   }
   TANDEM_RETURN_IF_ERROR(status);
   cache->Advance(step.tokens);
-  Scratch& s = *scratch_;
-  return std::vector<float>(s.host_logits.data(), s.host_logits.data() + config_.vocab_size);
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::vector<float>> CudaEngine::Forward(std::span<const int32_t> tokens,
+                                                       SequenceCache& sequence) {
+  Scratch* s = nullptr;
+  TANDEM_RETURN_IF_ERROR(RunForward(tokens, sequence, [&] {
+    s = scratch_.get();
+    return CudaStatus(cudaMemcpyAsync(s->host_logits.data(), s->logits.data(),
+                                      config_.vocab_size * sizeof(float), cudaMemcpyDeviceToHost,
+                                      stream_),
+                      "logits to host");
+  }));
+  return std::vector<float>(s->host_logits.data(), s->host_logits.data() + config_.vocab_size);
+}
+
+absl::StatusOr<int32_t> CudaEngine::ForwardAndSample(std::span<const int32_t> tokens,
+                                                     SequenceCache& sequence, Sampler& sampler,
+                                                     std::span<const int32_t> history) {
+  TANDEM_RETURN_IF_ERROR(RunForward(tokens, sequence, [&] {
+    const double u = sampler.params().greedy() ? 0.0 : sampler.NextUniform();
+    return sampler_->Enqueue(scratch_->logits.data(), sampler.params(), u, history, stream_);
+  }));
+  return sampler_->token();
 }
 
 }  // namespace tandem::cuda

@@ -1,7 +1,7 @@
 // The GPU backend (an Engine): the same forward pass as CpuEngine with every coordinator op on
 // the GPU (embedding, RMSNorm, linears through cuBLAS or a GEMV kernel, RoPE from a precomputed
 // table, GQA and absorbed-MLA attention over a paged KV cache, the router, dense and shared-expert
-// MLPs, LM head), f32 activations over bf16 / f32 weights.
+// MLPs, LM head, token sampling), f32 activations over bf16 / f32 weights.
 //
 // Routed experts, while the GPU computes the shared experts:
 //   * steps that fit a ring slot (decode, prefills up to 512 tokens): straight through the rings
@@ -16,6 +16,7 @@
 // CudaKvCache.
 #pragma once
 
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -23,6 +24,7 @@
 
 #include "common/checkpoint.h"
 #include "coordinator/cuda/device_weights.h"
+#include "coordinator/cuda/gpu_sampler.h"
 #include "coordinator/cuda/paged_kv_cache.h"
 #include "coordinator/cuda/ring_handoff.h"
 #include "coordinator/engine.h"
@@ -59,6 +61,9 @@ class CudaEngine : public Engine {
   std::unique_ptr<SequenceCache> NewCache(int64_t capacity) override;
   absl::StatusOr<std::vector<float>> Forward(std::span<const int32_t> tokens,
                                              SequenceCache& cache) override;
+  absl::StatusOr<int32_t> ForwardAndSample(std::span<const int32_t> tokens, SequenceCache& cache,
+                                           Sampler& sampler,
+                                           std::span<const int32_t> history) override;
   absl::Status Prepare(int64_t max_tokens) override;
   const ModelConfig& config() const override { return config_; }
   ExpertExecutor& experts() override { return *experts_; }
@@ -83,6 +88,10 @@ class CudaEngine : public Engine {
   absl::Status EnqueueForward(const Step& step);
   // Enqueues `step` directly or replays (capturing first) its graph.
   absl::Status RunStep(const Step& step);
+  // One forward pass of `tokens` over `sequence`, with `enqueue_tail` (what to do with the
+  // logits on the device) enqueued behind it; returns when the GPU has finished both.
+  absl::Status RunForward(std::span<const int32_t> tokens, SequenceCache& sequence,
+                          const std::function<absl::Status()>& enqueue_tail);
   void DropGraphs();
   // normed -> block, for layer l's attention / MLP.
   absl::Status GqaAttention(int64_t l, const Step& step);
@@ -120,6 +129,7 @@ class CudaEngine : public Engine {
   std::shared_ptr<PagedKvPool> pool_;
   DeviceBuffer<float> rope_cos_, rope_sin_;  // [max_model_len x rotary_dim / 2]
   std::unique_ptr<Scratch> scratch_;
+  std::unique_ptr<GpuSampler> sampler_;
 };
 
 }  // namespace tandem::cuda

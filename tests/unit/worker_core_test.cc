@@ -6,6 +6,8 @@
 
 #include <unistd.h>
 
+#include <omp.h>
+
 #include <random>
 #include <thread>
 
@@ -16,11 +18,40 @@
 #include "common/worker_protocol.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "numa_worker/cpu_binding.h"
 #include "tests/fixture_paths.h"
 #include "tests/worker_test_support.h"
 
 namespace tandem {
 namespace {
+
+// A thread pinned to one CPU (as gRPC's threads were, inheriting the main thread's mask) gets an
+// OpenMP team over all the binding's cores for the scope, then its own mask back.
+TEST(ScopedOpenMpTeamTest, GivesAPinnedThreadTheWholeBindingThenRestoresItsMask) {
+  auto all = AllowedCpus();
+  ASSERT_TRUE(all.ok()) << all.status();
+  CpuBinding binding;
+  binding.cpus = *all;
+  binding.threads = static_cast<int>(all->size());
+  std::thread([&] {
+    ASSERT_TRUE(PinThreadToCpu(all->back()).ok());
+    {
+      ScopedOpenMpTeam team(binding);
+      ASSERT_TRUE(team.status().ok()) << team.status();
+      std::vector<std::vector<int>> seen(binding.threads);
+      int team_size = 0;
+#pragma omp parallel
+      {
+        if (omp_get_thread_num() == 0) team_size = omp_get_num_threads();
+        seen[omp_get_thread_num()] = *AllowedCpus();
+      }
+      EXPECT_EQ(team_size, binding.threads);
+      for (int i = 0; i < team_size; ++i)
+        EXPECT_THAT(seen[i], ::testing::ElementsAre(binding.cpus[i % binding.cpus.size()])) << i;
+    }
+    EXPECT_THAT(*AllowedCpus(), ::testing::ElementsAre(all->back()));
+  }).join();
+}
 
 using testing::Batch;
 using testing::FixtureModel;
