@@ -7,13 +7,15 @@
 namespace tandem {
 
 void GqaAttention(const ModelConfig& c, const GqaWeights& w, const Rope& rope, int64_t layer,
-                  const float* x, int64_t num_tokens, int64_t start, KvCache& cache, float* out) {
+                  const float* x, int64_t num_tokens, std::span<const AttentionSegment> segments,
+                  float* out) {
   const int64_t heads = c.num_heads, kv_heads = c.num_kv_heads, hd = c.head_dim;
   const int64_t q_width = heads * hd, kv_width = kv_heads * hd;
   std::vector<float> q(num_tokens * q_width), k(num_tokens * kv_width), v(num_tokens * kv_width);
   Linear(x, num_tokens, w.q_proj, q.data());
   Linear(x, num_tokens, w.k_proj, k.data());
   Linear(x, num_tokens, w.v_proj, v.data());
+  const std::vector<RowPlace> rows = PlaceRows(segments, num_tokens);
   for (int64_t t = 0; t < num_tokens; ++t) {
     float* qt = q.data() + t * q_width;
     float* kt = k.data() + t * kv_width;
@@ -21,23 +23,27 @@ void GqaAttention(const ModelConfig& c, const GqaWeights& w, const Rope& rope, i
       RmsNorm(qt, w.q_norm.data(), heads, hd, c.rms_norm_eps, qt);
       RmsNorm(kt, w.k_norm.data(), kv_heads, hd, c.rms_norm_eps, kt);
     }
-    rope.Apply(qt, heads, hd, start + t);
-    rope.Apply(kt, kv_heads, hd, start + t);
+    rope.Apply(qt, heads, hd, rows[t].position);
+    rope.Apply(kt, kv_heads, hd, rows[t].position);
   }
-  cache.Reserve(start + num_tokens);
-  float* keys = cache.keys(layer);
-  float* values = cache.values(layer);
-  std::copy(k.begin(), k.end(), keys + start * kv_width);
-  std::copy(v.begin(), v.end(), values + start * kv_width);
+  int64_t work = 0;  // multiply-adds of the score loops, to decide on threads
+  for (const AttentionSegment& seg : segments) {
+    seg.cache->Reserve(seg.start + seg.count);
+    const int64_t at = seg.start * kv_width, from = seg.offset * kv_width, n = seg.count * kv_width;
+    std::copy(k.begin() + from, k.begin() + from + n, seg.cache->keys(layer) + at);
+    std::copy(v.begin() + from, v.begin() + from + n, seg.cache->values(layer) + at);
+    work += seg.count * heads * (seg.start + seg.count) * hd;
+  }
 
   const float scale = static_cast<float>(c.AttentionScale());
   const int64_t group = heads / kv_heads;
   std::vector<float> context(num_tokens * q_width);
-#pragma omp parallel for collapse(2) schedule(dynamic) \
-    if (num_tokens * heads * (start + num_tokens) * hd >= (1 << 18))
+#pragma omp parallel for collapse(2) schedule(dynamic) if (work >= (1 << 18))
   for (int64_t t = 0; t < num_tokens; ++t) {
     for (int64_t h = 0; h < heads; ++h) {
-      const int64_t visible = start + t + 1;
+      const int64_t visible = rows[t].position + 1;
+      const float* keys = rows[t].segment->cache->keys(layer);
+      const float* values = rows[t].segment->cache->values(layer);
       const int64_t kvh = h / group;
       const float* qh = q.data() + t * q_width + h * hd;
       std::vector<float> scores(visible);

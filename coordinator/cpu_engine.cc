@@ -68,25 +68,39 @@ absl::Status CpuEngine::Mlp(int64_t l, const float* x, int64_t num_tokens, float
 }
 
 absl::StatusOr<std::vector<float>> CpuEngine::Forward(std::span<const int32_t> tokens,
-                                                      SequenceCache& sequence) {
-  auto* cache_ptr = dynamic_cast<KvCache*>(&sequence);
-  if (!cache_ptr) return absl::InvalidArgumentError("the cache was not made by the CPU engine");
-  KvCache& cache = *cache_ptr;
-  TANDEM_RETURN_IF_ERROR(ValidateForwardInput(config_, tokens, cache));
+                                                      SequenceCache& cache) {
+  const SequenceStep step{tokens, &cache};
+  TANDEM_ASSIGN_OR_RETURN(std::vector<std::vector<float>> logits, ForwardBatch({&step, 1}));
+  return std::move(logits[0]);
+}
+
+absl::StatusOr<std::vector<std::vector<float>>> CpuEngine::ForwardBatch(
+    std::span<const SequenceStep> steps) {
+  std::vector<AttentionSegment> segments;
+  int64_t num_tokens = 0;
+  for (const SequenceStep& step : steps) {
+    auto* cache = dynamic_cast<KvCache*>(step.cache);
+    if (!cache) return absl::InvalidArgumentError("the cache was not made by the CPU engine");
+    const int64_t count = static_cast<int64_t>(step.tokens.size());
+    segments.push_back({num_tokens, count, cache->length(), cache});
+    num_tokens += count;
+  }
+  TANDEM_RETURN_IF_ERROR(ValidateBatchInput(config_, steps));
   ScopedTimer timer(times_.total_ms);
   ++times_.forwards;
-  const int64_t num_tokens = static_cast<int64_t>(tokens.size());
-  const int64_t h = config_.hidden_size, start = cache.length();
+  const int64_t h = config_.hidden_size;
   std::vector<float> x(num_tokens * h);
-  for (int64_t t = 0; t < num_tokens; ++t) weights_.embed.RowToFloat(tokens[t], x.data() + t * h);
+  for (size_t i = 0; i < steps.size(); ++i)
+    for (int64_t t = 0; t < segments[i].count; ++t)
+      weights_.embed.RowToFloat(steps[i].tokens[t], x.data() + (segments[i].offset + t) * h);
   std::vector<float> normed(num_tokens * h), block(num_tokens * h);
   for (int64_t l = 0; l < config_.num_layers; ++l) {
     const LayerWeights& lw = weights_.layers[l];
     RmsNorm(x.data(), lw.input_norm.data(), num_tokens, h, config_.rms_norm_eps, normed.data());
     if (config_.use_mla) {
-      MlaAttention(config_, lw.mla, rope_, l, normed.data(), num_tokens, start, cache, block.data());
+      MlaAttention(config_, lw.mla, rope_, l, normed.data(), num_tokens, segments, block.data());
     } else {
-      GqaAttention(config_, lw.gqa, rope_, l, normed.data(), num_tokens, start, cache, block.data());
+      GqaAttention(config_, lw.gqa, rope_, l, normed.data(), num_tokens, segments, block.data());
     }
     AddInPlace(x.data(), block.data(), num_tokens * h);
     RmsNorm(x.data(), lw.post_attention_norm.data(), num_tokens, h, config_.rms_norm_eps,
@@ -94,13 +108,20 @@ absl::StatusOr<std::vector<float>> CpuEngine::Forward(std::span<const int32_t> t
     TANDEM_RETURN_IF_ERROR(Mlp(l, normed.data(), num_tokens, block.data()));
     AddInPlace(x.data(), block.data(), num_tokens * h);
   }
-  cache.Advance(num_tokens);
-  std::vector<float> last(h);
-  RmsNormRow(x.data() + (num_tokens - 1) * h, weights_.final_norm.data(), h, config_.rms_norm_eps,
-             last.data());
-  std::vector<float> logits(config_.vocab_size);
-  Linear(last.data(), 1, weights_.output(), logits.data());
-  return logits;
+  // Each sequence's last row, normalised, through the LM head in one pass.
+  const int64_t n = static_cast<int64_t>(steps.size());
+  std::vector<float> last(n * h), logits(n * config_.vocab_size);
+  for (int64_t i = 0; i < n; ++i) {
+    segments[i].cache->Advance(segments[i].count);
+    RmsNormRow(x.data() + (segments[i].offset + segments[i].count - 1) * h,
+               weights_.final_norm.data(), h, config_.rms_norm_eps, last.data() + i * h);
+  }
+  Linear(last.data(), n, weights_.output(), logits.data());
+  std::vector<std::vector<float>> out(n);
+  for (int64_t i = 0; i < n; ++i)
+    out[i].assign(logits.begin() + i * config_.vocab_size,
+                  logits.begin() + (i + 1) * config_.vocab_size);
+  return out;
 }
 
 }  // namespace tandem

@@ -1,7 +1,8 @@
 // The CPU backend (an Engine) for every supported family: embeddings, decoder layers (GQA or
 // MLA attention; dense MLP or router + routed experts through the ExpertExecutor + shared
-// experts), final norm and LM head, with f32 activations over bf16 / f32 weights. One sequence
-// per call; the caller owns its cache (a KvCache from NewCache). Not thread-safe: one engine
+// experts), final norm and LM head, with f32 activations over bf16 / f32 weights. A step may hold
+// several sequences (ForwardBatch): linears and experts run once over all their tokens, attention
+// per sequence. The caller owns the caches (KvCache from NewCache). Not thread-safe: one engine
 // thread drives it.
 #pragma once
 
@@ -36,6 +37,8 @@ class CpuEngine : public Engine {
   }
   absl::StatusOr<std::vector<float>> Forward(std::span<const int32_t> tokens,
                                              SequenceCache& cache) override;
+  absl::StatusOr<std::vector<std::vector<float>>> ForwardBatch(
+      std::span<const SequenceStep> steps) override;
   const ModelConfig& config() const override { return config_; }
   ExpertExecutor& experts() override { return *experts_; }
   std::string Describe() const override { return "cpu"; }

@@ -1,5 +1,7 @@
 #include "coordinator/engine.h"
 
+#include <unordered_set>
+
 namespace tandem {
 
 absl::StatusOr<Device> ParseDevice(const std::string& name) {
@@ -41,6 +43,44 @@ absl::StatusOr<int32_t> Engine::ForwardAndSample(std::span<const int32_t> tokens
                                                  std::span<const int32_t> history) {
   TANDEM_ASSIGN_OR_RETURN(std::vector<float> logits, Forward(tokens, cache));
   return sampler.Sample(logits, history);
+}
+
+absl::Status ValidateBatchInput(const ModelConfig& config, std::span<const SequenceStep> steps) {
+  if (steps.empty()) return absl::InvalidArgumentError("a batched step needs a sequence");
+  std::unordered_set<const SequenceCache*> seen;
+  for (size_t i = 0; i < steps.size(); ++i) {
+    if (steps[i].cache == nullptr)
+      return absl::InvalidArgumentError(absl::StrCat("sequence ", i, " of the step has no cache"));
+    if (!seen.insert(steps[i].cache).second)
+      return absl::InvalidArgumentError(
+          absl::StrCat("sequence ", i, " of the step repeats another's cache"));
+    if (absl::Status s = ValidateForwardInput(config, steps[i].tokens, *steps[i].cache); !s.ok())
+      return absl::Status(s.code(), absl::StrCat("sequence ", i, " of the step: ", s.message()));
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::vector<std::vector<float>>> Engine::ForwardBatch(
+    std::span<const SequenceStep> steps) {
+  TANDEM_RETURN_IF_ERROR(ValidateBatchInput(config(), steps));
+  std::vector<std::vector<float>> logits;
+  for (const SequenceStep& step : steps) {
+    TANDEM_ASSIGN_OR_RETURN(std::vector<float> one, Forward(step.tokens, *step.cache));
+    logits.push_back(std::move(one));
+  }
+  return logits;
+}
+
+absl::StatusOr<std::vector<int32_t>> Engine::ForwardBatchAndSample(
+    std::span<const SequenceStep> steps, std::span<Sampler* const> samplers,
+    std::span<const std::span<const int32_t>> histories) {
+  if (samplers.size() != steps.size() || histories.size() != steps.size())
+    return absl::InvalidArgumentError("a batched step needs one sampler and history per sequence");
+  TANDEM_ASSIGN_OR_RETURN(std::vector<std::vector<float>> logits, ForwardBatch(steps));
+  std::vector<int32_t> tokens(steps.size());
+  for (size_t i = 0; i < steps.size(); ++i)
+    tokens[i] = samplers[i] ? samplers[i]->Sample(logits[i], histories[i]) : -1;
+  return tokens;
 }
 
 }  // namespace tandem

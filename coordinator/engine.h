@@ -68,6 +68,12 @@ class ScopedTimer {
   std::chrono::steady_clock::time_point start_;
 };
 
+// One sequence's part of a batched step: its new tokens, appended to its cache.
+struct SequenceStep {
+  std::span<const int32_t> tokens;
+  SequenceCache* cache = nullptr;
+};
+
 class Engine {
  public:
   virtual ~Engine() = default;
@@ -90,6 +96,20 @@ class Engine {
                                                    SequenceCache& cache, Sampler& sampler,
                                                    std::span<const int32_t> history);
 
+  // Several sequences' new tokens as one step (continuous batching): returns the last-position
+  // logits of each ([i] for steps[i]). Every input is checked as Forward checks it, and a cache
+  // may appear once, before anything runs; those errors leave every cache unchanged. A failure
+  // while running (e.g. a worker down) leaves the batch's caches unusable: drop them. Backends
+  // run the position-independent work (linears, routed experts) once over all the tokens, which
+  // is what makes a batch cheaper than its sequences one by one; the default runs them one by one.
+  virtual absl::StatusOr<std::vector<std::vector<float>>> ForwardBatch(
+      std::span<const SequenceStep> steps);
+  // ForwardBatch, then one token per sequence drawn with samplers[i] over histories[i] (see
+  // ForwardAndSample). A null sampler draws nothing (a prompt chunk that is not the last): -1.
+  virtual absl::StatusOr<std::vector<int32_t>> ForwardBatchAndSample(
+      std::span<const SequenceStep> steps, std::span<Sampler* const> samplers,
+      std::span<const std::span<const int32_t>> histories);
+
   // Sizes the engine's working buffers for forward passes of up to `max_tokens` tokens now, so
   // no later pass pays for growing them (benchmarks, servers at start-up). Optional.
   virtual absl::Status Prepare(int64_t max_tokens) { return absl::OkStatus(); }
@@ -109,5 +129,7 @@ class Engine {
 // The checks every backend makes before a forward pass (see Engine::Forward).
 absl::Status ValidateForwardInput(const ModelConfig& config, std::span<const int32_t> tokens,
                                   const SequenceCache& cache);
+// The same for every sequence of a batched step, plus: not empty, no cache twice, no null cache.
+absl::Status ValidateBatchInput(const ModelConfig& config, std::span<const SequenceStep> steps);
 
 }  // namespace tandem

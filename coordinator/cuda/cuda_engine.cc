@@ -590,4 +590,24 @@ absl::StatusOr<int32_t> CudaEngine::ForwardAndSample(std::span<const int32_t> to
   return sampler_->token();
 }
 
+absl::StatusOr<std::vector<int32_t>> CudaEngine::ForwardBatchAndSample(
+    std::span<const SequenceStep> steps, std::span<Sampler* const> samplers,
+    std::span<const std::span<const int32_t>> histories) {
+  if (samplers.size() != steps.size() || histories.size() != steps.size())
+    return absl::InvalidArgumentError("a batched step needs one sampler and history per sequence");
+  TANDEM_RETURN_IF_ERROR(ValidateBatchInput(config_, steps));
+  std::vector<int32_t> tokens(steps.size(), -1);
+  for (size_t i = 0; i < steps.size(); ++i) {
+    if (samplers[i] == nullptr) {
+      TANDEM_RETURN_IF_ERROR(RunForward(steps[i].tokens, *steps[i].cache, [] {
+        return absl::OkStatus();
+      }));
+    } else {
+      TANDEM_ASSIGN_OR_RETURN(tokens[i], ForwardAndSample(steps[i].tokens, *steps[i].cache,
+                                                          *samplers[i], histories[i]));
+    }
+  }
+  return tokens;
+}
+
 }  // namespace tandem::cuda

@@ -64,6 +64,11 @@ class CudaEngine : public Engine {
   absl::StatusOr<int32_t> ForwardAndSample(std::span<const int32_t> tokens, SequenceCache& cache,
                                            Sampler& sampler,
                                            std::span<const int32_t> history) override;
+  // The sequences one after another for now (the step kernels take one sequence), each drawing
+  // its token on the GPU.
+  absl::StatusOr<std::vector<int32_t>> ForwardBatchAndSample(
+      std::span<const SequenceStep> steps, std::span<Sampler* const> samplers,
+      std::span<const std::span<const int32_t>> histories) override;
   absl::Status Prepare(int64_t max_tokens) override;
   const ModelConfig& config() const override { return config_; }
   ExpertExecutor& experts() override { return *experts_; }
