@@ -1,0 +1,239 @@
+// Continuous batching (coordinator/serving/scheduler.h) on a fixture model with the CPU engine:
+// concurrent requests of mixed lengths, joining while others decode and prefilling in chunks,
+// each produce exactly what the same request produces alone; cancelled and timed-out requests end
+// at once with their caches freed; a full queue, a draining server and bad requests are refused
+// with the right codes; stop strings end the text.
+#include "coordinator/serving/scheduler.h"
+
+#include <thread>
+
+#include "coordinator/generator.h"
+#include "coordinator/loaded_model.h"
+#include "gtest/gtest.h"
+#include "kernels/cpu/isa.h"
+#include "tests/fixture_paths.h"
+
+namespace tandem {
+namespace {
+
+// The fixture engine, slowed to 5 ms a step, so a test can act while a request is running.
+class SlowEngine : public Engine {
+ public:
+  explicit SlowEngine(Engine& inner) : inner_(inner) {}
+  std::unique_ptr<SequenceCache> NewCache(int64_t capacity) override {
+    return inner_.NewCache(capacity);
+  }
+  absl::StatusOr<std::vector<float>> Forward(std::span<const int32_t> tokens,
+                                             SequenceCache& cache) override {
+    absl::SleepFor(absl::Milliseconds(5));
+    return inner_.Forward(tokens, cache);
+  }
+  absl::StatusOr<std::vector<std::vector<float>>> ForwardBatch(
+      std::span<const SequenceStep> steps) override {
+    absl::SleepFor(absl::Milliseconds(5));
+    return inner_.ForwardBatch(steps);
+  }
+  const ModelConfig& config() const override { return inner_.config(); }
+  ExpertExecutor& experts() override { return inner_.experts(); }
+  std::string Describe() const override { return "slow " + inner_.Describe(); }
+
+ private:
+  Engine& inner_;
+};
+
+class SchedulerTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    LoadOptions options;
+    options.device = Device::kCpu;
+    options.max_model_len = 64;
+    options.cpu_kernel =
+        CanRunAvx512Bf16(DetectCpuFeatures()) ? CpuKernel::kAvx512 : CpuKernel::kReference;
+    auto model = LoadModel(testing::FixturesDir() + "/qwen3_moe", options);
+    ASSERT_TRUE(model.ok()) << model.status();
+    model_ = std::make_unique<LoadedModel>(std::move(*model));
+  }
+
+  SchedulerOptions Options() {
+    SchedulerOptions o;
+    o.max_model_len = model_->max_model_len;
+    o.max_num_seqs = 5;
+    o.max_batch_tokens = 12;  // small, so long prompts prefill over several steps
+    return o;
+  }
+
+  ServeRequest Request(int i) {
+    ServeRequest r;
+    r.id = "r" + std::to_string(i);
+    for (int t = 0; t < 3 + (i * 7) % 17; ++t) r.prompt_ids.push_back((i * 31 + t * 13) % 97 + 1);
+    r.max_tokens = 4 + (i * 5) % 11;
+    r.ignore_eos = i % 3 == 0;
+    if (i % 4 == 1) {  // seeded sampling: the same draws as alone
+      r.sampling.temperature = 0.8;
+      r.sampling.top_p = 0.9;
+      r.sampling.seed = 1000 + i;
+    }
+    return r;
+  }
+
+  // The request run alone through the one-sequence generation loop.
+  GenerateResult Alone(const ServeRequest& r) {
+    GenerateRequest g;
+    g.prompt_ids = r.prompt_ids;
+    g.max_tokens = r.max_tokens;
+    g.sampling = r.sampling;
+    g.ignore_eos = r.ignore_eos;
+    auto result = Generate(*model_->engine, model_->tokenizer.get(), model_->max_model_len, g);
+    EXPECT_TRUE(result.ok()) << result.status();
+    return *result;
+  }
+
+  struct Collected {
+    std::vector<int32_t> ids;
+    std::string text, finish_reason;
+    absl::Status error;
+    TokenUsage usage;
+  };
+  static Collected Drain(RequestStream& stream, absl::Duration limit = absl::Seconds(60)) {
+    Collected c;
+    const absl::Time end = absl::Now() + limit;
+    while (absl::Now() < end) {
+      for (RequestEvent& e : stream.Next(absl::Milliseconds(100))) {
+        c.ids.insert(c.ids.end(), e.token_ids.begin(), e.token_ids.end());
+        c.text += e.text;
+        if (e.last()) {
+          c.finish_reason = e.finish_reason;
+          c.error = e.error;
+          c.usage = e.usage;
+          return c;
+        }
+      }
+    }
+    c.error = absl::DeadlineExceededError("the request never finished");
+    return c;
+  }
+
+  std::unique_ptr<LoadedModel> model_;
+};
+
+TEST_F(SchedulerTest, ConcurrentRequestsEqualTheSameRequestsAlone) {
+  constexpr int kRequests = 14;
+  std::vector<GenerateResult> alone;
+  for (int i = 0; i < kRequests; ++i) alone.push_back(Alone(Request(i)));
+  Scheduler scheduler(*model_->engine, model_->tokenizer.get(), Options(), nullptr);
+  scheduler.Start();
+  std::vector<std::shared_ptr<RequestStream>> streams;
+  for (int i = 0; i < kRequests; ++i) {
+    auto s = scheduler.Submit(Request(i));
+    ASSERT_TRUE(s.ok()) << s.status();
+    streams.push_back(*s);
+    if (i % 4 == 3) absl::SleepFor(absl::Milliseconds(5));  // later ones join a running batch
+  }
+  for (int i = 0; i < kRequests; ++i) {
+    Collected c = Drain(*streams[i]);
+    ASSERT_TRUE(c.error.ok()) << i << ": " << c.error;
+    EXPECT_EQ(c.ids, alone[i].ids) << "request " << i;
+    EXPECT_EQ(c.text, alone[i].text) << "request " << i;
+    EXPECT_EQ(c.finish_reason, alone[i].finish_reason) << "request " << i;
+    EXPECT_EQ(c.usage.completion_tokens, static_cast<int64_t>(alone[i].ids.size()));
+    EXPECT_EQ(c.usage.prompt_tokens, static_cast<int64_t>(Request(i).prompt_ids.size()));
+  }
+  EXPECT_TRUE(scheduler.WaitIdle(absl::Seconds(5)));
+  EXPECT_EQ(scheduler.Snapshot().cached_tokens, 0);
+}
+
+TEST_F(SchedulerTest, CancelledAndTimedOutRequestsEndAndFreeTheirCaches) {
+  SlowEngine slow_engine(*model_->engine);
+  Scheduler scheduler(slow_engine, model_->tokenizer.get(), Options(), nullptr);
+  scheduler.Start();
+  ServeRequest long_one = Request(0);
+  long_one.max_tokens = 50;  // 250 ms at least
+  long_one.ignore_eos = true;
+  auto cancelled = scheduler.Submit(long_one);
+  ServeRequest slow = long_one;
+  slow.timeout = absl::Milliseconds(1);
+  auto timed_out = scheduler.Submit(slow);
+  auto kept = scheduler.Submit(Request(2));
+  ASSERT_TRUE(cancelled.ok() && timed_out.ok() && kept.ok());
+  // Cancel after the first tokens arrive.
+  std::vector<RequestEvent> first;
+  while (first.empty()) first = (*cancelled)->Next(absl::Seconds(10));
+  (*cancelled)->Cancel();
+  Collected c = Drain(**cancelled);
+  EXPECT_EQ(c.finish_reason, "cancelled");
+  EXPECT_LT(c.usage.completion_tokens, 50);
+  EXPECT_EQ(Drain(**timed_out).finish_reason, "timeout");
+  Collected k = Drain(**kept);
+  EXPECT_EQ(k.ids, Alone(Request(2)).ids);
+  EXPECT_TRUE(scheduler.WaitIdle(absl::Seconds(5)));
+  EXPECT_EQ(scheduler.Snapshot().cached_tokens, 0);
+  EXPECT_EQ(scheduler.Snapshot().running, 0);
+}
+
+TEST_F(SchedulerTest, BadRequestsFullQueuesAndDrainingAreRefused) {
+  SchedulerOptions o = Options();
+  o.max_waiting = 2;
+  Scheduler scheduler(*model_->engine, model_->tokenizer.get(), o, nullptr);
+  // Not started: nothing leaves the queue.
+  ServeRequest r = Request(1);
+  r.prompt_ids.clear();
+  EXPECT_EQ(scheduler.Submit(r).status().code(), absl::StatusCode::kInvalidArgument);
+  r = Request(1);
+  r.max_tokens = -1;
+  EXPECT_EQ(scheduler.Submit(r).status().code(), absl::StatusCode::kInvalidArgument);
+  r = Request(1);
+  r.prompt_ids.assign(model_->max_model_len + 1, 5);
+  EXPECT_EQ(scheduler.Submit(r).status().code(), absl::StatusCode::kInvalidArgument);
+  r = Request(1);
+  r.prompt_ids.push_back(static_cast<int32_t>(model_->config.vocab_size));
+  EXPECT_EQ(scheduler.Submit(r).status().code(), absl::StatusCode::kInvalidArgument);
+  r = Request(1);
+  r.sampling.top_p = 0;
+  EXPECT_EQ(scheduler.Submit(r).status().code(), absl::StatusCode::kInvalidArgument);
+  auto a = scheduler.Submit(Request(1)), b = scheduler.Submit(Request(2));
+  ASSERT_TRUE(a.ok() && b.ok());
+  EXPECT_EQ(scheduler.Submit(Request(3)).status().code(), absl::StatusCode::kResourceExhausted);
+  scheduler.Start();
+  scheduler.BeginDrain();
+  EXPECT_EQ(scheduler.Submit(Request(4)).status().code(), absl::StatusCode::kUnavailable);
+  EXPECT_TRUE(Drain(**a).error.ok());
+  EXPECT_TRUE(Drain(**b).error.ok());
+  EXPECT_TRUE(scheduler.WaitIdle(absl::Seconds(5)));
+}
+
+TEST_F(SchedulerTest, StopStringsEndTheText) {
+  ServeRequest r = Request(0);
+  r.max_tokens = 24;
+  r.ignore_eos = true;
+  const GenerateResult alone = Alone(r);
+  ASSERT_GE(alone.text.size(), 4u) << "the fixture's text is too short to cut";
+  // Stop at a piece of the text the request produces alone.
+  const std::string stop = alone.text.substr(alone.text.size() / 2, 2);
+  r.stop = {stop};
+  Scheduler scheduler(*model_->engine, model_->tokenizer.get(), Options(), nullptr);
+  scheduler.Start();
+  auto s = scheduler.Submit(r);
+  ASSERT_TRUE(s.ok());
+  Collected c = Drain(**s);
+  EXPECT_EQ(c.finish_reason, "stop");
+  EXPECT_EQ(c.text, alone.text.substr(0, alone.text.find(stop)));
+}
+
+TEST_F(SchedulerTest, DestroyingTheSchedulerEndsWhatIsLeft) {
+  std::shared_ptr<RequestStream> stream;
+  SlowEngine slow_engine(*model_->engine);
+  {
+    Scheduler scheduler(slow_engine, model_->tokenizer.get(), Options(), nullptr);
+    ServeRequest r = Request(0);
+    r.max_tokens = 60;
+    r.ignore_eos = true;
+    auto s = scheduler.Submit(r);
+    ASSERT_TRUE(s.ok());
+    stream = *s;
+    scheduler.Start();
+  }
+  EXPECT_EQ(Drain(*stream, absl::Seconds(5)).finish_reason, "cancelled");
+}
+
+}  // namespace
+}  // namespace tandem
