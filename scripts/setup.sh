@@ -6,6 +6,7 @@ packages=(
   libabsl-dev libspdlog-dev libfmt-dev libpcre2-dev nlohmann-json3-dev libcli11-dev
   libgrpc++-dev libprotobuf-dev protobuf-compiler protobuf-compiler-grpc
   libhwloc-dev libnuma-dev
+  libcpp-httplib-dev
   libdnnl-dev
   libgtest-dev
 )

@@ -18,5 +18,6 @@ Command AddDemoCommand(CLI::App& app);
 Command AddProbeCommand(CLI::App& app);
 Command AddTopologyCommand(CLI::App& app);
 Command AddBenchCommand(CLI::App& app);
+Command AddServeCommand(CLI::App& app);
 
 }  // namespace tandem::cli

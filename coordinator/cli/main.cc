@@ -1,5 +1,5 @@
 // `tandem`: the coordinator binary. Subcommands: generate, logits, tokenize, demo, probe, topology,
-// bench.
+// serve, bench.
 #include <cstdio>
 #include <vector>
 
@@ -24,6 +24,8 @@ int main(int argc, char** argv) {
       tandem::cli::AddDemoCommand);
   add("probe", "wait until a gRPC server reports SERVING", tandem::cli::AddProbeCommand);
   add("topology", "show NUMA nodes, or plan worker placement", tandem::cli::AddTopologyCommand);
+  add("serve", "serve a model over the OpenAI HTTP API, with continuous batching",
+      tandem::cli::AddServeCommand);
   add("bench", "hybrid prefill / decode benchmark on random weights of a real model's shapes",
       tandem::cli::AddBenchCommand);
   try {

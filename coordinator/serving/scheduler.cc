@@ -272,9 +272,37 @@ void Scheduler::PublishQueue(const std::vector<std::unique_ptr<Active>>& running
   }
 }
 
+absl::Status Scheduler::WorkerHealth() const {
+  absl::MutexLock lock(&mu_);
+  return worker_health_;
+}
+
+void Scheduler::CheckWorkers(bool idle) {
+  ExpertRings* rings = engine_.experts().rings();
+  if (rings == nullptr) return;
+  const absl::Time now = absl::Now();
+  if (now - last_worker_check_ < options_.worker_check_interval) return;
+  last_worker_check_ = now;
+  absl::Status first_down;
+  for (int i = 0; i < rings->count(); ++i) {
+    absl::Status alive = rings->CheckAlive(i);
+    if (!alive.ok() && idle && now - last_reattach_ >= absl::Seconds(5)) {
+      // A worker that went down may be back (restarted): try to re-attach it now, not on the
+      // next request (each try may wait for a connection, hence the spacing).
+      last_reattach_ = now;
+      if (rings->AttachAll().ok()) alive = rings->CheckAlive(i);
+    }
+    if (metrics_) metrics_->SetWorkerUp(i, alive.ok());
+    if (!alive.ok() && first_down.ok()) first_down = absl::UnavailableError(alive.message());
+  }
+  absl::MutexLock lock(&mu_);
+  worker_health_ = first_down;
+}
+
 void Scheduler::Loop() {
   std::vector<std::unique_ptr<Active>> running;
   while (true) {
+    CheckWorkers(running.empty());
     Admit(running);
     {
       absl::MutexLock lock(&mu_);

@@ -32,6 +32,7 @@ struct SchedulerOptions {
   int64_t max_waiting = 256;        // queued requests beyond which Submit refuses
   int64_t max_batch_tokens = 512;   // tokens of one step (decode tokens + prompt chunks)
   absl::Duration request_timeout = absl::InfiniteDuration();  // default per request
+  absl::Duration worker_check_interval = absl::Milliseconds(500);
 };
 
 struct ServeRequest {
@@ -73,6 +74,10 @@ class Scheduler {
   bool WaitIdle(absl::Duration timeout) ABSL_LOCKS_EXCLUDED(mu_);
 
   SchedulerSnapshot Snapshot() const ABSL_LOCKS_EXCLUDED(mu_);
+  // OK while every expert worker answers; else Unavailable naming the first one down. The engine
+  // thread checks them every worker_check_interval, and while idle re-attaches workers that
+  // listen again (a restarted worker).
+  absl::Status WorkerHealth() const ABSL_LOCKS_EXCLUDED(mu_);
   const SchedulerOptions& options() const { return options_; }
 
  private:
@@ -86,6 +91,8 @@ class Scheduler {
   bool Accept(Active& a, int32_t token);
   void Finish(Active& a, const std::string& reason, absl::Status error = absl::OkStatus());
   void PublishQueue(const std::vector<std::unique_ptr<Active>>& running);
+  // Checks the expert workers (engine thread); re-attaches them when `idle`.
+  void CheckWorkers(bool idle) ABSL_LOCKS_EXCLUDED(mu_);
 
   Engine& engine_;
   const Tokenizer* tokenizer_;
@@ -98,6 +105,9 @@ class Scheduler {
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
   int64_t running_count_ ABSL_GUARDED_BY(mu_) = 0;
   int64_t cached_tokens_ ABSL_GUARDED_BY(mu_) = 0;
+  absl::Status worker_health_ ABSL_GUARDED_BY(mu_);
+  absl::Time last_worker_check_ = absl::InfinitePast();  // engine thread
+  absl::Time last_reattach_ = absl::InfinitePast();      // engine thread
   std::thread thread_;
 };
 

@@ -1,0 +1,128 @@
+// `tandem serve`: the OpenAI-compatible HTTP server over one model, with continuous batching.
+// It listens at once (/health answers 503 while the model loads), serves until SIGTERM or SIGINT,
+// then drains: new requests get 503, running ones finish (up to --drain-timeout), and it exits.
+#include <signal.h>
+
+#include <filesystem>
+
+#include "common/chat_template.h"
+#include "coordinator/cli/commands.h"
+#include "coordinator/cli/prompt.h"
+#include "coordinator/loaded_model.h"
+#include "coordinator/serving/openai_server.h"
+#include "coordinator/serving/scheduler.h"
+#include "spdlog/spdlog.h"
+
+namespace tandem::cli {
+namespace {
+
+struct ServeFlags {
+  std::string model, config, host = "0.0.0.0", served_model_name;
+  int port = 8000;
+  int64_t max_model_len = 0;
+  SchedulerOptions scheduler;
+  double request_timeout_s = 0, drain_timeout_s = 30;
+  WorkerFlags workers;
+};
+
+}  // namespace
+
+Command AddServeCommand(CLI::App& app) {
+  auto f = std::make_shared<ServeFlags>();
+  AddWorkerFlags(app, f->workers);
+  app.add_option("--model", f->model, "Hugging Face model directory")->required();
+  app.add_option("--config", f->config, "config.json to use instead of MODEL/config.json");
+  app.add_option("--served-model-name", f->served_model_name,
+                 "the model id clients name (default: the directory's name)");
+  app.add_option("--host", f->host, "address to listen on")->capture_default_str();
+  app.add_option("--port", f->port, "HTTP port (0: any free port, logged)")->capture_default_str();
+  app.add_option("--max-model-len", f->max_model_len, "context length (default: the model's)");
+  app.add_option("--max-num-seqs", f->scheduler.max_num_seqs, "requests in the running batch")
+      ->capture_default_str();
+  app.add_option("--max-num-batched-tokens", f->scheduler.max_batch_tokens,
+                 "tokens of one step: decode tokens plus prompt chunks (chunked prefill)")
+      ->capture_default_str();
+  app.add_option("--max-waiting", f->scheduler.max_waiting,
+                 "queued requests beyond which new ones get 429")
+      ->capture_default_str();
+  app.add_option("--request-timeout", f->request_timeout_s,
+                 "seconds a request may take from arrival (0: no limit)")
+      ->capture_default_str();
+  app.add_option("--drain-timeout", f->drain_timeout_s,
+                 "seconds running requests get to finish after SIGTERM")
+      ->capture_default_str();
+  return [f]() -> absl::Status {
+    if (f->scheduler.max_num_seqs < 1 || f->scheduler.max_batch_tokens < 1 ||
+        f->scheduler.max_waiting < 0)
+      return absl::InvalidArgumentError(
+          "--max-num-seqs and --max-num-batched-tokens must be >= 1, --max-waiting >= 0");
+    // Every thread started from here on inherits the blocked signals; this one takes them.
+    sigset_t signals;
+    sigemptyset(&signals);
+    sigaddset(&signals, SIGTERM);
+    sigaddset(&signals, SIGINT);
+    pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+
+    ServingMetrics metrics;
+    OpenAiServer server(metrics, static_cast<int>(f->scheduler.max_num_seqs +
+                                                  f->scheduler.max_waiting + 8));
+    TANDEM_RETURN_IF_ERROR(server.Start(f->host, f->port));
+    spdlog::info("[serve] listening on http://{}:{} (loading {})", f->host, server.port(),
+                 f->model);
+    std::fprintf(stderr, "tandem serve: listening on %s:%d\n", f->host.c_str(), server.port());
+
+    LoadOptions options;
+    TANDEM_RETURN_IF_ERROR(ApplyWorkerFlags(f->workers, options));
+    options.config_path = f->config;
+    options.max_model_len = f->max_model_len;
+    TANDEM_ASSIGN_OR_RETURN(LoadedModel m, LoadModel(f->model, options));
+
+    ServedModel served;
+    served.name = f->served_model_name.empty()
+                      ? std::filesystem::path(m.dir).lexically_normal().filename().string()
+                      : f->served_model_name;
+    if (served.name.empty()) served.name = m.dir;
+    served.tokenizer = m.tokenizer.get();
+    served.max_model_len = m.max_model_len;
+    std::optional<ChatTemplateConfig> chat_config;
+    std::optional<ChatTemplate> chat_template;
+    if (auto config = LoadChatTemplateConfig(m.dir); config.ok()) {
+      auto parsed = ChatTemplate::Parse(config->chat_template);
+      if (parsed.ok()) {
+        chat_config = std::move(*config);
+        chat_template = std::move(*parsed);
+        served.chat_template = &*chat_template;
+        served.chat_config = &*chat_config;
+      } else {
+        spdlog::warn("[serve] the chat template does not parse ({}): chat requests get 400",
+                     parsed.status().ToString());
+      }
+    } else {
+      spdlog::warn("[serve] no chat template ({}): chat requests get 400",
+                   config.status().ToString());
+    }
+
+    SchedulerOptions so = f->scheduler;
+    so.max_model_len = m.max_model_len;
+    if (f->request_timeout_s > 0) so.request_timeout = absl::Seconds(f->request_timeout_s);
+    Scheduler scheduler(*m.engine, m.tokenizer.get(), so, &metrics);
+    scheduler.Start();
+    server.SetBackend(&scheduler, served, [&scheduler] { return scheduler.WorkerHealth(); });
+    spdlog::info("[serve] ready: model {} on {}, experts {}, up to {} requests in a batch",
+                 served.name, m.engine->Describe(), m.engine->experts().Describe(),
+                 so.max_num_seqs);
+    std::fprintf(stderr, "tandem serve: ready (model %s)\n", served.name.c_str());
+
+    int signal = 0;
+    sigwait(&signals, &signal);
+    std::fprintf(stderr, "tandem serve: signal %d: draining\n", signal);
+    scheduler.BeginDrain();
+    const bool idle = scheduler.WaitIdle(absl::Seconds(f->drain_timeout_s));
+    if (!idle) spdlog::warn("[serve] drain timed out: cancelling what is left");
+    server.Stop();
+    std::fprintf(stderr, "tandem serve: stopped\n");
+    return absl::OkStatus();
+  };
+}
+
+}  // namespace tandem::cli
