@@ -2,7 +2,11 @@
 
 #include <httplib.h>
 
+#include <sys/socket.h>
+
 #include <atomic>
+#include <cerrno>
+#include <cstring>
 
 #include "spdlog/spdlog.h"
 
@@ -42,10 +46,20 @@ OpenAiServer::OpenAiServer(ServingMetrics& metrics, int threads)
 OpenAiServer::~OpenAiServer() { Stop(); }
 
 absl::Status OpenAiServer::Start(const std::string& host, int port) {
+  // cpp-httplib listens with a backlog of 5 (compiled into Debian's library): a burst of clients
+  // connecting at once would overflow it. Keep the socket to raise the backlog after its bind.
+  int listen_fd = -1;
+  http_->set_socket_options([&listen_fd](int fd) {
+    listen_fd = fd;
+    int yes = 1;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof(yes));
+  });
   port_ = port == 0 ? http_->bind_to_any_port(host) : (http_->bind_to_port(host, port) ? port : -1);
   if (port_ <= 0)
     return absl::UnavailableError(absl::StrCat("cannot listen on ", host, ":", port,
                                                " (in use, or not an address of this machine)"));
+  if (listen_fd >= 0 && ::listen(listen_fd, SOMAXCONN) != 0)
+    spdlog::warn("[http] could not raise the listen backlog: {}", strerror(errno));
   thread_ = std::thread([this] { http_->listen_after_bind(); });
   return absl::OkStatus();
 }
