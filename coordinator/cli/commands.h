@@ -19,5 +19,6 @@ Command AddProbeCommand(CLI::App& app);
 Command AddTopologyCommand(CLI::App& app);
 Command AddBenchCommand(CLI::App& app);
 Command AddServeCommand(CLI::App& app);
+Command AddClientCommand(CLI::App& app);
 
 }  // namespace tandem::cli

@@ -1,5 +1,5 @@
 // `tandem`: the coordinator binary. Subcommands: generate, logits, tokenize, demo, probe, topology,
-// serve, bench.
+// serve, client, bench.
 #include <cstdio>
 #include <vector>
 
@@ -26,6 +26,7 @@ int main(int argc, char** argv) {
   add("topology", "show NUMA nodes, or plan worker placement", tandem::cli::AddTopologyCommand);
   add("serve", "serve a model over the OpenAI HTTP API, with continuous batching",
       tandem::cli::AddServeCommand);
+  add("client", "stream a generation from a server's gRPC API", tandem::cli::AddClientCommand);
   add("bench", "hybrid prefill / decode benchmark on random weights of a real model's shapes",
       tandem::cli::AddBenchCommand);
   try {

@@ -1,4 +1,5 @@
-// `tandem serve`: the OpenAI-compatible HTTP server over one model, with continuous batching.
+// `tandem serve`: the OpenAI-compatible HTTP server and the gRPC Inference API over one model, with
+// continuous batching.
 // It listens at once (/health answers 503 while the model loads), serves until SIGTERM or SIGINT,
 // then drains: new requests get 503, running ones finish (up to --drain-timeout), and it exits.
 #include <signal.h>
@@ -9,6 +10,7 @@
 #include "coordinator/cli/commands.h"
 #include "coordinator/cli/prompt.h"
 #include "coordinator/loaded_model.h"
+#include "coordinator/serving/inference_service.h"
 #include "coordinator/serving/openai_server.h"
 #include "coordinator/serving/scheduler.h"
 #include "spdlog/spdlog.h"
@@ -19,6 +21,7 @@ namespace {
 struct ServeFlags {
   std::string model, config, host = "0.0.0.0", served_model_name;
   int port = 8000;
+  int grpc_port = 50051;
   int64_t max_model_len = 0;
   SchedulerOptions scheduler;
   double request_timeout_s = 0, drain_timeout_s = 30;
@@ -36,6 +39,9 @@ Command AddServeCommand(CLI::App& app) {
                  "the model id clients name (default: the directory's name)");
   app.add_option("--host", f->host, "address to listen on")->capture_default_str();
   app.add_option("--port", f->port, "HTTP port (0: any free port, logged)")->capture_default_str();
+  app.add_option("--grpc-port", f->grpc_port,
+                 "gRPC port of the tandem.v1.Inference API (0: any free port, logged; -1: off)")
+      ->capture_default_str();
   app.add_option("--max-model-len", f->max_model_len, "context length (default: the model's)");
   app.add_option("--max-num-seqs", f->scheduler.max_num_seqs, "requests in the running batch")
       ->capture_default_str();
@@ -64,12 +70,21 @@ Command AddServeCommand(CLI::App& app) {
     pthread_sigmask(SIG_BLOCK, &signals, nullptr);
 
     ServingMetrics metrics;
-    OpenAiServer server(metrics, static_cast<int>(f->scheduler.max_num_seqs +
-                                                  f->scheduler.max_waiting + 8));
+    BackendSlot slot;
+    OpenAiServer server(slot, metrics, static_cast<int>(f->scheduler.max_num_seqs +
+                                                        f->scheduler.max_waiting + 8));
     TANDEM_RETURN_IF_ERROR(server.Start(f->host, f->port));
+    std::unique_ptr<GrpcInferenceServer> grpc_server;
+    if (f->grpc_port >= 0) {
+      TANDEM_ASSIGN_OR_RETURN(grpc_server, GrpcInferenceServer::Start(
+                                               absl::StrCat(f->host, ":", f->grpc_port), slot));
+    }
     spdlog::info("[serve] listening on http://{}:{} (loading {})", f->host, server.port(),
                  f->model);
-    std::fprintf(stderr, "tandem serve: listening on %s:%d\n", f->host.c_str(), server.port());
+    std::fprintf(stderr, "tandem serve: listening on %s:%d (HTTP)", f->host.c_str(),
+                 server.port());
+    if (grpc_server) std::fprintf(stderr, ", %s:%d (gRPC)", f->host.c_str(), grpc_server->port());
+    std::fprintf(stderr, "\n");
 
     LoadOptions options;
     TANDEM_RETURN_IF_ERROR(ApplyWorkerFlags(f->workers, options));
@@ -83,7 +98,10 @@ Command AddServeCommand(CLI::App& app) {
                       : f->served_model_name;
     if (served.name.empty()) served.name = m.dir;
     served.tokenizer = m.tokenizer.get();
+    served.config = &m.config;
     served.max_model_len = m.max_model_len;
+    served.device = m.engine->Describe();
+    served.experts = m.engine->experts().Describe();
     std::optional<ChatTemplateConfig> chat_config;
     std::optional<ChatTemplate> chat_template;
     if (auto config = LoadChatTemplateConfig(m.dir); config.ok()) {
@@ -107,19 +125,27 @@ Command AddServeCommand(CLI::App& app) {
     if (f->request_timeout_s > 0) so.request_timeout = absl::Seconds(f->request_timeout_s);
     Scheduler scheduler(*m.engine, m.tokenizer.get(), so, &metrics);
     scheduler.Start();
-    server.SetBackend(&scheduler, served, [&scheduler] { return scheduler.WorkerHealth(); });
+    slot.Set({&scheduler, served, [&scheduler] { return scheduler.WorkerHealth(); }});
     spdlog::info("[serve] ready: model {} on {}, experts {}, up to {} requests in a batch",
                  served.name, m.engine->Describe(), m.engine->experts().Describe(),
                  so.max_num_seqs);
     std::fprintf(stderr, "tandem serve: ready (model %s)\n", served.name.c_str());
 
-    int signal = 0;
-    sigwait(&signals, &signal);
+    // Until a signal: keep the gRPC health status in step with the workers.
+    int signal = -1;
+    while (signal < 0) {
+      if (grpc_server) grpc_server->SetServing(BackendHealth(slot.Get().get()).ok());
+      const timespec tick{0, 500 * 1000 * 1000};
+      siginfo_t info;
+      signal = sigtimedwait(&signals, &info, &tick);
+    }
     std::fprintf(stderr, "tandem serve: signal %d: draining\n", signal);
     scheduler.BeginDrain();
+    if (grpc_server) grpc_server->SetServing(false);
     const bool idle = scheduler.WaitIdle(absl::Seconds(f->drain_timeout_s));
     if (!idle) spdlog::warn("[serve] drain timed out: cancelling what is left");
     server.Stop();
+    if (grpc_server) grpc_server->Stop();
     std::fprintf(stderr, "tandem serve: stopped\n");
     return absl::OkStatus();
   };

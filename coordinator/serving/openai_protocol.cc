@@ -48,8 +48,6 @@ absl::StatusOr<std::vector<int32_t>> ChatPrompt(const json& body, const ServedMo
   const json& messages = body["messages"];
   if (!messages.is_array() || messages.empty())
     return FieldError("messages", "must be a non-empty array");
-  if (!model.chat_template || !model.tokenizer)
-    return absl::InvalidArgumentError("this model has no chat template; use /v1/completions");
   nlohmann::ordered_json rendered_messages = nlohmann::ordered_json::array();
   for (size_t i = 0; i < messages.size(); ++i) {
     const json& m = messages[i];
@@ -69,10 +67,7 @@ absl::StatusOr<std::vector<int32_t>> ChatPrompt(const json& body, const ServedMo
     }
     rendered_messages.push_back({{"role", role == "developer" ? "system" : role}, {"content", text}});
   }
-  TANDEM_ASSIGN_OR_RETURN(std::string prompt,
-                          RenderChat(*model.chat_template, *model.chat_config, rendered_messages,
-                                     /*add_generation_prompt=*/true));
-  return model.tokenizer->Encode(prompt, /*add_special_tokens=*/false);
+  return ChatPromptIds(model, rendered_messages);
 }
 
 absl::StatusOr<std::vector<int32_t>> CompletionPrompt(const json& body, const ServedModel& model) {

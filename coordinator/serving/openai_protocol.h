@@ -6,22 +6,12 @@
 
 #include <string>
 
-#include "common/chat_template.h"
-#include "common/tokenizer.h"
 #include "coordinator/serving/request_stream.h"
 #include "coordinator/serving/scheduler.h"
+#include "coordinator/serving/serving_backend.h"
 #include "nlohmann/json.hpp"
 
 namespace tandem {
-
-// What the server knows when it parses a request.
-struct ServedModel {
-  std::string name;  // the id /v1/models lists and requests may name
-  const Tokenizer* tokenizer = nullptr;
-  const ChatTemplate* chat_template = nullptr;  // null: chat requests are refused
-  const ChatTemplateConfig* chat_config = nullptr;
-  int64_t max_model_len = 0;
-};
 
 struct CompletionRequest {
   ServeRequest request;

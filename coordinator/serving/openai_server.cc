@@ -35,8 +35,8 @@ std::string SseEvent(const nlohmann::json& data) { return "data: " + Dump(data) 
 
 }  // namespace
 
-OpenAiServer::OpenAiServer(ServingMetrics& metrics, int threads)
-    : metrics_(metrics), http_(std::make_unique<httplib::Server>()) {
+OpenAiServer::OpenAiServer(const BackendSlot& slot, ServingMetrics& metrics, int threads)
+    : metrics_(metrics), http_(std::make_unique<httplib::Server>()), slot_(slot) {
   const int pool = std::max(threads, 4);
   http_->new_task_queue = [pool] { return new httplib::ThreadPool(pool); };
   http_->set_payload_max_length(8 << 20);
@@ -69,30 +69,10 @@ void OpenAiServer::Stop() {
   if (thread_.joinable()) thread_.join();
 }
 
-void OpenAiServer::SetBackend(Scheduler* scheduler, ServedModel model,
-                              std::function<absl::Status()> health) {
-  auto b = std::make_shared<Backend>();
-  b->scheduler = scheduler;
-  b->model = std::move(model);
-  b->health = std::move(health);
-  absl::MutexLock lock(&mu_);
-  backend_ = std::move(b);
-}
-
-std::shared_ptr<const OpenAiServer::Backend> OpenAiServer::backend() const {
-  absl::MutexLock lock(&mu_);
-  return backend_;
-}
-
 void OpenAiServer::Routes() {
   http_->Get("/health", [this](const httplib::Request&, httplib::Response& res) {
     auto b = backend();
-    absl::Status status = !b ? absl::UnavailableError("the model is loading")
-                          : b->health ? b->health()
-                                      : absl::OkStatus();
-    if (status.ok() && b->scheduler->Snapshot().draining)
-      status = absl::UnavailableError("the server is shutting down");
-    if (!status.ok()) return SendError(res, absl::UnavailableError(status.message()));
+    if (absl::Status status = BackendHealth(b.get()); !status.ok()) return SendError(res, status);
     res.status = 200;
   });
   http_->Get("/metrics", [this](const httplib::Request&, httplib::Response& res) {

@@ -50,13 +50,13 @@ class OpenAiServerTest : public ::testing::Test {
     so.max_waiting = 128;
     scheduler_ = new Scheduler(*model_->engine, model_->tokenizer.get(), so, &metrics_);
     scheduler_->Start();
-    server_ = new OpenAiServer(metrics_, 160);
+    server_ = new OpenAiServer(slot_, metrics_, 160);
     ASSERT_TRUE(server_->Start("127.0.0.1", 0).ok());
     ServedModel served;
     served.name = "fixture";
     served.tokenizer = model_->tokenizer.get();
     served.max_model_len = model_->max_model_len;
-    server_->SetBackend(scheduler_, served, [] { return scheduler_->WorkerHealth(); });
+    slot_.Set({scheduler_, served, [] { return scheduler_->WorkerHealth(); }});
   }
   static void TearDownTestSuite() {
     delete server_;
@@ -145,6 +145,7 @@ class OpenAiServerTest : public ::testing::Test {
 
   static inline LoadedModel* model_ = nullptr;
   static inline ServingMetrics metrics_;
+  static inline BackendSlot slot_;
   static inline Scheduler* scheduler_ = nullptr;
   static inline OpenAiServer* server_ = nullptr;
 };

@@ -12,34 +12,10 @@
 #include "gtest/gtest.h"
 #include "kernels/cpu/isa.h"
 #include "tests/fixture_paths.h"
+#include "tests/slow_engine.h"
 
 namespace tandem {
 namespace {
-
-// The fixture engine, slowed to 5 ms a step, so a test can act while a request is running.
-class SlowEngine : public Engine {
- public:
-  explicit SlowEngine(Engine& inner) : inner_(inner) {}
-  std::unique_ptr<SequenceCache> NewCache(int64_t capacity) override {
-    return inner_.NewCache(capacity);
-  }
-  absl::StatusOr<std::vector<float>> Forward(std::span<const int32_t> tokens,
-                                             SequenceCache& cache) override {
-    absl::SleepFor(absl::Milliseconds(5));
-    return inner_.Forward(tokens, cache);
-  }
-  absl::StatusOr<std::vector<std::vector<float>>> ForwardBatch(
-      std::span<const SequenceStep> steps) override {
-    absl::SleepFor(absl::Milliseconds(5));
-    return inner_.ForwardBatch(steps);
-  }
-  const ModelConfig& config() const override { return inner_.config(); }
-  ExpertExecutor& experts() override { return inner_.experts(); }
-  std::string Describe() const override { return "slow " + inner_.Describe(); }
-
- private:
-  Engine& inner_;
-};
 
 class SchedulerTest : public ::testing::Test {
  protected:
@@ -143,7 +119,7 @@ TEST_F(SchedulerTest, ConcurrentRequestsEqualTheSameRequestsAlone) {
 }
 
 TEST_F(SchedulerTest, CancelledAndTimedOutRequestsEndAndFreeTheirCaches) {
-  SlowEngine slow_engine(*model_->engine);
+  testing::SlowEngine slow_engine(*model_->engine);
   Scheduler scheduler(slow_engine, model_->tokenizer.get(), Options(), nullptr);
   scheduler.Start();
   ServeRequest long_one = Request(0);
@@ -221,7 +197,7 @@ TEST_F(SchedulerTest, StopStringsEndTheText) {
 
 TEST_F(SchedulerTest, DestroyingTheSchedulerEndsWhatIsLeft) {
   std::shared_ptr<RequestStream> stream;
-  SlowEngine slow_engine(*model_->engine);
+  testing::SlowEngine slow_engine(*model_->engine);
   {
     Scheduler scheduler(slow_engine, model_->tokenizer.get(), Options(), nullptr);
     ServeRequest r = Request(0);
