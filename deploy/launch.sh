@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # Starts Tandem on this machine: one tandem-worker per NUMA node (bound to that node's cores and
-# memory), waits until every worker reports SERVING, then runs the coordinator connected to them.
+# memory), waits until every worker reports SERVING, then runs the coordinator connected to them:
+# by default `tandem serve` (the OpenAI HTTP and gRPC APIs), or any other coordinator command.
 # Ctrl-C / SIGTERM stops everything: no orphan process, no socket, no shared memory left behind
 # (rings are unlinked as soon as a worker attaches).
 #
-#   deploy/launch.sh --model DIR [--workers N|auto] [--command generate|logits|...] \
-#       [--bin-dir build/bin] [other coordinator flags, e.g. --prompt "Hi" --max-tokens 32]
+#   deploy/launch.sh --model DIR [--workers N|auto] [--command serve|generate|logits|...] \
+#       [--bin-dir build/bin] [other coordinator flags, e.g. --port 8000 --grpc-port 50051,
+#       or for generate: --prompt "Hi" --max-tokens 32]
 #
 # --workers auto (default): one worker per NUMA node. N: N workers; on a machine with another
 # number of nodes the CPUs are split into N groups (how a multi-socket box is rehearsed on one).
@@ -14,7 +16,7 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 bin_dir="$here/../build/bin"
 workers=auto
-command=generate
+command=serve
 model=""
 args=()
 while [ $# -gt 0 ]; do
@@ -24,7 +26,7 @@ while [ $# -gt 0 ]; do
     --bin-dir) bin_dir="$2"; shift 2 ;;
     --command) command="$2"; shift 2 ;;
     --model) model="$2"; args+=("$1" "$2"); shift 2 ;;
-    -h|--help) sed -n '2,14p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,16p' "$0"; exit 0 ;;
     *) args+=("$1"); shift ;;
   esac
 done

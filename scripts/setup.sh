@@ -7,6 +7,7 @@ packages=(
   libgrpc++-dev libprotobuf-dev protobuf-compiler protobuf-compiler-grpc
   libhwloc-dev libnuma-dev
   libcpp-httplib-dev
+  python3-grpcio python3-protobuf
   libdnnl-dev
   libgtest-dev
 )
