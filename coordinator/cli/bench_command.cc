@@ -17,6 +17,7 @@
 #include "bench/moe_workload.h"
 #include "coordinator/cli/commands.h"
 #include "coordinator/cli/prompt.h"
+#include "coordinator/cli/synthetic_loader.h"
 #include "coordinator/cpu_engine.h"
 #include "coordinator/loaded_model.h"
 #include "coordinator/remote_expert_executor.h"
@@ -78,37 +79,6 @@ absl::StatusOr<double> WorkerBusyMs(RemoteExpertExecutor* workers) {
   return ms;
 }
 
-absl::StatusOr<std::unique_ptr<Engine>> BuildEngine(const ModelConfig& config,
-                                                    const LoadOptions& load,
-                                                    std::unique_ptr<ExpertExecutor> experts,
-                                                    int64_t max_tokens, uint64_t seed) {
-  ModelWeights weights = RandomModelWeights(config, seed);
-  const Device device = load.device;
-#ifdef TANDEM_HAVE_CUDA
-  if (device != Device::kCpu) {
-    TANDEM_ASSIGN_OR_RETURN(std::vector<CudaDeviceInfo> gpus, ListCudaDevices());
-    if (!gpus.empty()) {
-      cuda::CudaEngineOptions options;
-      options.max_model_len = max_tokens;
-      options.kv_cache_tokens = 2 * max_tokens;  // the run's cache and the warm-up's
-      options.cuda_graph = load.cuda_graph;
-      TANDEM_ASSIGN_OR_RETURN(options.ring_wait, cuda::ParseRingWait(load.ring_wait));
-      TANDEM_ASSIGN_OR_RETURN(auto engine, cuda::CudaEngine::CreateFromWeights(
-                                               config, std::move(weights), std::move(experts),
-                                               options));
-      return std::unique_ptr<Engine>(std::move(engine));
-    }
-    if (device == Device::kCuda)
-      return absl::FailedPreconditionError("--device cuda: no CUDA device is visible");
-  }
-#else
-  if (device == Device::kCuda)
-    return absl::FailedPreconditionError("--device cuda: this build has no CUDA backend");
-#endif
-  return std::unique_ptr<Engine>(
-      CpuEngine::FromWeights(config, std::move(weights), std::move(experts)));
-}
-
 absl::Status RunBench(const BenchFlags& f) {
   if (!f.synthetic)
     return absl::InvalidArgumentError("tandem bench needs --synthetic (random weights of the "
@@ -116,65 +86,20 @@ absl::Status RunBench(const BenchFlags& f) {
   LoadOptions load;
   TANDEM_RETURN_IF_ERROR(ApplyWorkerFlags(f.workers, load));
   TANDEM_ASSIGN_OR_RETURN(load.device, ResolveDevice(load.device));
-  const bool remote = load.workers != 0 || !load.worker_addrs.empty();
   TANDEM_ASSIGN_OR_RETURN(std::vector<int64_t> lens, ParseLengths(f.prompt_lens));
   if (f.decode_tokens < 0) return absl::InvalidArgumentError("--decode-tokens must be >= 0");
-  TANDEM_ASSIGN_OR_RETURN(ModelConfig config, SyntheticConfig(f.preset, f.layers));
   const int64_t max_tokens = *std::max_element(lens.begin(), lens.end()) + f.decode_tokens + 1;
-  config.max_position_embeddings = std::max(config.max_position_embeddings, max_tokens);
-
-  // Fail early when the packed experts cannot fit in memory.
-  const ExpertFormat& format = load.expert_format;
-  const double bytes_per_weight = bench::PackedBytesPerWeight(format);
-  const double expert_weights =
-      3.0 * config.hidden_size * config.moe.expert_intermediate_size;
-  const double per_layer = config.moe.num_experts * expert_weights * bytes_per_weight;
-  const double needed = config.NumMoeLayers() * per_layer;
-  const double available = static_cast<double>(bench::MemAvailableBytes());
-  if (available > 0 && needed > 0.85 * available) {
-    const int64_t fit = static_cast<int64_t>(0.85 * available / per_layer);
-    return absl::ResourceExhaustedError(absl::StrFormat(
-        "%s with %d MoE layers of %s experts needs %.1f GB, %.1f GB are available: pass "
-        "--layers with at most ~%d MoE layers",
-        f.preset, config.NumMoeLayers(), ExpertFormatName(format), needed / 1e9, available / 1e9,
-        std::max<int64_t>(fit, 0)));
-  }
 
   FILE* log = f.json ? stderr : stdout;
-  auto start = std::chrono::steady_clock::now();
-  // The routed experts: in this process, or in worker processes that each build their slice of
-  // the same random experts (LoadShard with a synthetic model).
-  std::unique_ptr<LocalWorkers> spawned;
-  std::unique_ptr<ExpertExecutor> executor;
-  RemoteExpertExecutor* workers = nullptr;
-  double expert_bytes = expert_weights * bytes_per_weight, held_bytes = needed;
-  if (remote) {
-    ShardRequest shard;
-    shard.synthetic_preset = f.preset;
-    shard.synthetic_layers = f.layers;
-    shard.synthetic_seed = f.seed;
-    shard.fingerprint = SyntheticFingerprint(f.preset, f.layers, f.seed);
-    TANDEM_ASSIGN_OR_RETURN(auto connected,
-                            ConnectWorkers(config, max_tokens, load, load.device, shard, &spawned));
-    workers = connected.get();
-    executor = std::move(connected);
-  } else {
-    TANDEM_ASSIGN_OR_RETURN(auto local, RandomExpertExecutor(
-                                            config, {load.cpu_kernel, format, load.schedule},
-                                            f.seed));
-    int64_t first_moe = 0;
-    while (!config.layer_is_moe[first_moe]) ++first_moe;
-    expert_bytes = static_cast<double>(local->shard().expert_bytes(first_moe, 0));
-    held_bytes = static_cast<double>(local->shard().weight_bytes());
-    executor = std::move(local);
-  }
-  const double expert_build_s = Since(start);
-  const double bytes_per_token = expert_bytes * config.moe.top_k * config.NumMoeLayers();
-  const std::string experts_describe = executor->Describe();
-  start = std::chrono::steady_clock::now();
-  TANDEM_ASSIGN_OR_RETURN(auto engine, BuildEngine(config, load, std::move(executor),
-                                                   max_tokens, f.seed));
-  const double engine_build_s = Since(start);
+  const SyntheticRequest request{f.preset, f.layers, f.seed, max_tokens};
+  TANDEM_ASSIGN_OR_RETURN(SyntheticModel model, LoadSyntheticModel(request, load));
+  Engine* engine = model.engine.get();
+  RemoteExpertExecutor* workers = model.workers;
+  const ModelConfig& config = model.config;
+  const ExpertFormat& format = load.expert_format;
+  const double bytes_per_token = model.bytes_per_token, held_bytes = model.held_bytes;
+  const double expert_build_s = model.expert_build_s, engine_build_s = model.engine_build_s;
+  const std::string experts_describe = model.experts;
   // Pinned only now: workers and the engine's expert thread take the CPUs this thread may use,
   // all of them, when they start.
   const int threads = omp_get_max_threads();

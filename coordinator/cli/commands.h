@@ -20,5 +20,6 @@ Command AddTopologyCommand(CLI::App& app);
 Command AddBenchCommand(CLI::App& app);
 Command AddServeCommand(CLI::App& app);
 Command AddClientCommand(CLI::App& app);
+Command AddBenchServeCommand(CLI::App& app);
 
 }  // namespace tandem::cli

@@ -1,5 +1,5 @@
 // `tandem`: the coordinator binary. Subcommands: generate, logits, tokenize, demo, probe, topology,
-// serve, client, bench.
+// serve, client, bench, bench-serve.
 #include <cstdio>
 #include <vector>
 
@@ -29,6 +29,8 @@ int main(int argc, char** argv) {
   add("client", "stream a generation from a server's gRPC API", tandem::cli::AddClientCommand);
   add("bench", "hybrid prefill / decode benchmark on random weights of a real model's shapes",
       tandem::cli::AddBenchCommand);
+  add("bench-serve", "serving benchmark: output tokens/s and time to first token at 1, 8, 32 "
+      "concurrent streams", tandem::cli::AddBenchServeCommand);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

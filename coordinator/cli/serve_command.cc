@@ -9,6 +9,7 @@
 #include "common/chat_template.h"
 #include "coordinator/cli/commands.h"
 #include "coordinator/cli/prompt.h"
+#include "coordinator/cli/synthetic_loader.h"
 #include "coordinator/loaded_model.h"
 #include "coordinator/serving/inference_service.h"
 #include "coordinator/serving/openai_server.h"
@@ -20,6 +21,10 @@ namespace {
 
 struct ServeFlags {
   std::string model, config, host = "0.0.0.0", served_model_name;
+  bool synthetic = false;  // random weights of a preset's shapes instead of --model
+  std::string preset;
+  int64_t layers = 0;
+  uint64_t seed = 1;
   int port = 8000;
   int grpc_port = 50051;
   int64_t max_model_len = 0;
@@ -33,7 +38,12 @@ struct ServeFlags {
 Command AddServeCommand(CLI::App& app) {
   auto f = std::make_shared<ServeFlags>();
   AddWorkerFlags(app, f->workers);
-  app.add_option("--model", f->model, "Hugging Face model directory")->required();
+  app.add_option("--model", f->model, "Hugging Face model directory");
+  app.add_flag("--synthetic", f->synthetic,
+               "serve random weights of --preset's shapes (token ids only: no tokenizer)");
+  app.add_option("--preset", f->preset, "with --synthetic: qwen2-57b-a14b, deepseek-v3, ...");
+  app.add_option("--layers", f->layers, "with --synthetic: decoder layers (0: all)");
+  app.add_option("--seed", f->seed, "with --synthetic: the weights' seed")->capture_default_str();
   app.add_option("--config", f->config, "config.json to use instead of MODEL/config.json");
   app.add_option("--served-model-name", f->served_model_name,
                  "the model id clients name (default: the directory's name)");
@@ -58,6 +68,8 @@ Command AddServeCommand(CLI::App& app) {
                  "seconds running requests get to finish after SIGTERM")
       ->capture_default_str();
   return [f]() -> absl::Status {
+    if (f->synthetic == !f->model.empty())
+      return absl::InvalidArgumentError("give --model DIR or --synthetic --preset P, not both");
     if (f->scheduler.max_num_seqs < 1 || f->scheduler.max_batch_tokens < 1 ||
         f->scheduler.max_waiting < 0)
       return absl::InvalidArgumentError(
@@ -80,7 +92,7 @@ Command AddServeCommand(CLI::App& app) {
                                                absl::StrCat(f->host, ":", f->grpc_port), slot));
     }
     spdlog::info("[serve] listening on http://{}:{} (loading {})", f->host, server.port(),
-                 f->model);
+                 f->synthetic ? "synthetic " + f->preset : f->model);
     std::fprintf(stderr, "tandem serve: listening on %s:%d (HTTP)", f->host.c_str(),
                  server.port());
     if (grpc_server) std::fprintf(stderr, ", %s:%d (gRPC)", f->host.c_str(), grpc_server->port());
@@ -90,21 +102,40 @@ Command AddServeCommand(CLI::App& app) {
     TANDEM_RETURN_IF_ERROR(ApplyWorkerFlags(f->workers, options));
     options.config_path = f->config;
     options.max_model_len = f->max_model_len;
-    TANDEM_ASSIGN_OR_RETURN(LoadedModel m, LoadModel(f->model, options));
-
+    // The model: a checkpoint directory, or random weights of a preset's shapes.
+    std::optional<LoadedModel> loaded;
+    std::optional<SyntheticModel> synthetic;
+    Engine* engine = nullptr;
     ServedModel served;
-    served.name = f->served_model_name.empty()
-                      ? std::filesystem::path(m.dir).lexically_normal().filename().string()
-                      : f->served_model_name;
-    if (served.name.empty()) served.name = m.dir;
-    served.tokenizer = m.tokenizer.get();
-    served.config = &m.config;
-    served.max_model_len = m.max_model_len;
-    served.device = m.engine->Describe();
-    served.experts = m.engine->experts().Describe();
+    std::string dir;
+    if (f->synthetic) {
+      TANDEM_ASSIGN_OR_RETURN(options.device, ResolveDevice(options.device));
+      SyntheticRequest request{f->preset, f->layers, f->seed,
+                               f->max_model_len > 0 ? f->max_model_len : 4096};
+      request.kv_cache_tokens = options.kv_cache_tokens;
+      TANDEM_ASSIGN_OR_RETURN(synthetic, LoadSyntheticModel(request, options));
+      engine = synthetic->engine.get();
+      served.name = f->preset;
+      served.config = &synthetic->config;
+      served.max_model_len = request.max_tokens;
+    } else {
+      TANDEM_ASSIGN_OR_RETURN(loaded, LoadModel(f->model, options));
+      engine = loaded->engine.get();
+      dir = loaded->dir;
+      served.name = std::filesystem::path(dir).lexically_normal().filename().string();
+      if (served.name.empty()) served.name = dir;
+      served.tokenizer = loaded->tokenizer.get();
+      served.config = &loaded->config;
+      served.max_model_len = loaded->max_model_len;
+    }
+    if (!f->served_model_name.empty()) served.name = f->served_model_name;
+    served.device = engine->Describe();
+    served.experts = engine->experts().Describe();
     std::optional<ChatTemplateConfig> chat_config;
     std::optional<ChatTemplate> chat_template;
-    if (auto config = LoadChatTemplateConfig(m.dir); config.ok()) {
+    if (dir.empty()) {
+      // A synthetic model has no tokenizer or chat template.
+    } else if (auto config = LoadChatTemplateConfig(dir); config.ok()) {
       auto parsed = ChatTemplate::Parse(config->chat_template);
       if (parsed.ok()) {
         chat_config = std::move(*config);
@@ -121,14 +152,13 @@ Command AddServeCommand(CLI::App& app) {
     }
 
     SchedulerOptions so = f->scheduler;
-    so.max_model_len = m.max_model_len;
+    so.max_model_len = served.max_model_len;
     if (f->request_timeout_s > 0) so.request_timeout = absl::Seconds(f->request_timeout_s);
-    Scheduler scheduler(*m.engine, m.tokenizer.get(), so, &metrics);
+    Scheduler scheduler(*engine, served.tokenizer, so, &metrics);
     scheduler.Start();
     slot.Set({&scheduler, served, [&scheduler] { return scheduler.WorkerHealth(); }});
     spdlog::info("[serve] ready: model {} on {}, experts {}, up to {} requests in a batch",
-                 served.name, m.engine->Describe(), m.engine->experts().Describe(),
-                 so.max_num_seqs);
+                 served.name, served.device, served.experts, so.max_num_seqs);
     std::fprintf(stderr, "tandem serve: ready (model %s)\n", served.name.c_str());
 
     // Until a signal: keep the gRPC health status in step with the workers.
