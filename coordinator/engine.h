@@ -114,6 +114,11 @@ class Engine {
   // no later pass pays for growing them (benchmarks, servers at start-up). Optional.
   virtual absl::Status Prepare(int64_t max_tokens) { return absl::OkStatus(); }
 
+  // The tokens all sequences' caches can hold at once, and the unit they are taken in (a
+  // request of n tokens needs ceil(n / page) pages). 0: bounded only by host memory (CPU).
+  virtual int64_t KvCacheCapacityTokens() const { return 0; }
+  virtual int64_t KvCachePageTokens() const { return 1; }
+
   virtual const ModelConfig& config() const = 0;
   virtual ExpertExecutor& experts() = 0;
   // One line for logs, e.g. "cpu" or "cuda:0 (NVIDIA H100 80GB HBM3)".

@@ -93,6 +93,7 @@ absl::StatusOr<std::unique_ptr<Engine>> CreateEngine(const LoadedModel& m,
     cuda::CudaEngineOptions cuda_options;
     cuda_options.max_model_len = m.max_model_len;
     cuda_options.kv_cache_tokens = options.kv_cache_tokens;
+    cuda_options.kv_cache_sequences = options.kv_cache_sequences;
     cuda_options.cuda_graph = options.cuda_graph;
     TANDEM_ASSIGN_OR_RETURN(cuda_options.ring_wait, cuda::ParseRingWait(options.ring_wait));
     TANDEM_ASSIGN_OR_RETURN(auto engine, cuda::CudaEngine::Create(m.config, *m.checkpoint,

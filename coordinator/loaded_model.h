@@ -37,6 +37,7 @@ struct LoadOptions {
   // is visible. kv_cache_tokens sizes the GPU backend's paged KV cache (0: from free memory).
   Device device = Device::kAuto;
   int64_t kv_cache_tokens = 0;
+  int64_t kv_cache_sequences = 2;  // full-length sequences an automatic size makes room for
   // GPU backend: replay decode steps as CUDA graphs (--cuda-graph), and how the GPU waits for
   // NUMA workers on their rings (--ring-wait memop|host-func; coordinator/cuda/ring_handoff.h).
   bool cuda_graph = true;

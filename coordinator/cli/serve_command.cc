@@ -102,6 +102,7 @@ Command AddServeCommand(CLI::App& app) {
     TANDEM_RETURN_IF_ERROR(ApplyWorkerFlags(f->workers, options));
     options.config_path = f->config;
     options.max_model_len = f->max_model_len;
+    options.kv_cache_sequences = f->scheduler.max_num_seqs;  // when the size is automatic
     // The model: a checkpoint directory, or random weights of a preset's shapes.
     std::optional<LoadedModel> loaded;
     std::optional<SyntheticModel> synthetic;

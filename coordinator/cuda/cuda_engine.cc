@@ -9,6 +9,7 @@ namespace tandem::cuda {
 
 struct CudaEngine::Scratch {
   int64_t tokens = 0;
+  int64_t logit_rows = 0;  // sequences `last` and `logits` have room for
   DeviceBuffer<float> x, normed, block;
   DeviceBuffer<float> q, k, v, ctx;                          // attention (GQA and MLA)
   DeviceBuffer<float> q_a, kv_a, latent, q_abs, ctx_latent;  // MLA only
@@ -130,12 +131,14 @@ absl::Status CudaEngine::Init(ModelWeights host, const CudaEngineOptions& option
                                           : config_.num_kv_heads * config_.head_dim;
   int64_t tokens = options.kv_cache_tokens;
   if (tokens == 0) {
-    // Room for two full-length sequences, but at most half of the GPU memory still free.
+    // Room for kv_cache_sequences full-length sequences, but at most half of the GPU memory
+    // still free.
     size_t free_bytes = 0, total_bytes = 0;
     TANDEM_CUDA_RETURN_IF_ERROR(cudaMemGetInfo(&free_bytes, &total_bytes), "cudaMemGetInfo");
     const int64_t per_token = config_.num_layers * (width_a + width_b) * sizeof(float);
     tokens = std::max<int64_t>(options.page_size,
-                               std::min<int64_t>(2 * max_model_len_, free_bytes / 2 / per_token));
+                               std::min<int64_t>(options.kv_cache_sequences * max_model_len_,
+                                                free_bytes / 2 / per_token));
     if (tokens < max_model_len_)
       spdlog::warn("[coordinator] the GPU KV cache holds {} tokens, less than the context length "
                    "{}: raise --kv-cache-tokens if the GPU has room", tokens, max_model_len_);
@@ -203,8 +206,9 @@ absl::Status CudaEngine::ReserveScratch(int64_t t) {
   const int64_t q_width = c.use_mla ? heads * qk : heads * c.head_dim;
   const int64_t ctx_width = c.use_mla ? heads * m.v_head_dim : heads * c.head_dim;
   const int64_t inter = std::max(c.intermediate_size, c.moe.shared_intermediate_size);
-  TANDEM_RETURN_IF_ERROR(step_host_.Reserve(StepIdsOffset() + t));
-  TANDEM_RETURN_IF_ERROR(step_device_.Reserve(StepIdsOffset() + t));
+  const int64_t segments = std::min(t, kMaxStepSequences);
+  TANDEM_RETURN_IF_ERROR(step_host_.Reserve(segments * SegmentInts() + t));
+  TANDEM_RETURN_IF_ERROR(step_device_.Reserve(segments * SegmentInts() + t));
   for (DeviceBuffer<float>* b : {&s.x, &s.normed, &s.block, &s.shared})
     TANDEM_RETURN_IF_ERROR(b->Reserve(t * h));
   TANDEM_RETURN_IF_ERROR(s.q.Reserve(t * q_width));
@@ -234,22 +238,31 @@ absl::Status CudaEngine::ReserveScratch(int64_t t) {
   const int64_t value_len = c.use_mla ? m.kv_lora_rank : c.head_dim;
   TANDEM_RETURN_IF_ERROR(s.attention_split.Reserve(
       AttentionScratchFloats(std::min<int64_t>(t, kSplitAttentionMaxTokens), heads, value_len)));
-  TANDEM_RETURN_IF_ERROR(s.last.Reserve(h));
-  TANDEM_RETURN_IF_ERROR(s.logits.Reserve(c.vocab_size));
-  TANDEM_RETURN_IF_ERROR(s.host_logits.Reserve(c.vocab_size));
   s.tokens = t;
+  return ReserveLogits(1);
+}
+
+absl::Status CudaEngine::ReserveLogits(int64_t sequences) {
+  Scratch& s = *scratch_;
+  if (sequences <= s.logit_rows) return absl::OkStatus();
+  DropGraphs();  // they write the buffers about to be replaced
+  TANDEM_RETURN_IF_ERROR(s.last.Reserve(sequences * config_.hidden_size));
+  TANDEM_RETURN_IF_ERROR(s.logits.Reserve(sequences * config_.vocab_size));
+  TANDEM_RETURN_IF_ERROR(s.host_logits.Reserve(sequences * config_.vocab_size));
+  s.logit_rows = sequences;
   return absl::OkStatus();
 }
 
-AttentionArgs CudaEngine::CacheAttentionArgs(const Step& step, CudaKvCache& cache) {
+AttentionArgs CudaEngine::CacheAttentionArgs(const Step& step, size_t i) {
+  const Segment& seg = step.segments[i];
   AttentionArgs a;
   a.scratch = scratch_->attention_split.data();
   a.scratch_floats = static_cast<int64_t>(scratch_->attention_split.size());
-  a.page_size = cache.pool().page_size();
-  a.block_table = step_table();
-  a.num_tokens = step.tokens;
-  a.start = step_start();
-  a.positions = step.start + step.tokens;
+  a.page_size = seg.cache->pool().page_size();
+  a.block_table = step_table(i);
+  a.num_tokens = seg.count;
+  a.start = step_start(i);
+  a.positions = seg.start + seg.count;
   a.scale = static_cast<float>(config_.AttentionScale());
   a.heads = config_.num_heads;
   a.kv_heads = config_.use_mla ? 1 : config_.num_kv_heads;
@@ -259,9 +272,6 @@ AttentionArgs CudaEngine::CacheAttentionArgs(const Step& step, CudaKvCache& cach
 
 absl::Status CudaEngine::GqaAttention(int64_t l, const Step& step) {
   const int64_t t = step.tokens;
-  CudaKvCache& cache = *step.cache;
-  const int32_t* start = step_start();
-  const int32_t* table = step_table();
   const DeviceLayer& w = weights_.layers[l];
   Scratch& s = *scratch_;
   const ModelConfig& c = config_;
@@ -276,35 +286,41 @@ absl::Status CudaEngine::GqaAttention(int64_t l, const Step& step) {
     LaunchRmsNorm(s.k.data(), hd, w.k_norm.data(), t * kv_heads, hd, eps, s.k.data(), hd, stream_);
   }
   const int64_t rot = rope_.rotary_dim();
-  LaunchRope(s.q.data(), t, q_width, heads, hd, rot, rope_.interleaved(), start, rope_cos_.data(),
-             rope_sin_.data(), stream_);
-  LaunchRope(s.k.data(), t, kv_width, kv_heads, hd, rot, rope_.interleaved(), start,
-             rope_cos_.data(), rope_sin_.data(), stream_);
-  PagedKvPool& pool = cache.pool();
-  LaunchWriteCache(s.k.data(), kv_width, kv_width, t, start, pool.a(l), pool.page_size(),
-                   table, stream_);
-  LaunchWriteCache(s.v.data(), kv_width, kv_width, t, start, pool.b(l), pool.page_size(),
-                   table, stream_);
-  AttentionArgs a = CacheAttentionArgs(step, cache);
-  a.q = s.q.data();
-  a.q_row_stride = q_width;
-  a.q_head_stride = hd;
-  a.heads = heads;
-  a.kv_heads = kv_heads;
-  a.key_a = {pool.a(l), hd, hd};
-  a.value = {pool.b(l), hd, hd};
-  a.out = s.ctx.data();
-  a.out_row_stride = q_width;
-  LaunchAttention(a, stream_);
+  // Positions, cache and attention are each sequence's own.
+  for (size_t i = 0; i < step.segments.size(); ++i) {
+    const Segment& seg = step.segments[i];
+    const int64_t n = seg.count, row = seg.offset;
+    const int32_t* start = step_start(i);
+    float* q = s.q.data() + row * q_width;
+    float* k = s.k.data() + row * kv_width;
+    float* v = s.v.data() + row * kv_width;
+    LaunchRope(q, n, q_width, heads, hd, rot, rope_.interleaved(), start, rope_cos_.data(),
+               rope_sin_.data(), stream_);
+    LaunchRope(k, n, kv_width, kv_heads, hd, rot, rope_.interleaved(), start, rope_cos_.data(),
+               rope_sin_.data(), stream_);
+    PagedKvPool& pool = seg.cache->pool();
+    LaunchWriteCache(k, kv_width, kv_width, n, start, pool.a(l), pool.page_size(), step_table(i),
+                     stream_);
+    LaunchWriteCache(v, kv_width, kv_width, n, start, pool.b(l), pool.page_size(), step_table(i),
+                     stream_);
+    AttentionArgs a = CacheAttentionArgs(step, i);
+    a.q = q;
+    a.q_row_stride = q_width;
+    a.q_head_stride = hd;
+    a.heads = heads;
+    a.kv_heads = kv_heads;
+    a.key_a = {pool.a(l), hd, hd};
+    a.value = {pool.b(l), hd, hd};
+    a.out = s.ctx.data() + row * q_width;
+    a.out_row_stride = q_width;
+    LaunchAttention(a, stream_);
+  }
   TANDEM_RETURN_IF_ERROR(LaunchStatus("GQA attention"));
   return linear_->Run(s.ctx.data(), t, w.o_proj.view, s.block.data());
 }
 
 absl::Status CudaEngine::MlaAttention(int64_t l, const Step& step) {
   const int64_t t = step.tokens;
-  CudaKvCache& cache = *step.cache;
-  const int32_t* start = step_start();
-  const int32_t* table = step_table();
   const DeviceLayer& w = weights_.layers[l];
   Scratch& s = *scratch_;
   const ModelConfig& c = config_;
@@ -327,15 +343,20 @@ absl::Status CudaEngine::MlaAttention(int64_t l, const Step& step) {
   LaunchRmsNorm(s.kv_a.data(), kv_a_width, w.kv_a_norm.data(), t, rank, eps, s.latent.data(), rank,
                 stream_);
   const int64_t rot = rope_.rotary_dim();
-  LaunchRope(s.kv_a.data() + rank, t, kv_a_width, 1, rope_dim, rot, rope_.interleaved(), start,
-             rope_cos_.data(), rope_sin_.data(), stream_);
-  LaunchRope(s.q.data() + nope, t, heads * qk, heads, qk, rot, rope_.interleaved(), start,
-             rope_cos_.data(), rope_sin_.data(), stream_);
-  PagedKvPool& pool = cache.pool();
-  LaunchWriteCache(s.latent.data(), rank, rank, t, start, pool.a(l), pool.page_size(),
-                   table, stream_);
-  LaunchWriteCache(s.kv_a.data() + rank, kv_a_width, rope_dim, t, start, pool.b(l),
-                   pool.page_size(), table, stream_);
+  for (size_t i = 0; i < step.segments.size(); ++i) {  // each sequence's positions and cache
+    const Segment& seg = step.segments[i];
+    const int64_t n = seg.count, row = seg.offset;
+    const int32_t* start = step_start(i);
+    LaunchRope(s.kv_a.data() + row * kv_a_width + rank, n, kv_a_width, 1, rope_dim, rot,
+               rope_.interleaved(), start, rope_cos_.data(), rope_sin_.data(), stream_);
+    LaunchRope(s.q.data() + row * heads * qk + nope, n, heads * qk, heads, qk, rot,
+               rope_.interleaved(), start, rope_cos_.data(), rope_sin_.data(), stream_);
+    PagedKvPool& pool = seg.cache->pool();
+    LaunchWriteCache(s.latent.data() + row * rank, rank, rank, n, start, pool.a(l),
+                     pool.page_size(), step_table(i), stream_);
+    LaunchWriteCache(s.kv_a.data() + row * kv_a_width + rank, kv_a_width, rope_dim, n, start,
+                     pool.b(l), pool.page_size(), step_table(i), stream_);
+  }
   // Absorbed query [T x heads x (rank + rope)]: q_nope W_UK per head, then the rotated rope part.
   TANDEM_RETURN_IF_ERROR(linear_->BatchedF32(t, rank, nope, s.q.data(), heads * qk, qk,
                                              w.w_uk.data(), rank, nope * rank, false,
@@ -346,18 +367,22 @@ absl::Status CudaEngine::MlaAttention(int64_t l, const Step& step) {
                         qk * sizeof(float), rope_dim * sizeof(float), t * heads,
                         cudaMemcpyDeviceToDevice, stream_),
       "MLA rope query copy");
-  AttentionArgs a = CacheAttentionArgs(step, cache);
-  a.q = s.q_abs.data();
-  a.q_row_stride = heads * q_abs_width;
-  a.q_head_stride = q_abs_width;
-  a.heads = heads;
-  a.kv_heads = 1;
-  a.key_a = {pool.a(l), 0, rank};
-  a.key_b = {pool.b(l), 0, rope_dim};
-  a.value = {pool.a(l), 0, rank};
-  a.out = s.ctx_latent.data();
-  a.out_row_stride = heads * rank;
-  LaunchAttention(a, stream_);
+  for (size_t i = 0; i < step.segments.size(); ++i) {
+    const Segment& seg = step.segments[i];
+    PagedKvPool& pool = seg.cache->pool();
+    AttentionArgs a = CacheAttentionArgs(step, i);
+    a.q = s.q_abs.data() + seg.offset * heads * q_abs_width;
+    a.q_row_stride = heads * q_abs_width;
+    a.q_head_stride = q_abs_width;
+    a.heads = heads;
+    a.kv_heads = 1;
+    a.key_a = {pool.a(l), 0, rank};
+    a.key_b = {pool.b(l), 0, rope_dim};
+    a.value = {pool.a(l), 0, rank};
+    a.out = s.ctx_latent.data() + seg.offset * heads * rank;
+    a.out_row_stride = heads * rank;
+    LaunchAttention(a, stream_);
+  }
   TANDEM_RETURN_IF_ERROR(LaunchStatus("MLA attention"));
   // W_UV per head: ctx[t, h, :] = W_UV[h] ctx_latent[t, h, :].
   TANDEM_RETURN_IF_ERROR(linear_->BatchedF32(t, vdim, rank, s.ctx_latent.data(), heads * rank,
@@ -459,7 +484,7 @@ absl::Status CudaEngine::EnqueueForward(const Step& step) {
   Scratch& s = *scratch_;
   const int64_t t = step.tokens, h = config_.hidden_size;
   const float eps = static_cast<float>(config_.rms_norm_eps);
-  LaunchEmbedding(weights_.embed.view, step_ids(), t, s.x.data(), stream_);
+  LaunchEmbedding(weights_.embed.view, step_ids(step), t, s.x.data(), stream_);
   int64_t moe_index = 0;
   for (int64_t l = 0; l < config_.num_layers; ++l) {
     const DeviceLayer& w = weights_.layers[l];
@@ -472,9 +497,14 @@ absl::Status CudaEngine::EnqueueForward(const Step& step) {
     if (w.is_moe) ++moe_index;
     LaunchAdd(s.x.data(), s.block.data(), t * h, stream_);
   }
-  LaunchRmsNorm(s.x.data() + (t - 1) * h, h, weights_.final_norm.data(), 1, h, eps, s.last.data(),
-                h, stream_);
-  TANDEM_RETURN_IF_ERROR(linear_->Run(s.last.data(), 1, weights_.output(), s.logits.data()));
+  // Each sequence's last row, normalised, then the LM head over all of them at once.
+  const int64_t n = static_cast<int64_t>(step.segments.size());
+  for (int64_t i = 0; i < n; ++i) {
+    const Segment& seg = step.segments[i];
+    LaunchRmsNorm(s.x.data() + (seg.offset + seg.count - 1) * h, h, weights_.final_norm.data(), 1,
+                  h, eps, s.last.data() + i * h, h, stream_);
+  }
+  TANDEM_RETURN_IF_ERROR(linear_->Run(s.last.data(), n, weights_.output(), s.logits.data()));
   return LaunchStatus("forward pass");
 }
 
@@ -485,10 +515,10 @@ void CudaEngine::DropGraphs() {
 }
 
 absl::Status CudaEngine::RunStep(const Step& step) {
-  if (!cuda_graph_ || step.tokens > kMaxGraphTokens) return EnqueueForward(step);
+  if (!cuda_graph_ || step.tokens > kMaxGraphTokens || step.segments.size() != 1)
+    return EnqueueForward(step);
   const uint64_t generation = step.use_rings ? handoff_->generation() : 0;
-  const GraphKey key{step.tokens, AttentionSplits(CacheAttentionArgs(step, *step.cache)),
-                     generation};
+  const GraphKey key{step.tokens, AttentionSplits(CacheAttentionArgs(step, 0)), generation};
   auto it = graphs_.find(key);
   if (it == graphs_.end()) {
     // Graphs over rings that were replaced since hold stale addresses.
@@ -519,27 +549,40 @@ absl::Status CudaEngine::RunStep(const Step& step) {
   return absl::OkStatus();
 }
 
-absl::Status CudaEngine::RunForward(std::span<const int32_t> tokens, SequenceCache& sequence,
+absl::Status CudaEngine::RunForward(std::span<const SequenceStep> steps,
                                     const std::function<absl::Status()>& enqueue_tail) {
-  auto* cache = dynamic_cast<CudaKvCache*>(&sequence);
-  if (!cache) return absl::InvalidArgumentError("the cache was not made by the CUDA engine");
-  TANDEM_RETURN_IF_ERROR(ValidateForwardInput(config_, tokens, *cache));
+  Step step;
+  for (const SequenceStep& one : steps) {
+    auto* cache = dynamic_cast<CudaKvCache*>(one.cache);
+    if (!cache) return absl::InvalidArgumentError("the cache was not made by the CUDA engine");
+    const int64_t count = static_cast<int64_t>(one.tokens.size());
+    step.segments.push_back({step.tokens, count, cache->length(), cache});
+    step.tokens += count;
+  }
+  TANDEM_RETURN_IF_ERROR(ValidateBatchInput(config_, steps));
+  if (static_cast<int64_t>(steps.size()) > kMaxStepSequences)
+    return absl::InvalidArgumentError(absl::StrCat("a step holds at most ", kMaxStepSequences,
+                                                   " sequences, got ", steps.size()));
   ScopedTimer timer(times_.total_ms);
   ++times_.forwards;
-  Step step;
-  step.tokens = static_cast<int64_t>(tokens.size());
-  step.start = cache->length();
-  step.cache = cache;
   step.use_rings = handoff_ && step.tokens <= handoff_->max_tokens();
   TANDEM_RETURN_IF_ERROR(ReserveScratch(step.tokens));
-  TANDEM_RETURN_IF_ERROR(cache->Reserve(step.start + step.tokens));
+  TANDEM_RETURN_IF_ERROR(ReserveLogits(static_cast<int64_t>(steps.size())));
+  for (const Segment& seg : step.segments)
+    TANDEM_RETURN_IF_ERROR(seg.cache->Reserve(seg.start + seg.count));
   // The step upload (layout: step_start / step_table / step_ids).
   int32_t* up = step_host_.data();
-  up[0] = static_cast<int32_t>(step.start);
-  std::copy(cache->pages().begin(), cache->pages().end(), up + 1);
-  std::copy(tokens.begin(), tokens.end(), up + StepIdsOffset());
+  for (size_t i = 0; i < step.segments.size(); ++i) {
+    int32_t* block = up + i * SegmentInts();
+    block[0] = static_cast<int32_t>(step.segments[i].start);
+    const std::vector<int32_t>& pages = step.segments[i].cache->pages();
+    std::copy(pages.begin(), pages.end(), block + 1);
+  }
+  int32_t* ids = up + StepIdsOffset(step);
+  for (const SequenceStep& one : steps) ids = std::copy(one.tokens.begin(), one.tokens.end(), ids);
   TANDEM_CUDA_RETURN_IF_ERROR(
-      cudaMemcpyAsync(step_device_.data(), up, (StepIdsOffset() + step.tokens) * sizeof(int32_t),
+      cudaMemcpyAsync(step_device_.data(), up,
+                      (StepIdsOffset(step) + step.tokens) * sizeof(int32_t),
                       cudaMemcpyHostToDevice, stream_),
       "step upload");
   if (step.use_rings) TANDEM_RETURN_IF_ERROR(handoff_->BeginStep(config_.NumMoeLayers()));
@@ -563,31 +606,42 @@ absl::Status CudaEngine::RunForward(std::span<const int32_t> tokens, SequenceCac
     times_.gpu_wait_ms -= std::min(times_.gpu_wait_ms, busy);
   }
   TANDEM_RETURN_IF_ERROR(status);
-  cache->Advance(step.tokens);
+  for (const Segment& seg : step.segments) seg.cache->Advance(seg.count);
   return absl::OkStatus();
 }
 
 absl::StatusOr<std::vector<float>> CudaEngine::Forward(std::span<const int32_t> tokens,
                                                        SequenceCache& sequence) {
-  Scratch* s = nullptr;
-  TANDEM_RETURN_IF_ERROR(RunForward(tokens, sequence, [&] {
-    s = scratch_.get();
-    return CudaStatus(cudaMemcpyAsync(s->host_logits.data(), s->logits.data(),
-                                      config_.vocab_size * sizeof(float), cudaMemcpyDeviceToHost,
-                                      stream_),
+  const SequenceStep step{tokens, &sequence};
+  TANDEM_ASSIGN_OR_RETURN(std::vector<std::vector<float>> logits, ForwardBatch({&step, 1}));
+  return std::move(logits[0]);
+}
+
+absl::StatusOr<std::vector<std::vector<float>>> CudaEngine::ForwardBatch(
+    std::span<const SequenceStep> steps) {
+  const int64_t vocab = config_.vocab_size;
+  TANDEM_RETURN_IF_ERROR(RunForward(steps, [&] {
+    Scratch& s = *scratch_;
+    return CudaStatus(cudaMemcpyAsync(s.host_logits.data(), s.logits.data(),
+                                      steps.size() * vocab * sizeof(float),
+                                      cudaMemcpyDeviceToHost, stream_),
                       "logits to host");
   }));
-  return std::vector<float>(s->host_logits.data(), s->host_logits.data() + config_.vocab_size);
+  std::vector<std::vector<float>> out(steps.size());
+  const float* host = scratch_->host_logits.data();
+  for (size_t i = 0; i < steps.size(); ++i) out[i].assign(host + i * vocab, host + (i + 1) * vocab);
+  return out;
 }
 
 absl::StatusOr<int32_t> CudaEngine::ForwardAndSample(std::span<const int32_t> tokens,
                                                      SequenceCache& sequence, Sampler& sampler,
                                                      std::span<const int32_t> history) {
-  TANDEM_RETURN_IF_ERROR(RunForward(tokens, sequence, [&] {
-    const double u = sampler.params().greedy() ? 0.0 : sampler.NextUniform();
-    return sampler_->Enqueue(scratch_->logits.data(), sampler.params(), u, history, stream_);
-  }));
-  return sampler_->token();
+  const SequenceStep step{tokens, &sequence};
+  Sampler* samplers[] = {&sampler};
+  const std::span<const int32_t> histories[] = {history};
+  TANDEM_ASSIGN_OR_RETURN(std::vector<int32_t> drawn,
+                          ForwardBatchAndSample({&step, 1}, samplers, histories));
+  return drawn[0];
 }
 
 absl::StatusOr<std::vector<int32_t>> CudaEngine::ForwardBatchAndSample(
@@ -595,18 +649,19 @@ absl::StatusOr<std::vector<int32_t>> CudaEngine::ForwardBatchAndSample(
     std::span<const std::span<const int32_t>> histories) {
   if (samplers.size() != steps.size() || histories.size() != steps.size())
     return absl::InvalidArgumentError("a batched step needs one sampler and history per sequence");
-  TANDEM_RETURN_IF_ERROR(ValidateBatchInput(config_, steps));
-  std::vector<int32_t> tokens(steps.size(), -1);
-  for (size_t i = 0; i < steps.size(); ++i) {
-    if (samplers[i] == nullptr) {
-      TANDEM_RETURN_IF_ERROR(RunForward(steps[i].tokens, *steps[i].cache, [] {
-        return absl::OkStatus();
-      }));
-    } else {
-      TANDEM_ASSIGN_OR_RETURN(tokens[i], ForwardAndSample(steps[i].tokens, *steps[i].cache,
-                                                          *samplers[i], histories[i]));
+  std::vector<GpuSampler::Draw> draws(steps.size());
+  TANDEM_RETURN_IF_ERROR(RunForward(steps, [&] {
+    // The uniform numbers are drawn here, once the step is sure to run, as the host sampler
+    // draws them after its forward pass.
+    for (size_t i = 0; i < steps.size(); ++i) {
+      if (samplers[i] == nullptr) continue;
+      const SamplingParams& params = samplers[i]->params();
+      draws[i] = {&params, params.greedy() ? 0.0 : samplers[i]->NextUniform(), histories[i]};
     }
-  }
+    return sampler_->Enqueue(scratch_->logits.data(), draws, stream_);
+  }));
+  std::vector<int32_t> tokens(steps.size());
+  for (size_t i = 0; i < steps.size(); ++i) tokens[i] = sampler_->token(i);
   return tokens;
 }
 

@@ -21,6 +21,7 @@
 #include <memory>
 #include <string>
 #include <tuple>
+#include <vector>
 
 #include "common/checkpoint.h"
 #include "coordinator/cuda/device_weights.h"
@@ -37,14 +38,18 @@ namespace tandem::cuda {
 struct CudaEngineOptions {
   int device_index = 0;
   int64_t max_model_len = 0;     // positions the RoPE table covers; > 0
-  int64_t kv_cache_tokens = 0;   // pool size in tokens; 0: 2 x max_model_len
+  int64_t kv_cache_tokens = 0;   // pool size in tokens; 0: kv_cache_sequences x max_model_len,
+                                 // at most half the free GPU memory
+  int64_t kv_cache_sequences = 2;
   int64_t page_size = 64;        // tokens per KV cache page
   bool cuda_graph = true;        // replay decode steps as CUDA graphs
   RingWait ring_wait = RingWait::kMemOp;  // how the GPU waits for the experts' answers
 };
 
-// Steps of up to this many tokens are captured as CUDA graphs.
+// Single-sequence steps of up to this many tokens are captured as CUDA graphs.
 inline constexpr int64_t kMaxGraphTokens = 4;
+// Sequences one step may hold (the step upload is sized for them).
+inline constexpr int64_t kMaxStepSequences = 256;
 
 class CudaEngine : public Engine {
  public:
@@ -64,12 +69,20 @@ class CudaEngine : public Engine {
   absl::StatusOr<int32_t> ForwardAndSample(std::span<const int32_t> tokens, SequenceCache& cache,
                                            Sampler& sampler,
                                            std::span<const int32_t> history) override;
-  // The sequences one after another for now (the step kernels take one sequence), each drawing
-  // its token on the GPU.
+  // Several sequences in one step: linears, router, shared and routed experts and the LM head
+  // over all their tokens at once; RoPE, cache writes and attention per sequence. Single-sequence
+  // steps replay CUDA graphs; batched ones are enqueued directly. ForwardBatchAndSample draws
+  // each sequence's token on the GPU.
+  absl::StatusOr<std::vector<std::vector<float>>> ForwardBatch(
+      std::span<const SequenceStep> steps) override;
   absl::StatusOr<std::vector<int32_t>> ForwardBatchAndSample(
       std::span<const SequenceStep> steps, std::span<Sampler* const> samplers,
       std::span<const std::span<const int32_t>> histories) override;
   absl::Status Prepare(int64_t max_tokens) override;
+  int64_t KvCacheCapacityTokens() const override {
+    return pool_->num_pages() * pool_->page_size();
+  }
+  int64_t KvCachePageTokens() const override { return pool_->page_size(); }
   const ModelConfig& config() const override { return config_; }
   ExpertExecutor& experts() override { return *experts_; }
   std::string Describe() const override { return describe_; }
@@ -77,31 +90,40 @@ class CudaEngine : public Engine {
  private:
   // Activation buffers of one forward pass, grown to the largest token count seen.
   struct Scratch;
-  // What one step reads from the device besides the weights: T tokens at positions
-  // [start, start + T) over the cache's pages; `use_rings`: routed experts through the rings.
-  struct Step {
-    int64_t tokens = 0, start = 0;
-    bool use_rings = false;
+  // One sequence of a step: rows [offset, offset + count) of the step's tokens, at positions
+  // [start, start + count) of `cache`.
+  struct Segment {
+    int64_t offset = 0, count = 0, start = 0;
     CudaKvCache* cache = nullptr;
+  };
+  // What one step reads from the device besides the weights: `tokens` rows over one or more
+  // sequences; `use_rings`: routed experts through the rings.
+  struct Step {
+    int64_t tokens = 0;
+    std::vector<Segment> segments;
+    bool use_rings = false;
   };
   using GraphKey = std::tuple<int64_t, int64_t, uint64_t>;  // tokens, splits, ring generation
 
   CudaEngine(const ModelConfig& config, std::unique_ptr<ExpertExecutor> experts);
   absl::Status Init(ModelWeights weights, const CudaEngineOptions& options);
   absl::Status ReserveScratch(int64_t num_tokens);
+  // Room in `last` / `logits` for the last rows of `sequences` sequences.
+  absl::Status ReserveLogits(int64_t sequences);
   // Everything of one forward pass after the step upload, enqueued on stream_ (or captured).
   absl::Status EnqueueForward(const Step& step);
   // Enqueues `step` directly or replays (capturing first) its graph.
   absl::Status RunStep(const Step& step);
-  // One forward pass of `tokens` over `sequence`, with `enqueue_tail` (what to do with the
-  // logits on the device) enqueued behind it; returns when the GPU has finished both.
-  absl::Status RunForward(std::span<const int32_t> tokens, SequenceCache& sequence,
+  // One forward pass of `steps` (validated here), with `enqueue_tail` (what to do with the
+  // logits, [sequences x vocab] on the device) enqueued behind it; returns when the GPU has
+  // finished both.
+  absl::Status RunForward(std::span<const SequenceStep> steps,
                           const std::function<absl::Status()>& enqueue_tail);
   void DropGraphs();
   // normed -> block, for layer l's attention / MLP.
   absl::Status GqaAttention(int64_t l, const Step& step);
   absl::Status MlaAttention(int64_t l, const Step& step);
-  AttentionArgs CacheAttentionArgs(const Step& step, CudaKvCache& cache);
+  AttentionArgs CacheAttentionArgs(const Step& step, size_t segment);
   absl::Status Mlp(int64_t l, int64_t moe_index, const Step& step);
   absl::Status DenseMlp(const DeviceMlp& w, const float* x, int64_t num_tokens, float* out);
   absl::Status SharedExperts(int64_t l, int64_t t);
@@ -119,14 +141,19 @@ class CudaEngine : public Engine {
   cudaStream_t stream_ = nullptr;
   cudaEvent_t copies_done_ = nullptr, done_ = nullptr;
   std::unique_ptr<CudaLinear> linear_;
-  // The step upload: [start, block table (max_pages_), token ids (scratch tokens)], read by the
-  // kernels through these accessors.
+  // The step upload: per sequence i, [start, block table (max_pages_)]; then the token ids of
+  // all sequences. The kernels read it through these accessors.
   PinnedBuffer<int32_t> step_host_;
   DeviceBuffer<int32_t> step_device_;
-  int64_t StepIdsOffset() const { return 1 + max_pages_; }
-  const int32_t* step_start() const { return step_device_.data(); }
-  const int32_t* step_table() const { return step_device_.data() + 1; }
-  const int32_t* step_ids() const { return step_device_.data() + StepIdsOffset(); }
+  int64_t SegmentInts() const { return 1 + max_pages_; }
+  int64_t StepIdsOffset(const Step& step) const {
+    return static_cast<int64_t>(step.segments.size()) * SegmentInts();
+  }
+  const int32_t* step_start(size_t i) const { return step_device_.data() + i * SegmentInts(); }
+  const int32_t* step_table(size_t i) const { return step_start(i) + 1; }
+  const int32_t* step_ids(const Step& step) const {
+    return step_device_.data() + StepIdsOffset(step);
+  }
   std::unique_ptr<LocalRing> local_ring_;  // for an in-process executor; outlives handoff_
   std::unique_ptr<RingHandoff> handoff_;    // null for a model without MoE layers
   std::map<GraphKey, cudaGraphExec_t> graphs_;

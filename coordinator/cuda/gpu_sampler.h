@@ -5,6 +5,7 @@
 
 #include <memory>
 #include <span>
+#include <vector>
 
 #include "coordinator/sampler.h"
 #include "kernels/cuda/device_buffer.h"
@@ -15,23 +16,30 @@ class GpuSampler {
  public:
   static absl::StatusOr<std::unique_ptr<GpuSampler>> Create(int64_t vocab);
 
-  // Enqueues on `stream` the draw from `logits` [vocab] (modified in place by the repetition
-  // penalty) at uniform number `u`, and the copy of the chosen id to the host. The caller
-  // synchronises the stream before reading token() and before the next Enqueue (the history's
-  // page-locked staging buffer is reused).
-  absl::Status Enqueue(float* logits, const SamplingParams& params, double u,
-                       std::span<const int32_t> history, cudaStream_t stream);
-  int32_t token() const { return *host_token_.data(); }
+  // One draw: from `params` at uniform number `u` over `history`; null params: no draw.
+  struct Draw {
+    const SamplingParams* params = nullptr;
+    double u = 0;
+    std::span<const int32_t> history;
+  };
+  // Enqueues on `stream` draw i from logits + i * vocab (modified in place by the repetition
+  // penalty), for every i, and the copy of the chosen ids to the host. The caller synchronises
+  // the stream before reading token(i) and before the next Enqueue (the histories' page-locked
+  // staging buffer is reused).
+  absl::Status Enqueue(float* logits, std::span<const Draw> draws, cudaStream_t stream);
+  // Draw i's token; -1 where it had no params.
+  int32_t token(size_t i) const { return drawn_[i] ? host_tokens_.data()[i] : -1; }
 
  private:
   explicit GpuSampler(int64_t vocab) : vocab_(vocab) {}
 
   int64_t vocab_;
   DeviceBuffer<float> keys_, sorted_keys_, penalized_;
-  DeviceBuffer<int32_t> ids_, sorted_ids_, token_, history_;
+  DeviceBuffer<int32_t> ids_, sorted_ids_, tokens_, history_;
   DeviceBuffer<double> mass_;
   DeviceBuffer<unsigned char> sort_temp_;
-  PinnedBuffer<int32_t> host_history_, host_token_;
+  PinnedBuffer<int32_t> host_history_, host_tokens_;
+  std::vector<bool> drawn_;
 };
 
 }  // namespace tandem::cuda

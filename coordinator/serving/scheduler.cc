@@ -29,6 +29,7 @@ struct Scheduler::Active {
   std::vector<int32_t> history;  // prompt, then the generated tokens
   size_t prefilled = 0;          // prompt tokens already in the cache
   int64_t generated = 0;
+  int64_t kv_tokens = 0;         // KV cache reserved for it while it runs (page-rounded)
   absl::Time arrival, deadline = absl::InfiniteFuture(), last_token;
 };
 
@@ -42,6 +43,16 @@ std::string MetricReason(const std::string& reason, const absl::Status& error) {
 }
 
 }  // namespace
+
+int64_t Scheduler::CacheTokens(const ServeRequest& r) const {
+  return std::min<int64_t>(options_.max_model_len,
+                           static_cast<int64_t>(r.prompt_ids.size()) + r.max_tokens);
+}
+
+int64_t Scheduler::KvTokens(const ServeRequest& r) const {
+  const int64_t page = std::max<int64_t>(1, engine_.KvCachePageTokens());
+  return (CacheTokens(r) + page - 1) / page * page;
+}
 
 Scheduler::Scheduler(Engine& engine, const Tokenizer* tokenizer, SchedulerOptions options,
                      ServingMetrics* metrics)
@@ -74,6 +85,12 @@ absl::StatusOr<std::shared_ptr<RequestStream>> Scheduler::Submit(ServeRequest re
     if (id < 0 || id >= vocab)
       return absl::InvalidArgumentError(
           absl::StrCat("token id ", id, " is outside the vocabulary [0, ", vocab, ")"));
+  }
+  const int64_t kv_capacity = engine_.KvCacheCapacityTokens();
+  if (kv_capacity > 0 && KvTokens(request) > kv_capacity) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "the request needs ", CacheTokens(request), " tokens of KV cache (prompt + max_tokens); "
+        "the server's KV cache holds ", kv_capacity, ": lower max_tokens"));
   }
   auto active = std::make_unique<Active>(std::move(request), tokenizer_);
   const absl::Duration timeout = active->request.timeout > absl::ZeroDuration()
@@ -119,7 +136,13 @@ void Scheduler::Finish(Active& a, const std::string& reason, absl::Status error)
     metrics_->RequestFinished(MetricReason(reason, last.error),
                               absl::ToDoubleSeconds(absl::Now() - a.arrival));
   a.stream->Push(std::move(last));
+  Release(a);
+}
+
+void Scheduler::Release(Active& a) {
   a.cache.reset();
+  kv_reserved_ -= a.kv_tokens;
+  a.kv_tokens = 0;
 }
 
 void Scheduler::Admit(std::vector<std::unique_ptr<Active>>& running) {
@@ -131,8 +154,16 @@ void Scheduler::Admit(std::vector<std::unique_ptr<Active>>& running) {
     for (auto& a : queue_)
       if (a->stream->cancelled() || now >= a->deadline) dropped.push_back(std::move(a));
     std::erase(queue_, nullptr);
+    // In arrival order, while the batch and the KV cache have room for the whole request (its
+    // prompt and max_tokens): a running request never runs out of cache.
+    const int64_t kv_capacity = engine_.KvCacheCapacityTokens();
+    int64_t reserved = kv_reserved_;
     while (!queue_.empty() &&
            static_cast<int64_t>(running.size() + admitted.size()) < options_.max_num_seqs) {
+      const int64_t need = KvTokens(queue_.front()->request);
+      if (kv_capacity > 0 && reserved + need > kv_capacity) break;
+      reserved += need;
+      queue_.front()->kv_tokens = need;
       admitted.push_back(std::move(queue_.front()));
       queue_.erase(queue_.begin());
     }
@@ -140,10 +171,8 @@ void Scheduler::Admit(std::vector<std::unique_ptr<Active>>& running) {
   }
   for (auto& a : dropped) Finish(*a, a->stream->cancelled() ? "cancelled" : "timeout");
   for (auto& a : admitted) {
-    const int64_t capacity = std::min<int64_t>(
-        options_.max_model_len,
-        static_cast<int64_t>(a->request.prompt_ids.size()) + a->request.max_tokens);
-    a->cache = engine_.NewCache(capacity);
+    kv_reserved_ += a->kv_tokens;
+    a->cache = engine_.NewCache(CacheTokens(a->request));
     running.push_back(std::move(a));
   }
 }
@@ -187,7 +216,7 @@ bool Scheduler::Accept(Active& a, int32_t token) {
   if (metrics_)
     metrics_->RequestFinished(reason, absl::ToDoubleSeconds(now - a.arrival));
   a.stream->Push(std::move(event));
-  a.cache.reset();
+  Release(a);
   return true;
 }
 
@@ -267,7 +296,10 @@ void Scheduler::PublishQueue(const std::vector<std::unique_ptr<Active>>& running
     waiting = static_cast<int64_t>(queue_.size());
   }
   if (metrics_) {
-    const double capacity = static_cast<double>(options_.max_num_seqs) * options_.max_model_len;
+    const int64_t kv_capacity = engine_.KvCacheCapacityTokens();
+    const double capacity = kv_capacity > 0 ? static_cast<double>(kv_capacity)
+                                            : static_cast<double>(options_.max_num_seqs) *
+                                                  options_.max_model_len;
     metrics_->SetQueue(static_cast<int64_t>(running.size()), waiting, cached / capacity);
   }
 }

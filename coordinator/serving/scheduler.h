@@ -4,7 +4,8 @@
 // max_batch_tokens tokens a step), sampling per request. Text streams to each request's
 // RequestStream through its own detokenizer and stop strings. A request ends at EOS, a stop
 // string, max_tokens, the context length, its timeout, or when cancelled; its cache is freed at
-// once. An engine failure (e.g. a worker down) fails the requests of that step with the error and
+// once. Where the engine's KV cache is bounded (GPU), a request joins only when the cache has
+// room for its prompt and max_tokens, so running requests never run out of it. An engine failure (e.g. a worker down) fails the requests of that step with the error and
 // the scheduler goes on (the engine re-attaches workers on the next step).
 //
 // Threads: Submit / BeginDrain / Snapshot from any thread; the engine is driven only by the
@@ -91,6 +92,12 @@ class Scheduler {
   bool Accept(Active& a, int32_t token);
   void Finish(Active& a, const std::string& reason, absl::Status error = absl::OkStatus());
   void PublishQueue(const std::vector<std::unique_ptr<Active>>& running);
+  // A request's cache size (prompt + max_tokens, at most the context), and what it reserves of
+  // a bounded KV cache (rounded up to whole pages).
+  int64_t CacheTokens(const ServeRequest& r) const;
+  int64_t KvTokens(const ServeRequest& r) const;
+  // Frees a finished request's cache and its reservation. Engine thread.
+  void Release(Active& a);
   // Checks the expert workers (engine thread); re-attaches them when `idle`.
   void CheckWorkers(bool idle) ABSL_LOCKS_EXCLUDED(mu_);
 
@@ -108,6 +115,7 @@ class Scheduler {
   absl::Status worker_health_ ABSL_GUARDED_BY(mu_);
   absl::Time last_worker_check_ = absl::InfinitePast();  // engine thread
   absl::Time last_reattach_ = absl::InfinitePast();      // engine thread
+  int64_t kv_reserved_ = 0;  // KV tokens reserved by the running requests; engine thread
   std::thread thread_;
 };
 

@@ -10,6 +10,7 @@
 #include "coordinator/loaded_model.h"
 #include "gtest/gtest.h"
 #include "kernels/cpu/isa.h"
+#include "tests/batched_steps_check.h"
 #include "tests/fixture_paths.h"
 
 namespace tandem {
@@ -99,55 +100,9 @@ TEST_P(FixtureEngineTest, GreedyIdsMatchTransformers) {
 // A continuous batch: sequences at different positions, prompt chunks and single decode tokens in
 // the same steps, give each sequence the logits it gets alone.
 TEST_P(FixtureEngineTest, BatchedStepsMatchSequencesRunAlone) {
-  Engine& engine = *model_->engine;
-  const std::vector<std::vector<int32_t>> prompts = {
-      {3, 14, 15, 92, 65, 35, 89}, {79, 32, 38}, {46, 26, 43, 38, 32, 79, 50, 28, 84, 19}};
-  // Alone: each prompt in chunks of up to 4 tokens, then 3 decode tokens.
-  auto chunks_of = [](const std::vector<int32_t>& p) {
-    std::vector<std::vector<int32_t>> out;
-    for (size_t i = 0; i < p.size(); i += 4)
-      out.emplace_back(p.begin() + i, p.begin() + std::min(p.size(), i + 4));
-    for (int d = 0; d < 3; ++d) out.push_back({static_cast<int32_t>(5 + d * 11 + p.size())});
-    return out;
-  };
-  std::vector<std::vector<std::vector<float>>> alone(prompts.size());
-  for (size_t i = 0; i < prompts.size(); ++i) {
-    auto cache = engine.NewCache(64);
-    for (const auto& chunk : chunks_of(prompts[i])) {
-      auto logits = engine.Forward(chunk, *cache);
-      ASSERT_TRUE(logits.ok()) << logits.status();
-      alone[i].push_back(*logits);
-    }
-  }
-  // Batched: sequence i joins at step i, so steps mix prefill chunks and decode tokens.
-  std::vector<std::unique_ptr<SequenceCache>> caches;
-  std::vector<size_t> next(prompts.size(), 0);
-  double worst = 0;
-  for (int step = 0; step < 12; ++step) {
-    if (step < static_cast<int>(prompts.size())) caches.push_back(engine.NewCache(64));
-    std::vector<std::vector<int32_t>> tokens;
-    std::vector<size_t> who;
-    for (size_t i = 0; i < caches.size(); ++i) {
-      const auto chunks = chunks_of(prompts[i]);
-      if (next[i] < chunks.size()) {
-        tokens.push_back(chunks[next[i]]);
-        who.push_back(i);
-      }
-    }
-    if (who.empty()) break;
-    std::vector<SequenceStep> steps;
-    for (size_t j = 0; j < who.size(); ++j) steps.push_back({tokens[j], caches[who[j]].get()});
-    auto logits = engine.ForwardBatch(steps);
-    ASSERT_TRUE(logits.ok()) << logits.status();
-    for (size_t j = 0; j < who.size(); ++j) {
-      const auto& want = alone[who[j]][next[who[j]]++];
-      ASSERT_EQ((*logits)[j].size(), want.size());
-      for (size_t v = 0; v < want.size(); ++v)
-        worst = std::max(worst, double(std::abs((*logits)[j][v] - want[v])));
-    }
-  }
-  for (size_t i = 0; i < prompts.size(); ++i) EXPECT_EQ(next[i], alone[i].size()) << i;
-  EXPECT_LT(worst, 1e-5) << "max |batched - alone| logit";
+  auto worst = testing::MaxBatchedMinusAlone(*model_->engine);
+  ASSERT_TRUE(worst.ok()) << worst.status();
+  EXPECT_LT(*worst, 1e-5) << "max |batched - alone| logit";
 }
 
 TEST_P(FixtureEngineTest, BadBatchesAreRejectedAndLeaveCachesUnchanged) {

@@ -65,9 +65,10 @@ TEST(GpuSampler, DrawsWhatTheHostSamplerDraws) {
           ASSERT_EQ(cudaMemcpy(logits.data(), host.data(), vocab * sizeof(float),
                                cudaMemcpyHostToDevice),
                     cudaSuccess);
-          ASSERT_TRUE((*sampler)->Enqueue(logits.data(), params, u, history, nullptr).ok());
+          const cuda::GpuSampler::Draw draw{&params, u, history};
+          ASSERT_TRUE((*sampler)->Enqueue(logits.data(), {&draw, 1}, nullptr).ok());
           ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
-          ASSERT_EQ((*sampler)->token(), SampleToken(params, host, history, u))
+          ASSERT_EQ((*sampler)->token(0), SampleToken(params, host, history, u))
               << "vocab " << vocab << " temperature " << params.temperature << " top_k "
               << params.top_k << " top_p " << params.top_p << " min_p " << params.min_p
               << " penalty " << params.repetition_penalty << " u " << u;
@@ -77,6 +78,40 @@ TEST(GpuSampler, DrawsWhatTheHostSamplerDraws) {
     }
     std::printf("[ gpu sampling ] vocab %ld: %d draws equal the host's\n", static_cast<long>(vocab),
                 draws);
+  }
+}
+
+// One Enqueue of several draws (a batched step): each row with its own parameters and history,
+// a row without parameters skipped.
+TEST(GpuSampler, BatchedDrawsEachMatchTheHost) {
+  SKIP_WITHOUT_GPU();
+  constexpr int64_t kVocab = 5000;
+  std::mt19937_64 rng(5);
+  auto sampler = cuda::GpuSampler::Create(kVocab);
+  ASSERT_TRUE(sampler.ok()) << sampler.status();
+  std::vector<float> host;
+  for (int r = 0; r < 4; ++r) {
+    auto row = TiedLogits(kVocab, rng);
+    host.insert(host.end(), row.begin(), row.end());
+  }
+  cuda::DeviceBuffer<float> logits;
+  ASSERT_TRUE(logits.Reserve(host.size()).ok());
+  ASSERT_EQ(cudaMemcpy(logits.data(), host.data(), host.size() * sizeof(float),
+                       cudaMemcpyHostToDevice),
+            cudaSuccess);
+  const std::vector<SamplingParams> sets = ParamSets();
+  const SamplingParams &greedy_penalised = sets[1], &all = sets[6], &hot = sets[7];
+  const std::vector<int32_t> h1 = {1, 2, 2, 4000}, h2 = {7, 7, 9}, h3 = {};
+  const std::vector<cuda::GpuSampler::Draw> draws = {
+      {nullptr, 0, {}}, {&greedy_penalised, 0, h1}, {&all, 0.37, h2}, {&hot, 0.91, h3}};
+  ASSERT_TRUE((*sampler)->Enqueue(logits.data(), draws, nullptr).ok());
+  ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
+  EXPECT_EQ((*sampler)->token(0), -1);
+  for (size_t i = 1; i < draws.size(); ++i) {
+    std::span<const float> row(host.data() + i * kVocab, kVocab);
+    EXPECT_EQ((*sampler)->token(i), SampleToken(*draws[i].params, row, draws[i].history,
+                                                draws[i].u))
+        << "draw " << i;
   }
 }
 

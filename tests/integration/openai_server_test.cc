@@ -178,7 +178,9 @@ TEST_F(OpenAiServerTest, ConcurrentStreamsEqualRequestsAloneAndResourcesReturn) 
     const int64_t growth = ResidentBytes() - before;
     std::printf("[ server ] round %d: %d streams completed, %d dropped midway; RSS %+.1f MiB\n",
                 round, completed, dropped, growth / 1048576.0);
-    if (round == 1) EXPECT_LT(growth, 32 << 20) << "memory did not return to its baseline";
+    if (round == 1) {
+      EXPECT_LT(growth, 32 << 20) << "memory did not return to its baseline";
+    }
   }
   const std::string metrics = Client().Get("/metrics")->body;
   const std::string abort_series =

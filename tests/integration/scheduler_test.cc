@@ -40,7 +40,7 @@ class SchedulerTest : public ::testing::Test {
 
   ServeRequest Request(int i) {
     ServeRequest r;
-    r.id = "r" + std::to_string(i);
+    r.id = absl::StrCat("r", i);
     for (int t = 0; t < 3 + (i * 7) % 17; ++t) r.prompt_ids.push_back((i * 31 + t * 13) % 97 + 1);
     r.max_tokens = 4 + (i * 5) % 11;
     r.ignore_eos = i % 3 == 0;
@@ -174,6 +174,48 @@ TEST_F(SchedulerTest, BadRequestsFullQueuesAndDrainingAreRefused) {
   EXPECT_EQ(scheduler.Submit(Request(4)).status().code(), absl::StatusCode::kUnavailable);
   EXPECT_TRUE(Drain(**a).error.ok());
   EXPECT_TRUE(Drain(**b).error.ok());
+  EXPECT_TRUE(scheduler.WaitIdle(absl::Seconds(5)));
+}
+
+// With a bounded KV cache (as on the GPU), requests join only while the cache has room for all of
+// their prompt and max_tokens; each still gives what it gives alone, and one that could never fit
+// is refused at once.
+TEST_F(SchedulerTest, ABoundedKvCacheLimitsAdmissionNotResults) {
+  // 48 tokens in pages of 16: three requests of up to 16 tokens at a time.
+  testing::SlowEngine bounded(*model_->engine, absl::Milliseconds(1), 48, 16);
+  Scheduler scheduler(bounded, model_->tokenizer.get(), Options(), nullptr);
+  scheduler.Start();
+  ServeRequest too_big = Request(0);
+  too_big.max_tokens = 60;  // 63 tokens of cache
+  EXPECT_EQ(scheduler.Submit(too_big).status().code(), absl::StatusCode::kInvalidArgument);
+  std::vector<std::shared_ptr<RequestStream>> streams;
+  std::vector<ServeRequest> requests;
+  for (int i = 0; i < 6; ++i) {
+    ServeRequest r = Request(i);
+    r.prompt_ids.resize(std::min<size_t>(r.prompt_ids.size(), 12));
+    r.max_tokens = 4;
+    requests.push_back(r);
+    auto s = scheduler.Submit(r);
+    ASSERT_TRUE(s.ok()) << s.status();
+    streams.push_back(*s);
+  }
+  int64_t most_running = 0;
+  for (int i = 0; i < 6; ++i) {
+    Collected c;
+    while (c.finish_reason.empty() && c.error.ok()) {
+      most_running = std::max(most_running, scheduler.Snapshot().running);
+      for (RequestEvent& e : streams[i]->Next(absl::Milliseconds(5))) {
+        c.ids.insert(c.ids.end(), e.token_ids.begin(), e.token_ids.end());
+        if (e.last()) {
+          c.finish_reason = e.finish_reason;
+          c.error = e.error;
+        }
+      }
+    }
+    ASSERT_TRUE(c.error.ok()) << c.error;
+    EXPECT_EQ(c.ids, Alone(requests[i]).ids) << "request " << i;
+  }
+  EXPECT_LE(most_running, 3);
   EXPECT_TRUE(scheduler.WaitIdle(absl::Seconds(5)));
 }
 
