@@ -37,34 +37,30 @@ OneRequest Send(const LoadLevel& level, const std::vector<int32_t>& prompt) {
   req.body = body.dump();
   req.set_header("Content-Type", "application/json");
   OneRequest r;
-  std::string buffer;
+  SseDataSplitter sse;
   const Clock::time_point start = Clock::now();
   bool first = true, done = false;
   req.content_receiver = [&](const char* data, size_t n, uint64_t, uint64_t) {
-    buffer.append(data, n);
-    size_t end;
-    while ((end = buffer.find("\n\n")) != std::string::npos) {
-      const std::string event = buffer.substr(0, end);
-      buffer.erase(0, end + 2);
+    return sse.Feed(data, n, [&](const std::string& payload) {
       const double at = std::chrono::duration<double>(Clock::now() - start).count();
-      if (event == "data: [DONE]") {
+      if (payload == "[DONE]") {
         done = true;
-        continue;
+        return true;
       }
-      nlohmann::json chunk = nlohmann::json::parse(event.substr(6), nullptr, false);
+      nlohmann::json chunk = nlohmann::json::parse(payload, nullptr, false);
       if (chunk.is_discarded() || chunk.contains("error")) {
         r.error = chunk.is_discarded() ? "bad chunk" : chunk["error"].dump();
         return false;
       }
       if (chunk.contains("usage") && chunk["usage"].is_object()) {
         r.tokens = chunk["usage"]["completion_tokens"].get<int64_t>();
-        continue;
+        return true;
       }
       if (first) r.ttft_s = at;
       first = false;
       r.last_s = at;
-    }
-    return true;
+      return true;
+    });
   };
   auto res = client.send(req);
   if (!res) {

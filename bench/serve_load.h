@@ -6,11 +6,32 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <string>
 
 #include "common/status.h"
 
 namespace tandem::bench {
+
+// Splits a text/event-stream body, fed in pieces as they arrive, into the `data:` payloads of its
+// events (e.g. "[DONE]" or a JSON chunk).
+class SseDataSplitter {
+ public:
+  // Calls on_data for each event completed by these bytes; false as soon as on_data returns false.
+  bool Feed(const char* bytes, size_t n, const std::function<bool(const std::string&)>& on_data) {
+    buffer_.append(bytes, n);
+    size_t end;
+    while ((end = buffer_.find("\n\n")) != std::string::npos) {
+      std::string event = buffer_.substr(0, end);
+      buffer_.erase(0, end + 2);
+      if (event.rfind("data: ", 0) == 0 && !on_data(event.substr(6))) return false;
+    }
+    return true;
+  }
+
+ private:
+  std::string buffer_;
+};
 
 struct LoadLevel {
   std::string host = "127.0.0.1";

@@ -13,6 +13,7 @@
 #include "gtest/gtest.h"
 #include "kernels/cpu/isa.h"
 #include "tests/fixture_paths.h"
+#include "tests/serving_test_support.h"
 #include "tests/slow_engine.h"
 
 namespace tandem {
@@ -21,12 +22,7 @@ namespace {
 class InferenceServiceTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    LoadOptions options;
-    options.device = Device::kCpu;
-    options.max_model_len = 96;
-    options.cpu_kernel =
-        CanRunAvx512Bf16(DetectCpuFeatures()) ? CpuKernel::kAvx512 : CpuKernel::kReference;
-    auto model = LoadModel(testing::FixturesDir() + "/qwen3_moe", options);
+    auto model = testing::LoadServingFixture(96);
     ASSERT_TRUE(model.ok()) << model.status();
     model_ = std::make_unique<LoadedModel>(std::move(*model));
     slow_ = std::make_unique<testing::SlowEngine>(*model_->engine);

@@ -10,6 +10,7 @@
 #include <fstream>
 #include <thread>
 
+#include "bench/serve_load.h"
 #include "coordinator/generator.h"
 #include "coordinator/loaded_model.h"
 #include "coordinator/serving/openai_server.h"
@@ -17,6 +18,7 @@
 #include "gtest/gtest.h"
 #include "kernels/cpu/isa.h"
 #include "tests/fixture_paths.h"
+#include "tests/serving_test_support.h"
 
 namespace tandem {
 namespace {
@@ -34,13 +36,7 @@ int64_t ResidentBytes() {
 class OpenAiServerTest : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
-    LoadOptions options;
-    options.device = Device::kCpu;
-    options.workers = 2;
-    options.max_model_len = 96;
-    options.cpu_kernel =
-        CanRunAvx512Bf16(DetectCpuFeatures()) ? CpuKernel::kAvx512 : CpuKernel::kReference;
-    auto model = LoadModel(testing::FixturesDir() + "/qwen3_moe", options);
+    auto model = testing::LoadServingFixture(96, /*workers=*/2);
     ASSERT_TRUE(model.ok()) << model.status();
     model_ = new LoadedModel(std::move(*model));
     SchedulerOptions so;
@@ -98,31 +94,26 @@ class OpenAiServerTest : public ::testing::Test {
     json body = {{"model", "fixture"},     {"prompt", Prompt(i)},  {"max_tokens", MaxTokens(i)},
                  {"temperature", 0},        {"stream", true}};
     Streamed out;
-    std::string buffer;
     httplib::Client c = Client();
     httplib::Request req;
     req.method = "POST";
     req.path = "/v1/completions";
     req.body = body.dump();
     req.set_header("Content-Type", "application/json");
+    bench::SseDataSplitter sse;
     req.content_receiver = [&](const char* data, size_t n, uint64_t, uint64_t) {
-      buffer.append(data, n);
-      size_t end;
-      while ((end = buffer.find("\n\n")) != std::string::npos) {
-        const std::string event = buffer.substr(0, end);
-        buffer.erase(0, end + 2);
-        if (event == "data: [DONE]") {
+      return sse.Feed(data, n, [&](const std::string& payload) {
+        if (payload == "[DONE]") {
           out.done = true;
-          continue;
+          return true;
         }
-        json chunk = json::parse(event.substr(6));
+        json chunk = json::parse(payload);
         out.text += chunk["choices"][0]["text"].get<std::string>();
         if (!chunk["choices"][0]["finish_reason"].is_null())
           out.finish_reason = chunk["choices"][0]["finish_reason"].get<std::string>();
         ++out.events;
-        if (drop_after > 0 && out.events >= drop_after) return false;  // hang up
-      }
-      return true;
+        return drop_after == 0 || out.events < drop_after;  // false: hang up
+      });
     };
     auto res = c.send(req);
     if (!res) out.error = httplib::to_string(res.error());

@@ -12,6 +12,7 @@
 #include "gtest/gtest.h"
 #include "kernels/cpu/isa.h"
 #include "tests/fixture_paths.h"
+#include "tests/serving_test_support.h"
 #include "tests/slow_engine.h"
 
 namespace tandem {
@@ -20,12 +21,7 @@ namespace {
 class SchedulerTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    LoadOptions options;
-    options.device = Device::kCpu;
-    options.max_model_len = 64;
-    options.cpu_kernel =
-        CanRunAvx512Bf16(DetectCpuFeatures()) ? CpuKernel::kAvx512 : CpuKernel::kReference;
-    auto model = LoadModel(testing::FixturesDir() + "/qwen3_moe", options);
+    auto model = testing::LoadServingFixture(64);
     ASSERT_TRUE(model.ok()) << model.status();
     model_ = std::make_unique<LoadedModel>(std::move(*model));
   }
