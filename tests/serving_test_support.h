@@ -8,10 +8,13 @@
 
 namespace tandem::testing {
 
-inline absl::StatusOr<LoadedModel> LoadServingFixture(int64_t max_model_len, int workers = 0) {
+// `worker_addrs`: workers started elsewhere (then `workers` is ignored).
+inline absl::StatusOr<LoadedModel> LoadServingFixture(
+    int64_t max_model_len, int workers = 0, const std::vector<std::string>& worker_addrs = {}) {
   LoadOptions options;
   options.device = Device::kCpu;
   options.workers = workers;
+  options.worker_addrs = worker_addrs;
   options.max_model_len = max_model_len;
   options.cpu_kernel =
       CanRunAvx512Bf16(DetectCpuFeatures()) ? CpuKernel::kAvx512 : CpuKernel::kReference;

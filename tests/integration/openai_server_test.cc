@@ -7,6 +7,8 @@
 // and the server stays healthy.
 #include <httplib.h>
 
+#include <signal.h>
+
 #include <fstream>
 #include <thread>
 
@@ -228,6 +230,59 @@ TEST_F(OpenAiServerTest, BadRequestsGet4xxWithTheErrorShapeAndTheServerStaysHeal
   ASSERT_TRUE(res);
   EXPECT_EQ(res->status, 200) << res->body;
   EXPECT_EQ(json::parse(res->body)["usage"]["completion_tokens"], 3);
+}
+
+// /health follows the expert workers: 200, then 503 naming the worker once one dies (requests
+// meanwhile fail with 503 and the error shape), then 200 again once it is restarted at its address
+// (the scheduler re-attaches it while idle), and requests are served again.
+TEST(OpenAiServerHealth, ReportsADeadWorkerThenItsRestart) {
+  auto workers = LocalWorkers::Spawn(2);  // as a launcher would: the server only knows addresses
+  ASSERT_TRUE(workers.ok()) << workers.status();
+  std::vector<std::string> addrs;
+  for (const WorkerEndpoint& e : (*workers)->endpoints()) addrs.push_back(e.address);
+  auto model = testing::LoadServingFixture(64, 0, addrs);
+  ASSERT_TRUE(model.ok()) << model.status();
+  SchedulerOptions so;
+  so.max_model_len = model->max_model_len;
+  so.worker_check_interval = absl::Milliseconds(100);
+  ServingMetrics metrics;
+  Scheduler scheduler(*model->engine, nullptr, so, &metrics);
+  scheduler.Start();
+  BackendSlot slot;
+  OpenAiServer server(slot, metrics, 8);
+  ASSERT_TRUE(server.Start("127.0.0.1", 0).ok());
+  ServedModel served;
+  served.name = "fixture";
+  served.max_model_len = model->max_model_len;
+  slot.Set({&scheduler, served, [&scheduler] { return scheduler.WorkerHealth(); }});
+  httplib::Client client("127.0.0.1", server.port());
+  client.set_read_timeout(30, 0);
+  const std::string request = R"({"prompt": [5, 6, 7], "max_tokens": 3})";
+  auto wait_for_health = [&](int status) {
+    for (int i = 0; i < 150; ++i) {  // up to 15 s
+      auto res = client.Get("/health");
+      if (res && res->status == status) return res->body;
+      absl::SleepFor(absl::Milliseconds(100));
+    }
+    ADD_FAILURE() << "/health never answered " << status;
+    return std::string();
+  };
+  wait_for_health(200);
+  ASSERT_EQ(kill((*workers)->endpoints()[1].pid, SIGKILL), 0);
+  const std::string down = wait_for_health(503);
+  EXPECT_NE(down.find("worker 1"), std::string::npos) << down;
+  EXPECT_NE(client.Get("/metrics")->body.find("tandem:worker_up{worker=\"1\",model_name=\"fixture\"} 0"),
+            std::string::npos);
+  auto failed = client.Post("/v1/completions", request, "application/json");
+  ASSERT_TRUE(failed);
+  EXPECT_EQ(failed->status, 503) << failed->body;
+  EXPECT_TRUE(json::parse(failed->body).contains("error")) << failed->body;
+  ASSERT_TRUE((*workers)->Restart(1).ok());
+  wait_for_health(200);
+  auto served_again = client.Post("/v1/completions", request, "application/json");
+  ASSERT_TRUE(served_again);
+  EXPECT_EQ(served_again->status, 200) << served_again->body;
+  server.Stop();
 }
 
 }  // namespace
