@@ -232,7 +232,8 @@ TEST_F(OpenAiServerTest, BadRequestsGet4xxWithTheErrorShapeAndTheServerStaysHeal
   EXPECT_EQ(json::parse(res->body)["usage"]["completion_tokens"], 3);
 }
 
-// /health follows the expert workers: 200, then 503 naming the worker once one dies (requests
+// /health says 503 until the model is served, then follows the expert workers: 200, then 503
+// naming the worker once one dies (requests
 // meanwhile fail with 503 and the error shape), then 200 again once it is restarted at its address
 // (the scheduler re-attaches it while idle), and requests are served again.
 TEST(OpenAiServerHealth, ReportsADeadWorkerThenItsRestart) {
@@ -251,13 +252,19 @@ TEST(OpenAiServerHealth, ReportsADeadWorkerThenItsRestart) {
   BackendSlot slot;
   OpenAiServer server(slot, metrics, 8);
   ASSERT_TRUE(server.Start("127.0.0.1", 0).ok());
+  httplib::Client client("127.0.0.1", server.port());
+  client.set_read_timeout(30, 0);
+  const std::string request = R"({"prompt": [5, 6, 7], "max_tokens": 3})";
+  // Before the model is handed over (`tandem serve` listens while it loads): 503.
+  auto loading = client.Get("/health");
+  ASSERT_TRUE(loading);
+  EXPECT_EQ(loading->status, 503);
+  EXPECT_NE(loading->body.find("loading"), std::string::npos) << loading->body;
+  EXPECT_EQ(client.Post("/v1/completions", request, "application/json")->status, 503);
   ServedModel served;
   served.name = "fixture";
   served.max_model_len = model->max_model_len;
   slot.Set({&scheduler, served, [&scheduler] { return scheduler.WorkerHealth(); }});
-  httplib::Client client("127.0.0.1", server.port());
-  client.set_read_timeout(30, 0);
-  const std::string request = R"({"prompt": [5, 6, 7], "max_tokens": 3})";
   auto wait_for_health = [&](int status) {
     for (int i = 0; i < 150; ++i) {  // up to 15 s
       auto res = client.Get("/health");
