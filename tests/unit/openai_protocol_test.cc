@@ -24,7 +24,7 @@ class OpenAiProtocolTest : public ::testing::Test {
     auto parsed = ChatTemplate::Parse(chat_config_.chat_template);
     ASSERT_TRUE(parsed.ok()) << parsed.status();
     chat_template_.emplace(std::move(*parsed));
-    model_.name = "m";
+    model_.name = std::string(1, 'm');  // (not = "m": GCC 12 warns falsely, bug 105329)
     model_.tokenizer = tokenizer_.get();
     model_.chat_template = &*chat_template_;
     model_.chat_config = &chat_config_;
