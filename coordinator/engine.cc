@@ -60,6 +60,14 @@ absl::Status ValidateBatchInput(const ModelConfig& config, std::span<const Seque
   return absl::OkStatus();
 }
 
+absl::Status ValidateBatchSampling(std::span<const SequenceStep> steps,
+                                   std::span<Sampler* const> samplers,
+                                   std::span<const std::span<const int32_t>> histories) {
+  if (samplers.size() != steps.size() || histories.size() != steps.size())
+    return absl::InvalidArgumentError("a batched step needs one sampler and history per sequence");
+  return absl::OkStatus();
+}
+
 absl::StatusOr<std::vector<std::vector<float>>> Engine::ForwardBatch(
     std::span<const SequenceStep> steps) {
   TANDEM_RETURN_IF_ERROR(ValidateBatchInput(config(), steps));
@@ -74,8 +82,7 @@ absl::StatusOr<std::vector<std::vector<float>>> Engine::ForwardBatch(
 absl::StatusOr<std::vector<int32_t>> Engine::ForwardBatchAndSample(
     std::span<const SequenceStep> steps, std::span<Sampler* const> samplers,
     std::span<const std::span<const int32_t>> histories) {
-  if (samplers.size() != steps.size() || histories.size() != steps.size())
-    return absl::InvalidArgumentError("a batched step needs one sampler and history per sequence");
+  TANDEM_RETURN_IF_ERROR(ValidateBatchSampling(steps, samplers, histories));
   TANDEM_ASSIGN_OR_RETURN(std::vector<std::vector<float>> logits, ForwardBatch(steps));
   std::vector<int32_t> tokens(steps.size());
   for (size_t i = 0; i < steps.size(); ++i)

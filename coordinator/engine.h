@@ -136,5 +136,9 @@ absl::Status ValidateForwardInput(const ModelConfig& config, std::span<const int
                                   const SequenceCache& cache);
 // The same for every sequence of a batched step, plus: not empty, no cache twice, no null cache.
 absl::Status ValidateBatchInput(const ModelConfig& config, std::span<const SequenceStep> steps);
+// ForwardBatchAndSample's arguments: one sampler (or null) and one history per sequence.
+absl::Status ValidateBatchSampling(std::span<const SequenceStep> steps,
+                                   std::span<Sampler* const> samplers,
+                                   std::span<const std::span<const int32_t>> histories);
 
 }  // namespace tandem

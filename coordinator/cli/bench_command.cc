@@ -6,28 +6,19 @@
 #include <omp.h>
 
 #include <algorithm>
-#include <chrono>
 #include <cstdio>
 #include <random>
 
 #include "absl/strings/numbers.h"
-#include "absl/strings/str_format.h"
 #include "absl/strings/str_split.h"
 #include "bench/machine_limits.h"
-#include "bench/moe_workload.h"
 #include "coordinator/cli/commands.h"
 #include "coordinator/cli/prompt.h"
 #include "coordinator/cli/synthetic_loader.h"
-#include "coordinator/cpu_engine.h"
 #include "coordinator/loaded_model.h"
 #include "coordinator/remote_expert_executor.h"
 #include "coordinator/synthetic_model.h"
 #include "kernels/cpu/moe_format.h"
-#include "spdlog/spdlog.h"
-#ifdef TANDEM_HAVE_CUDA
-#include "coordinator/cuda/cuda_engine.h"
-#include "kernels/cuda/device_info.h"
-#endif
 
 namespace tandem::cli {
 namespace {
@@ -53,10 +44,6 @@ absl::StatusOr<std::vector<int64_t>> ParseLengths(const std::string& text) {
   }
   if (lens.empty()) return absl::InvalidArgumentError("--prompt-lens is empty");
   return lens;
-}
-
-double Since(std::chrono::steady_clock::time_point start) {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
 }
 
 // Per-token or per-layer split of ForwardTimes, in ms.

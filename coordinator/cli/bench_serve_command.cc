@@ -12,11 +12,10 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_split.h"
 #include "bench/machine_limits.h"
-#include "bench/moe_workload.h"
 #include "bench/serve_load.h"
 #include "coordinator/cli/commands.h"
 #include "coordinator/cli/prompt.h"
-#include "coordinator/cli/synthetic_loader.h"
+#include "coordinator/cli/model_source.h"
 #include "coordinator/loaded_model.h"
 #include "coordinator/serving/openai_server.h"
 #include "coordinator/serving/scheduler.h"
@@ -25,10 +24,7 @@ namespace tandem::cli {
 namespace {
 
 struct BenchServeFlags {
-  std::string model, preset;
-  bool synthetic = false;
-  int64_t layers = 0;
-  uint64_t seed = 1;
+  ModelSource source;
   std::string concurrency = "1,8,32";
   int requests_per_client = 3;
   int prompt_len = 128, max_tokens = 64;
@@ -50,8 +46,6 @@ absl::StatusOr<std::vector<int>> ParseLevels(const std::string& text) {
 }
 
 absl::Status RunBenchServe(const BenchServeFlags& f) {
-  if (f.synthetic == !f.model.empty())
-    return absl::InvalidArgumentError("give --model DIR or --synthetic --preset P, not both");
   TANDEM_ASSIGN_OR_RETURN(std::vector<int> levels, ParseLevels(f.concurrency));
   if (f.prompt_len < 1 || f.max_tokens < 1 || f.requests_per_client < 1)
     return absl::InvalidArgumentError(
@@ -66,29 +60,11 @@ absl::Status RunBenchServe(const BenchServeFlags& f) {
   load.max_model_len = context;
   load.load_tokenizer = false;  // the clients send token ids
   if (load.kv_cache_tokens == 0) load.kv_cache_tokens = (max_level + 1) * context;
-  std::optional<LoadedModel> loaded;
-  std::optional<SyntheticModel> synthetic;
-  Engine* engine = nullptr;
-  const ModelConfig* config = nullptr;
-  std::string name;
-  double bytes_per_token = 0;
-  if (f.synthetic) {
-    SyntheticRequest request{f.preset, f.layers, f.seed, context, load.kv_cache_tokens};
-    TANDEM_ASSIGN_OR_RETURN(synthetic, LoadSyntheticModel(request, load));
-    engine = synthetic->engine.get();
-    config = &synthetic->config;
-    name = f.preset;
-    bytes_per_token = synthetic->bytes_per_token;
-  } else {
-    TANDEM_ASSIGN_OR_RETURN(loaded, LoadModel(f.model, load));
-    engine = loaded->engine.get();
-    config = &loaded->config;
-    name = loaded->dir;
-    const MoeConfig& moe = config->moe;
-    bytes_per_token = bench::PackedBytesPerWeight(load.expert_format) * 3.0 *
-                      config->hidden_size * moe.expert_intermediate_size * moe.top_k *
-                      config->NumMoeLayers();
-  }
+  TANDEM_ASSIGN_OR_RETURN(SourcedModel model, LoadSourcedModel(f.source, load));
+  Engine* engine = &model.engine();
+  const ModelConfig* config = &model.config();
+  const std::string name = model.name();
+  const double bytes_per_token = model.bytes_per_token();
   const int threads = omp_get_max_threads();
   std::fprintf(log, "measuring read bandwidth (%d threads)...\n", threads);
   const bench::MachineLimits limits = bench::MeasureMachineLimits(threads);
@@ -121,7 +97,7 @@ absl::Status RunBenchServe(const BenchServeFlags& f) {
   level.prompt_len = f.prompt_len;
   level.max_tokens = f.max_tokens;
   level.vocab_size = config->vocab_size;
-  level.seed = f.seed;
+  level.seed = f.source.seed;
   level.concurrency = 1;
   level.requests = 1;
   TANDEM_RETURN_IF_ERROR(bench::RunLoadLevel(level).status());  // warm-up
@@ -167,11 +143,7 @@ absl::Status RunBenchServe(const BenchServeFlags& f) {
 Command AddBenchServeCommand(CLI::App& app) {
   auto f = std::make_shared<BenchServeFlags>();
   AddWorkerFlags(app, f->workers);
-  app.add_option("--model", f->model, "Hugging Face model directory");
-  app.add_flag("--synthetic", f->synthetic, "random weights of --preset's shapes instead");
-  app.add_option("--preset", f->preset, "with --synthetic: qwen2-57b-a14b, deepseek-v3, ...");
-  app.add_option("--layers", f->layers, "with --synthetic: decoder layers (0: all)");
-  app.add_option("--seed", f->seed, "weights and prompts")->capture_default_str();
+  f->source.Register(app);
   app.add_option("--concurrency", f->concurrency, "concurrent streams per level, comma-separated")
       ->capture_default_str();
   app.add_option("--requests-per-client", f->requests_per_client,

@@ -4,12 +4,10 @@
 // then drains: new requests get 503, running ones finish (up to --drain-timeout), and it exits.
 #include <signal.h>
 
-#include <filesystem>
-
 #include "common/chat_template.h"
 #include "coordinator/cli/commands.h"
 #include "coordinator/cli/prompt.h"
-#include "coordinator/cli/synthetic_loader.h"
+#include "coordinator/cli/model_source.h"
 #include "coordinator/loaded_model.h"
 #include "coordinator/serving/inference_service.h"
 #include "coordinator/serving/openai_server.h"
@@ -20,11 +18,8 @@ namespace tandem::cli {
 namespace {
 
 struct ServeFlags {
-  std::string model, config, host = "0.0.0.0", served_model_name;
-  bool synthetic = false;  // random weights of a preset's shapes instead of --model
-  std::string preset;
-  int64_t layers = 0;
-  uint64_t seed = 1;
+  ModelSource source;
+  std::string config, host = "0.0.0.0", served_model_name;
   int port = 8000;
   int grpc_port = 50051;
   int64_t max_model_len = 0;
@@ -38,12 +33,7 @@ struct ServeFlags {
 Command AddServeCommand(CLI::App& app) {
   auto f = std::make_shared<ServeFlags>();
   AddWorkerFlags(app, f->workers);
-  app.add_option("--model", f->model, "Hugging Face model directory");
-  app.add_flag("--synthetic", f->synthetic,
-               "serve random weights of --preset's shapes (token ids only: no tokenizer)");
-  app.add_option("--preset", f->preset, "with --synthetic: qwen2-57b-a14b, deepseek-v3, ...");
-  app.add_option("--layers", f->layers, "with --synthetic: decoder layers (0: all)");
-  app.add_option("--seed", f->seed, "with --synthetic: the weights' seed")->capture_default_str();
+  f->source.Register(app);
   app.add_option("--config", f->config, "config.json to use instead of MODEL/config.json");
   app.add_option("--served-model-name", f->served_model_name,
                  "the model id clients name (default: the directory's name)");
@@ -68,8 +58,6 @@ Command AddServeCommand(CLI::App& app) {
                  "seconds running requests get to finish after SIGTERM")
       ->capture_default_str();
   return [f]() -> absl::Status {
-    if (f->synthetic == !f->model.empty())
-      return absl::InvalidArgumentError("give --model DIR or --synthetic --preset P, not both");
     if (f->scheduler.max_num_seqs < 1 || f->scheduler.max_batch_tokens < 1 ||
         f->scheduler.max_waiting < 0)
       return absl::InvalidArgumentError(
@@ -92,7 +80,7 @@ Command AddServeCommand(CLI::App& app) {
                                                absl::StrCat(f->host, ":", f->grpc_port), slot));
     }
     spdlog::info("[serve] listening on http://{}:{} (loading {})", f->host, server.port(),
-                 f->synthetic ? "synthetic " + f->preset : f->model);
+                 f->source.synthetic ? "synthetic " + f->source.preset : f->source.model_dir);
     std::fprintf(stderr, "tandem serve: listening on %s:%d (HTTP)", f->host.c_str(),
                  server.port());
     if (grpc_server) std::fprintf(stderr, ", %s:%d (gRPC)", f->host.c_str(), grpc_server->port());
@@ -103,35 +91,16 @@ Command AddServeCommand(CLI::App& app) {
     options.config_path = f->config;
     options.max_model_len = f->max_model_len;
     options.kv_cache_sequences = f->scheduler.max_num_seqs;  // when the size is automatic
-    // The model: a checkpoint directory, or random weights of a preset's shapes.
-    std::optional<LoadedModel> loaded;
-    std::optional<SyntheticModel> synthetic;
-    Engine* engine = nullptr;
+    TANDEM_ASSIGN_OR_RETURN(SourcedModel model, LoadSourcedModel(f->source, options));
+    Engine& engine = model.engine();
+    const std::string dir = model.dir();
     ServedModel served;
-    std::string dir;
-    if (f->synthetic) {
-      TANDEM_ASSIGN_OR_RETURN(options.device, ResolveDevice(options.device));
-      SyntheticRequest request{f->preset, f->layers, f->seed,
-                               f->max_model_len > 0 ? f->max_model_len : 4096};
-      request.kv_cache_tokens = options.kv_cache_tokens;
-      TANDEM_ASSIGN_OR_RETURN(synthetic, LoadSyntheticModel(request, options));
-      engine = synthetic->engine.get();
-      served.name = f->preset;
-      served.config = &synthetic->config;
-      served.max_model_len = request.max_tokens;
-    } else {
-      TANDEM_ASSIGN_OR_RETURN(loaded, LoadModel(f->model, options));
-      engine = loaded->engine.get();
-      dir = loaded->dir;
-      served.name = std::filesystem::path(dir).lexically_normal().filename().string();
-      if (served.name.empty()) served.name = dir;
-      served.tokenizer = loaded->tokenizer.get();
-      served.config = &loaded->config;
-      served.max_model_len = loaded->max_model_len;
-    }
-    if (!f->served_model_name.empty()) served.name = f->served_model_name;
-    served.device = engine->Describe();
-    served.experts = engine->experts().Describe();
+    served.name = f->served_model_name.empty() ? model.name() : f->served_model_name;
+    served.tokenizer = model.tokenizer();
+    served.config = &model.config();
+    served.max_model_len = model.max_model_len();
+    served.device = engine.Describe();
+    served.experts = engine.experts().Describe();
     std::optional<ChatTemplateConfig> chat_config;
     std::optional<ChatTemplate> chat_template;
     if (dir.empty()) {
@@ -155,7 +124,7 @@ Command AddServeCommand(CLI::App& app) {
     SchedulerOptions so = f->scheduler;
     so.max_model_len = served.max_model_len;
     if (f->request_timeout_s > 0) so.request_timeout = absl::Seconds(f->request_timeout_s);
-    Scheduler scheduler(*engine, served.tokenizer, so, &metrics);
+    Scheduler scheduler(engine, served.tokenizer, so, &metrics);
     scheduler.Start();
     slot.Set({&scheduler, served, [&scheduler] { return scheduler.WorkerHealth(); }});
     spdlog::info("[serve] ready: model {} on {}, experts {}, up to {} requests in a batch",

@@ -53,6 +53,11 @@ absl::StatusOr<std::unique_ptr<Engine>> BuildEngine(const ModelConfig& config,
 
 }  // namespace
 
+double EstimatedExpertBytesPerToken(const ModelConfig& config, const ExpertFormat& format) {
+  return bench::PackedBytesPerWeight(format) * 3.0 * config.hidden_size *
+         config.moe.expert_intermediate_size * config.moe.top_k * config.NumMoeLayers();
+}
+
 absl::StatusOr<SyntheticModel> LoadSyntheticModel(const SyntheticRequest& r,
                                                   const LoadOptions& load) {
   if (r.max_tokens < 1) return absl::InvalidArgumentError("the synthetic model needs max_tokens");
@@ -82,8 +87,8 @@ absl::StatusOr<SyntheticModel> LoadSyntheticModel(const SyntheticRequest& r,
   // the same random experts (LoadShard with a synthetic model).
   SyntheticModel m;
   std::unique_ptr<ExpertExecutor> executor;
-  double expert_bytes = expert_weights * bytes_per_weight;
   m.held_bytes = needed;
+  m.bytes_per_token = EstimatedExpertBytesPerToken(config, format);
   if (remote) {
     ShardRequest shard;
     shard.synthetic_preset = r.preset;
@@ -101,12 +106,13 @@ absl::StatusOr<SyntheticModel> LoadSyntheticModel(const SyntheticRequest& r,
                                             r.seed));
     int64_t first_moe = 0;
     while (!config.layer_is_moe[first_moe]) ++first_moe;
-    expert_bytes = static_cast<double>(local->shard().expert_bytes(first_moe, 0));
+    // The in-process shard knows its exact packed size.
+    m.bytes_per_token = static_cast<double>(local->shard().expert_bytes(first_moe, 0)) *
+                        config.moe.top_k * config.NumMoeLayers();
     m.held_bytes = static_cast<double>(local->shard().weight_bytes());
     executor = std::move(local);
   }
   m.expert_build_s = Since(start);
-  m.bytes_per_token = expert_bytes * config.moe.top_k * config.NumMoeLayers();
   m.experts = executor->Describe();
   start = std::chrono::steady_clock::now();
   TANDEM_ASSIGN_OR_RETURN(m.engine, BuildEngine(config, load, std::move(executor), r));

@@ -36,4 +36,8 @@ struct SyntheticModel {
 absl::StatusOr<SyntheticModel> LoadSyntheticModel(const SyntheticRequest& request,
                                                   const LoadOptions& load);
 
+// Routed-expert bytes one decode token reads in `format` (top_k experts of every MoE layer),
+// estimated from the shapes: what a worker's packed shard holds, give or take alignment.
+double EstimatedExpertBytesPerToken(const ModelConfig& config, const ExpertFormat& format);
+
 }  // namespace tandem::cli

@@ -647,8 +647,7 @@ absl::StatusOr<int32_t> CudaEngine::ForwardAndSample(std::span<const int32_t> to
 absl::StatusOr<std::vector<int32_t>> CudaEngine::ForwardBatchAndSample(
     std::span<const SequenceStep> steps, std::span<Sampler* const> samplers,
     std::span<const std::span<const int32_t>> histories) {
-  if (samplers.size() != steps.size() || histories.size() != steps.size())
-    return absl::InvalidArgumentError("a batched step needs one sampler and history per sequence");
+  TANDEM_RETURN_IF_ERROR(ValidateBatchSampling(steps, samplers, histories));
   std::vector<GpuSampler::Draw> draws(steps.size());
   TANDEM_RETURN_IF_ERROR(RunForward(steps, [&] {
     // The uniform numbers are drawn here, once the step is sure to run, as the host sampler

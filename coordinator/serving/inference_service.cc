@@ -40,13 +40,6 @@ absl::StatusOr<ServeRequest> ToServeRequest(const v1::GenerateRequest& request,
   } else if (request.prompt_ids_size() > 0) {
     r.prompt_ids.assign(request.prompt_ids().begin(), request.prompt_ids().end());
   } else {
-    for (const v1::ChatMessage& m : request.messages()) {
-      if (m.role() != "system" && m.role() != "user" && m.role() != "assistant" &&
-          m.role() != "tool")
-        return absl::InvalidArgumentError(
-            absl::StrCat("message role must be system, user, assistant or tool, got \"", m.role(),
-                         "\""));
-    }
     TANDEM_ASSIGN_OR_RETURN(r.prompt_ids, ChatPromptIds(model, MessagesJson(request.messages())));
   }
   if (request.max_tokens() < 0)

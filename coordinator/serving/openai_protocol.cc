@@ -54,11 +54,7 @@ absl::StatusOr<std::vector<int32_t>> ChatPrompt(const json& body, const ServedMo
     if (!m.is_object()) return FieldError(absl::StrCat("messages[", i, "]"), "must be an object");
     if (!m.contains("role") || !m["role"].is_string())
       return FieldError(absl::StrCat("messages[", i, "].role"), "must be a string");
-    const std::string role = m["role"].get<std::string>();
-    if (role != "system" && role != "user" && role != "assistant" && role != "developer" &&
-        role != "tool")
-      return FieldError(absl::StrCat("messages[", i, "].role"),
-                        absl::StrCat("must be system, user, assistant or tool, got \"", role, "\""));
+    const std::string role = m["role"].get<std::string>();  // checked by ChatPromptIds
     std::string text;
     if (m.contains("content") && !m["content"].is_null()) {
       TANDEM_ASSIGN_OR_RETURN(text, MessageText(m["content"], i));

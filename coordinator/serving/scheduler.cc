@@ -131,9 +131,13 @@ void Scheduler::Finish(Active& a, const std::string& reason, absl::Status error)
   RequestEvent last;
   last.finish_reason = error.ok() ? reason : "";
   last.error = std::move(error);
+  End(a, std::move(last));
+}
+
+void Scheduler::End(Active& a, RequestEvent last) {
   last.usage = {static_cast<int64_t>(a.request.prompt_ids.size()), a.generated};
   if (metrics_)
-    metrics_->RequestFinished(MetricReason(reason, last.error),
+    metrics_->RequestFinished(MetricReason(last.finish_reason, last.error),
                               absl::ToDoubleSeconds(absl::Now() - a.arrival));
   a.stream->Push(std::move(last));
   Release(a);
@@ -212,11 +216,7 @@ bool Scheduler::Accept(Active& a, int32_t token) {
     return false;
   }
   event.finish_reason = reason;
-  event.usage = {static_cast<int64_t>(a.request.prompt_ids.size()), a.generated};
-  if (metrics_)
-    metrics_->RequestFinished(reason, absl::ToDoubleSeconds(now - a.arrival));
-  a.stream->Push(std::move(event));
-  Release(a);
+  End(a, std::move(event));
   return true;
 }
 

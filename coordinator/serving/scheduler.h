@@ -91,6 +91,8 @@ class Scheduler {
   // The token a request drew: text, stop conditions, events. True when the request is done.
   bool Accept(Active& a, int32_t token);
   void Finish(Active& a, const std::string& reason, absl::Status error = absl::OkStatus());
+  // Pushes a request's last event (usage filled in), counts it, frees its cache.
+  void End(Active& a, RequestEvent last);
   void PublishQueue(const std::vector<std::unique_ptr<Active>>& running);
   // A request's cache size (prompt + max_tokens, at most the context), and what it reserves of
   // a bounded KV cache (rounded up to whole pages).

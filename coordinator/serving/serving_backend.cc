@@ -4,6 +4,12 @@ namespace tandem {
 
 absl::StatusOr<std::vector<int32_t>> ChatPromptIds(const ServedModel& model,
                                                    const nlohmann::ordered_json& messages) {
+  for (size_t i = 0; i < messages.size(); ++i) {
+    const std::string role = messages[i].value("role", "");
+    if (role != "system" && role != "user" && role != "assistant" && role != "tool")
+      return absl::InvalidArgumentError(absl::StrCat(
+          "messages[", i, "].role must be system, user, assistant or tool, got \"", role, "\""));
+  }
   if (!model.chat_template || !model.chat_config || !model.tokenizer)
     return absl::InvalidArgumentError("this model has no chat template: send a plain prompt");
   absl::StatusOr<std::string> prompt = RenderChat(*model.chat_template, *model.chat_config,

@@ -28,8 +28,9 @@ struct ServedModel {
 };
 
 // The prompt of a chat: `messages` ([{"role", "content"}], content a string) rendered with the
-// model's chat template (generation prompt added) and tokenized. InvalidArgument when the model
-// has no chat template or the template fails on the messages.
+// model's chat template (generation prompt added) and tokenized. InvalidArgument, naming the
+// message, for a role other than system, user, assistant or tool; also when the model has no
+// chat template or the template fails on the messages.
 absl::StatusOr<std::vector<int32_t>> ChatPromptIds(const ServedModel& model,
                                                    const nlohmann::ordered_json& messages);
 

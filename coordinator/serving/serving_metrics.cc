@@ -4,7 +4,6 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
-#include "absl/strings/str_split.h"
 
 namespace tandem {
 
@@ -18,16 +17,18 @@ void Histogram::Observe(double value) {
   ++count_;
 }
 
-std::string Histogram::Render(const std::string& name, const std::string& help) const {
+std::string Histogram::Render(const std::string& name, const std::string& help,
+                              const std::string& labels) const {
   std::string out = absl::StrCat("# HELP ", name, " ", help, "\n# TYPE ", name, " histogram\n");
   uint64_t cumulative = 0;
   for (size_t i = 0; i < bounds_.size(); ++i) {
     cumulative += counts_[i];
-    absl::StrAppend(&out, name, "_bucket{le=\"", absl::StrFormat("%g", bounds_[i]), "\"} ",
-                    cumulative, "\n");
+    absl::StrAppend(&out, name, "_bucket{le=\"", absl::StrFormat("%g", bounds_[i]), "\",",
+                    labels, "} ", cumulative, "\n");
   }
-  absl::StrAppend(&out, name, "_bucket{le=\"+Inf\"} ", count_, "\n", name, "_sum ",
-                  absl::StrFormat("%.9g", sum_), "\n", name, "_count ", count_, "\n");
+  absl::StrAppend(&out, name, "_bucket{le=\"+Inf\",", labels, "} ", count_, "\n", name, "_sum{",
+                  labels, "} ", absl::StrFormat("%.9g", sum_), "\n", name, "_count{", labels,
+                  "} ", count_, "\n");
   return out;
 }
 
@@ -87,58 +88,43 @@ std::string ServingMetrics::RenderPrometheus(const std::string& model_name) cons
   absl::MutexLock lock(&mu_);
   // Every sample carries the model name, as vLLM's do.
   const std::string label = absl::StrCat("model_name=\"", model_name, "\"");
-  auto with_label = [&](std::string text) {
-    std::string out;
-    for (absl::string_view line : absl::StrSplit(text, '\n')) {
-      if (line.empty()) continue;
-      if (line[0] == '#') {
-        absl::StrAppend(&out, line, "\n");
-        continue;
-      }
-      const size_t space = line.rfind(' ');
-      absl::string_view series = line.substr(0, space), value = line.substr(space);
-      if (series.back() == '}') {
-        absl::StrAppend(&out, series.substr(0, series.size() - 1), ",", label, "}", value, "\n");
-      } else {
-        absl::StrAppend(&out, series, "{", label, "}", value, "\n");
-      }
-    }
-    return out;
-  };
   std::string text;
-  auto gauge = [&](const std::string& name, const std::string& help, const std::string& value) {
-    absl::StrAppend(&text, "# HELP ", name, " ", help, "\n# TYPE ", name, " gauge\n", name, " ",
-                    value, "\n");
+  auto header = [&](const std::string& name, const std::string& help, const char* type) {
+    absl::StrAppend(&text, "# HELP ", name, " ", help, "\n# TYPE ", name, " ", type, "\n");
   };
-  auto counter = [&](const std::string& name, const std::string& help, uint64_t value) {
-    absl::StrAppend(&text, "# HELP ", name, " ", help, "\n# TYPE ", name, " counter\n", name, " ",
-                    value, "\n");
+  auto single = [&](const std::string& name, const std::string& help, const char* type,
+                    const std::string& value) {
+    header(name, help, type);
+    absl::StrAppend(&text, name, "{", label, "} ", value, "\n");
   };
-  gauge("tandem:num_requests_running", "Requests in the running batch.", absl::StrCat(running_));
-  gauge("tandem:num_requests_waiting", "Requests waiting to join the batch.",
-        absl::StrCat(waiting_));
-  gauge("tandem:kv_cache_usage_perc", "Fraction of the KV cache in use (1 = full).",
-        absl::StrFormat("%.6f", kv_cache_usage_));
-  counter("tandem:prompt_tokens_total", "Prefill tokens processed.", prompt_tokens_);
-  counter("tandem:generation_tokens_total", "Tokens generated.", generated_tokens_);
-  absl::StrAppend(&text, "# HELP tandem:request_success_total Finished requests by reason.\n",
-                  "# TYPE tandem:request_success_total counter\n");
+  single("tandem:num_requests_running", "Requests in the running batch.", "gauge",
+         absl::StrCat(running_));
+  single("tandem:num_requests_waiting", "Requests waiting to join the batch.", "gauge",
+         absl::StrCat(waiting_));
+  single("tandem:kv_cache_usage_perc", "Fraction of the KV cache in use (1 = full).", "gauge",
+         absl::StrFormat("%.6f", kv_cache_usage_));
+  single("tandem:prompt_tokens_total", "Prefill tokens processed.", "counter",
+         absl::StrCat(prompt_tokens_));
+  single("tandem:generation_tokens_total", "Tokens generated.", "counter",
+         absl::StrCat(generated_tokens_));
+  header("tandem:request_success_total", "Finished requests by reason.", "counter");
   for (const char* reason : {"stop", "length", "abort", "error"}) {
     auto it = finished_.find(reason);
-    absl::StrAppend(&text, "tandem:request_success_total{finished_reason=\"", reason, "\"} ",
-                    it == finished_.end() ? 0 : it->second, "\n");
+    absl::StrAppend(&text, "tandem:request_success_total{finished_reason=\"", reason, "\",",
+                    label, "} ", it == finished_.end() ? 0 : it->second, "\n");
   }
   absl::StrAppend(&text, ttft_.Render("tandem:time_to_first_token_seconds",
-                                      "Time from arrival to the first generated token."));
-  absl::StrAppend(&text, itl_.Render("tandem:inter_token_latency_seconds",
-                                     "Time between consecutive generated tokens of a request."));
+                                      "Time from arrival to the first generated token.", label));
+  absl::StrAppend(&text,
+                  itl_.Render("tandem:inter_token_latency_seconds",
+                              "Time between consecutive generated tokens of a request.", label));
   absl::StrAppend(&text, e2e_.Render("tandem:e2e_request_latency_seconds",
-                                     "Time from arrival to the last token."));
-  absl::StrAppend(&text, "# HELP tandem:worker_up Whether each expert worker answers (1) or not.\n",
-                  "# TYPE tandem:worker_up gauge\n");
+                                     "Time from arrival to the last token.", label));
+  header("tandem:worker_up", "Whether each expert worker answers (1) or not.", "gauge");
   for (const auto& [worker, up] : workers_)
-    absl::StrAppend(&text, "tandem:worker_up{worker=\"", worker, "\"} ", up ? 1 : 0, "\n");
-  return with_label(text);
+    absl::StrAppend(&text, "tandem:worker_up{worker=\"", worker, "\",", label, "} ", up ? 1 : 0,
+                    "\n");
+  return text;
 }
 
 }  // namespace tandem

@@ -19,8 +19,10 @@ class Histogram {
  public:
   explicit Histogram(std::vector<double> bounds);
   void Observe(double value);
-  // "# TYPE" line, cumulative _bucket lines, _sum and _count.
-  std::string Render(const std::string& name, const std::string& help) const;
+  // "# HELP" and "# TYPE" lines, cumulative _bucket lines, _sum and _count, each sample with
+  // `labels` (e.g. model_name="m").
+  std::string Render(const std::string& name, const std::string& help,
+                     const std::string& labels) const;
 
  private:
   std::vector<double> bounds_;
