@@ -104,11 +104,13 @@ absl::Status RunBench(const BenchFlags& f) {
   std::uniform_int_distribution<int32_t> token(0, static_cast<int32_t>(config.vocab_size - 1));
   TANDEM_RETURN_IF_ERROR(engine->Prepare(max_tokens));
   {  // warm-up: first-use allocations, cuBLAS heuristics, page faults
+    // 16 tokens and 3 decode steps, or what fits in short runs' context.
     auto cache = engine->NewCache(max_tokens);
-    std::vector<int32_t> prompt(16);
+    std::vector<int32_t> prompt(std::min<int64_t>(16, max_tokens - 1));
     for (int32_t& id : prompt) id = token(rng);
     TANDEM_RETURN_IF_ERROR(engine->Forward(prompt, *cache).status());
-    for (int i = 0; i < 3; ++i)
+    const int64_t decode = std::min<int64_t>(3, max_tokens - static_cast<int64_t>(prompt.size()));
+    for (int64_t i = 0; i < decode; ++i)
       TANDEM_RETURN_IF_ERROR(engine->Forward(std::vector<int32_t>{token(rng)}, *cache).status());
   }
   const double roofline_tok_s = limits.read_gbps * 1e9 / bytes_per_token;
