@@ -4,12 +4,17 @@
 //          given sizes, so that the operands come from L1 (2 KB, 16 KB), L2 (256 KB) or beyond.
 // All tiles hold random bf16 values (zero tiles draw less power and run faster, which would
 // overstate the peak). Best of 3 passes, pinned threads; ratio = loads / peak of the same run.
+//   kernel: the MoE kernels themselves (GateUpRows / DownRows, AMX bf16 and int8) on one small
+//          expert per thread (32 intermediate rows of the Qwen2-57B shape, hidden 3584; tile form
+//          of the activations given), all operands in that thread's L2 -- how close the kernels'
+//          loop comes to the 2x2 step's bound, without DRAM, L3 or scheduling in the way.
 #include "bench/amx_tile_loads.h"
 
 #include <omp.h>
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -18,6 +23,9 @@
 #include <vector>
 
 #include "bench/machine_limits.h"
+#include "kernels/cpu/linear.h"
+#include "kernels/cpu/moe_kernel.h"
+#include "kernels/cpu/moe_pack.h"
 #include "common/bf16.h"
 #include "kernels/cpu/isa.h"
 #include "nlohmann/json.hpp"
@@ -106,6 +114,69 @@ double Tflops(int threads, int64_t steps, bool loads, int64_t a_bytes, int64_t b
   return best;
 }
 
+// The kernels on per-thread experts: TFLOPS (bf16) or TOPS (int8) of gate/up and of down, best
+// of 3 passes of `calls` calls each, with n tokens.
+struct KernelRate {
+  double gate_up = 0, down = 0;
+};
+KernelRate KernelTflops(int threads, ExpertDtype dtype, int64_t n, int64_t calls) {
+  constexpr int64_t kHidden = 3584, kInter = 32;
+  auto random_matrix = [](int64_t rows, int64_t cols, uint32_t seed) {
+    WeightMatrix w;
+    w.rows = rows;
+    w.cols = cols;
+    w.bf16.resize(rows * cols);
+    std::mt19937 rng(seed);
+    std::normal_distribution<float> d(0, 1.0f / std::sqrt(static_cast<float>(cols)));
+    for (auto& v : w.bf16) v = FloatToBf16(d(rng));
+    return w;
+  };
+  const ExpertKernel kernel{CpuKernel::kAmx, ActivationPrecision::kBf16};
+  ExpertFormat format;
+  format.dtype = dtype;
+  KernelRate best;
+  for (int pass = 0; pass < 3; ++pass) {
+    double gu_s = 0, dn_s = 0;
+#pragma omp parallel num_threads(threads) reduction(max : gu_s, dn_s)
+    {
+      const int t = omp_get_thread_num();
+      // Each pinned thread builds its own expert and activations (first touch: its caches).
+      thread_local std::unique_ptr<PackedExpert> e;
+      thread_local ActivationBuffer xb, ab;
+      thread_local std::vector<float> x, act, y;
+      if (pass == 0) {
+        auto packed = PackExpert(random_matrix(kInter, kHidden, 3 * t + 1),
+                                 random_matrix(kInter, kHidden, 3 * t + 2),
+                                 random_matrix(kHidden, kInter, 3 * t + 3), format);
+        e = std::make_unique<PackedExpert>(std::move(*packed));
+        x.assign(n * kHidden, 0.5f);
+        std::mt19937 rng(t);
+        std::normal_distribution<float> d(0, 1);
+        for (float& v : x) v = d(rng);
+        act.assign(n * kInter, 0.0f);
+        y.assign(n * kHidden, 0.0f);
+      }
+      const ExpertActivations xa = xb.Prepare(kernel, dtype, x.data(), n, kHidden);
+      GateUpRows(kernel, *e, xa, 0, kInter, act.data());  // warm
+      const ExpertActivations aa = ab.Prepare(kernel, dtype, act.data(), n, kInter);
+#pragma omp barrier
+      auto t0 = std::chrono::steady_clock::now();
+      for (int64_t c = 0; c < calls; ++c) GateUpRows(kernel, *e, xa, 0, kInter, act.data());
+#pragma omp barrier
+      auto t1 = std::chrono::steady_clock::now();
+      for (int64_t c = 0; c < calls; ++c) DownRows(kernel, *e, aa, 0, kHidden, y.data());
+#pragma omp barrier
+      auto t2 = std::chrono::steady_clock::now();
+      gu_s = std::chrono::duration<double>(t1 - t0).count();
+      dn_s = std::chrono::duration<double>(t2 - t1).count();
+    }
+    const double flops = 2.0 * n * kHidden * kInter * calls * threads;
+    best.gate_up = std::max(best.gate_up, 2 * flops / gu_s / 1e12);
+    best.down = std::max(best.down, flops / dn_s / 1e12);
+  }
+  return best;
+}
+
 struct Options {
   int threads = 0;
   int64_t steps = 2000000;
@@ -134,9 +205,26 @@ int Run(const Options& o) {
     rows.push_back({{"a_bytes", sz[0]}, {"b_bytes", sz[1]}, {"tflops", t},
                     {"peak_ratio", peak > 0 ? t / peak : 0}});
   }
+  // The kernels (peaks: bf16 as above; int8 = 2x, TDPBSSD does twice the MACs in the same time).
+  std::printf("kernels on per-thread L2-resident experts (hidden 3584, 32 rows):\n");
+  std::printf("%6s %6s %12s %10s %12s %10s\n", "dtype", "tokens", "gate/up", "vs peak", "down",
+              "vs peak");
+  nlohmann::json kernel_rows = nlohmann::json::array();
+  for (ExpertDtype dtype : {ExpertDtype::kBf16, ExpertDtype::kInt8}) {
+    const double dtype_peak = dtype == ExpertDtype::kInt8 ? 2 * peak : peak;
+    for (int64_t n : {32, 64, 128}) {
+      const KernelRate r = KernelTflops(threads, dtype, n, std::max<int64_t>(1, o.steps / 4000));
+      const char* name = dtype == ExpertDtype::kInt8 ? "int8" : "bf16";
+      std::printf("%6s %6lld %12.2f %10.3f %12.2f %10.3f\n", name, static_cast<long long>(n),
+                  r.gate_up, r.gate_up / dtype_peak, r.down, r.down / dtype_peak);
+      kernel_rows.push_back({{"dtype", name}, {"tokens", n}, {"gate_up", r.gate_up},
+                             {"gate_up_ratio", r.gate_up / dtype_peak}, {"down", r.down},
+                             {"down_ratio", r.down / dtype_peak}});
+    }
+  }
   if (o.json) {
     nlohmann::json j = {{"bench", "amx-loads"}, {"threads", threads}, {"steps", o.steps},
-                        {"peak_tflops", peak}, {"results", rows}};
+                        {"peak_tflops", peak}, {"results", rows}, {"kernels", kernel_rows}};
     std::printf("%s\n", j.dump().c_str());
   }
   return 0;

@@ -220,13 +220,16 @@ ExpertKernel ExpertShard::KernelFor(int64_t tokens) const {
 
 namespace {
 
-// Rows of one (expert, row block) task: 32, or $TANDEM_MOE_TASK_ROWS (a multiple of 16, for
-// measurement), read once per process.
-int64_t RowsPerTask() {
+// Rows of one (expert, row block) task. 32 for the row kernels (decode: many small tasks balance
+// best); experts on the AMX tiles take $TANDEM_MOE_TASK_ROWS rows (a multiple of 16) when set, for
+// measurement, else kAmxTaskRows: see Run.
+constexpr int64_t kRowTaskRows = 32;
+constexpr int64_t kAmxTaskRows = 128;
+int64_t AmxTaskRows() {
   static const int64_t rows = [] {
     const char* s = std::getenv("TANDEM_MOE_TASK_ROWS");
     const int64_t v = s != nullptr ? std::atoll(s) : 0;
-    return v >= 16 && v % 16 == 0 ? v : int64_t{32};
+    return v >= 16 && v % 16 == 0 ? v : kAmxTaskRows;
   }();
   return rows;
 }
@@ -325,20 +328,23 @@ absl::Status ExpertShard::Run(const MoeBatch& b, float* out, MoeRunPhases* phase
   // Work is cut into tasks handed out by the schedule: phase 0, per expert: gather its tokens into
   // x and their activation forms; phase 1, per (expert, block of rows): act = silu(gate x) * up x;
   // phase 2, per expert: forms of act; phase 3, per (expert, block of rows): y = down act; phase 4,
-  // per token: out[t] = sum over its choices of w * y. Rows per task: 32 (two 16-row blocks).
-  // Measured on the 16-core AMX Xeon (qwen2-57b-a14b shape, 1024 and 4096 tokens): 128-row tasks
-  // for experts with >= 64 tokens were 10-20% slower than 32 (bf16 3.2-3.4 vs 3.6-4.3 TFLOPS), the
-  // finer tasks balancing better.
-  const int64_t kRowsPerTask = RowsPerTask();
+  // per token: out[t] = sum over its choices of w * y. Rows per task: 32 for the row kernels,
+  // 128 for AMX experts (one group of weight blocks, amx_tiles.h: each A tile feeds 16 blocks).
+  // Measured on the 16-core AMX Xeon (Qwen2-57B layer, 4096 tokens, interleaved): with the K-blocked
+  // 16-block groups, 128-row tasks beat 32-row ones with 2-block groups by 4-10% (bf16 312-332
+  // vs 343-373 ms), the down phase by 15-25%.
   struct Task {
     int64_t active, r0, r1;
   };
   std::vector<Task> up_tasks, down_tasks;
   for (size_t i = 0; i < active.size(); ++i) {
-    for (int64_t r = 0; r < inter; r += kRowsPerTask)
-      up_tasks.push_back({static_cast<int64_t>(i), r, std::min(inter, r + kRowsPerTask)});
-    for (int64_t r = 0; r < h; r += kRowsPerTask)
-      down_tasks.push_back({static_cast<int64_t>(i), r, std::min(h, r + kRowsPerTask)});
+    const Active& a = active[i];
+    const int64_t task_rows =
+        a.forms.amx_tiles ? AmxTaskRows() : kRowTaskRows;  // amx_tiles: the expert runs on AMX
+    for (int64_t r = 0; r < inter; r += task_rows)
+      up_tasks.push_back({static_cast<int64_t>(i), r, std::min(inter, r + task_rows)});
+    for (int64_t r = 0; r < h; r += task_rows)
+      down_tasks.push_back({static_cast<int64_t>(i), r, std::min(h, r + task_rows)});
   }
   // Only the packed experts' rows need the extra activation forms.
   auto needs_forms = [&](const Active& a) {
@@ -346,7 +352,12 @@ absl::Status ExpertShard::Run(const MoeBatch& b, float* out, MoeRunPhases* phase
   };
   const int64_t work = rows * h * inter * 3;
   const int64_t num_active = static_cast<int64_t>(active.size());
-  std::atomic<int64_t> next[4] = {0, 0, 0, 0};
+  std::atomic<int64_t> next[5] = {0, 0, 0, 0, 0};
+  bool any_amx_int8 = false;
+  for (const Active& a : active) any_amx_int8 |= a.forms.amx_tiles && a.forms.int8;
+  constexpr int64_t kTokensPerBlock = 32;
+  const int64_t token_blocks = (b.num_tokens + kTokensPerBlock - 1) / kTokensPerBlock;
+  if (any_amx_int8) sc.token_q8.Reset(b.num_tokens, h, ActivationForms{false, true, false});
   // ForTasks ends on a barrier, so one thread's clock after each phase times the phase.
   double marks[6] = {};
   auto mark = [&](int i) {
@@ -355,8 +366,22 @@ absl::Status ExpertShard::Run(const MoeBatch& b, float* out, MoeRunPhases* phase
 #pragma omp parallel if (work >= (1 << 18))
   {
     mark(0);
+    // AMX experts of int8 weights take each token's int8 row, quantized once here (a token goes
+    // to top_k experts).
+    if (any_amx_int8) {
+      ForTasks(token_blocks, schedule_, &next[4], [&](int64_t i) {
+        sc.token_q8.Fill(b.hidden, i * kTokensPerBlock,
+                         std::min(b.num_tokens, (i + 1) * kTokensPerBlock));
+      });
+    }
     ForTasks(num_active, schedule_, &next[0], [&](int64_t i) {
       const Active& a = active[i];
+      if (a.forms.amx_tiles) {  // straight from the tokens' rows into the tile form
+        sc.x_forms.FillAmxTiles(b.hidden, a.forms.int8 ? &sc.token_q8 : nullptr,
+                                token_of_row.data() + a.first_row, a.first_row,
+                                a.first_row + a.n);
+        return;
+      }
       for (int64_t r = a.first_row; r < a.first_row + a.n; ++r)
         std::copy(b.hidden + token_of_row[r] * h, b.hidden + (token_of_row[r] + 1) * h, x + r * h);
       if (needs_forms(a)) sc.x_forms.Fill(x, a.first_row, a.first_row + a.n);
@@ -381,7 +406,10 @@ absl::Status ExpertShard::Run(const MoeBatch& b, float* out, MoeRunPhases* phase
     mark(2);
     ForTasks(num_active, schedule_, &next[2], [&](int64_t i) {
       const Active& a = active[i];
-      if (needs_forms(a)) sc.act_forms.Fill(act, a.first_row, a.first_row + a.n);
+      if (a.forms.amx_tiles)
+        sc.act_forms.FillAmxTiles(act, nullptr, nullptr, a.first_row, a.first_row + a.n);
+      else if (needs_forms(a))
+        sc.act_forms.Fill(act, a.first_row, a.first_row + a.n);
     });
     mark(3);
     ForTasks(static_cast<int64_t>(down_tasks.size()), schedule_, &next[3], [&](int64_t task) {

@@ -136,6 +136,7 @@ class ExpertShard {
     std::unique_ptr<float[]> buffers[4];  // x, y, act, up
     size_t capacity[4] = {0, 0, 0, 0};
     ActivationBuffer x_forms, act_forms;
+    ActivationBuffer token_q8;  // int8 form of each token (AMX experts of int8 weights)
     // Buffer i with room for n floats, uninitialized when it grows.
     float* Floats(int i, size_t n);
   };

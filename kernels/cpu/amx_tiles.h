@@ -3,10 +3,10 @@
 // under `#if defined(__x86_64__)`; every function here runs only where ResolveCpuKernel returned
 // kAmx (which requires amx_tile, amx_bf16 and amx_int8 together, plus AVX-512).
 //
-// The product (GroupProduct) computes, for one group of 2 (default) or 4 packed 16-row weight
-// blocks and all n tokens of a call, the C tiles [16 tokens x 16 rows] of every (token tile,
-// block), and hands them to an epilogue. Both operands are split into K steps of 64 bytes (32 bf16
-// / 64 int8):
+// The product (GroupProduct) computes, for one group of up to 16 packed 16-row weight blocks (the
+// caller's rows; default: a whole 128-row task of ExpertShard::Run) and all n tokens of a call,
+// the C tiles [16 tokens x 16 rows] of every (token tile, block), and hands them to an epilogue.
+// Both operands are split into K steps of 64 bytes (32 bf16 / 64 int8):
 //   * B (weights): step s of a packed block (moe_pack.h) is its 16 vectors [16 s, 16 s + 16): 1 KB,
 //     one B tile, read in place (a bf16 K tail step comes from a zero-padded copy).
 //   * A (activations), from one of three sources:
@@ -18,35 +18,35 @@
 //       F32Rows, and the token / K tails of ByteRows: a small per-thread panel in tile order (step
 //         s of token tile i at (2 s + i) KB), converted with ConvertToBf16Pairs's rounding and
 //         zero-padded past the last token and past K.
-// Loop nest (kc = K steps per K block):
-//   for K block c:                      -- C tiles go through a per-thread [tile][block] buffer
-//     for token-tile pair p:            --   between K blocks; the last K block hands them to the
-//       A of (c, p): in place or packed --   epilogue straight from the tiles
-//       for block pair j:               -- gate/up: (gate b, up b) [, (gate b+1, up b+1)]
-//         C = 0 (c == 0) or load C; for s in c: 2 A + 2 B tile loads, 4 TDPs; store C
+// Loop nest (K cut into nkc even K blocks of ~kc steps, SplitK):
+//   for token chunk (chunk_pairs token-tile pairs; all tokens when nkc == 1):
+//     for K block c:                    -- a chunk's C tiles wait in a per-thread [tile][block]
+//       for token-tile pair p in chunk: --   buffer between K blocks; the last K block hands them
+//         A of (c, p): in place/packed  --   to the epilogue straight from the tiles
+//         for block pair j of the group: -- gate/up: (gate b, up b), (gate b+1, up b+1), ...
+//           C = 0 (c == 0) or load C; for s in c: 2 A + 2 B tile loads, 4 TDPs; store C
+// So one K block's weights of the whole group (16 blocks x 28 steps = 448 KB by default) stay in
+// L2 while every token pair of the chunk passes over them, the A tiles of (c, p) (56 KB) feed all
+// the group's blocks from L1/L2, and each weight row and token is read from beyond L2 about once
+// per chunk and task -- instead of the 32-row tasks' A stream per 2 blocks.
 // Why this is near the limit of its kind (`tandem-bench amx-loads` on the GPU machine's Xeon, 16
 // threads, random bf16 data, bench/RESULTS.md): 4 TDPs on register-resident tiles reach ~14
-// TFLOPS; the same 4 TDPs with the 2 A + 2 B tile loads of a 2x2 step reach ~0.7 of that with
-// both operands in L1 and ~0.58-0.66 with one or both in L2 -- the tile loads themselves cost a
-// third of the peak. 2x2 C tiles are the most reuse 8 tiles allow (1 load per TDP); the kernels
-// reach 40-46% of the register-only peak in their gate/up phase (bf16 and int8, 128-512 tokens
-// per expert).
-// Defaults (group of 2 blocks, kc >= K, no software prefetch) make this exactly the original 2x2
-// kernel's loop -- per block pair, per token-tile pair, all of K with C in the tiles, A in place --
-// which measured best on the GPU machine's AMX Xeon (16 vCPUs, 2 MB L2 each, 300 MB L3),
-// DeepSeek-V3 expert (7168 x 2048), the caller's 32-row tasks, 16 threads, bf16 pairs
-// given: 4.5-5.5 TFLOPS gate/up and 4-5.5 down at 32-1024 tokens (30-40% of a 14 TFLOPS
-// register-only peak measured in the same runs, noisy host), equal to the original kernel. The
-// alternatives below were slower there (gate/up at 1024 tokens: ~4.3 TFLOPS always packing A; ~6.4
-// vs 7.2-8.3 with K blocks of 8 steps, 4-block groups, B/C prefetch, on a quieter host) -- they
-// stay selectable for other machines and measurements. Knobs (read once per process; results are
-// bit-identical under all of them: a (token, row) always gets the same TDP sequence over the K
-// steps in order):
-//   TANDEM_AMX_KSTEPS=<1..4096>  K steps per K block (default 4096: one block);
-//   TANDEM_AMX_GROUP=<2|4>       weight blocks per group (4: gate/up A tiles feed 2 block pairs);
-//   TANDEM_AMX_PREFETCH=<mask>   1: next B step to L1; 2: next K block's B to L2 (and K block 0's
-//                                at the start); 4: next unit's A rows to L2; 8: next pair's C to
-//                                L1.
+// TFLOPS; the same 4 TDPs with the 2 A + 2 B tile loads of a 2x2 step reach ~0.73 of that with
+// both operands in L1 and ~0.55-0.62 with one or both in L2 -- the tile loads themselves cost a
+// third of the peak. 2x2 C tiles are the most reuse 8 tiles allow (1 load per TDP). The kernels
+// themselves, on per-thread L2-resident operands (amx-loads' kernel rows), reach 0.47-0.50 of
+// the peak in gate/up (bf16, 32-64 tokens) and 0.39-0.53 (int8); inside ExpertShard::Run, with
+// the weights streamed from DRAM, 0.40-0.46.
+// Defaults (AmxTuning: kc 28, chunks of 4 pairs, 16-block groups, with ExpertShard's 128-row AMX
+// tasks) against the earlier ones (one K block, 2-block groups, 32-row tasks), interleaved on the
+// GPU machine, Qwen2-57B layer at 4096 tokens: bf16 312-332 vs 343-373 ms, int8 153-171 vs
+// 169-206 ms (the down phase gains most: 90-103 vs 116-124 ms bf16); DeepSeek-V3 bf16 equal within
+// the host's noise. Knobs (read once per process; results are bit-identical under all of them:
+// a (token, row) always gets the same TDP sequence over the K steps in order; SetAmxTuning in
+// moe_kernel_impl.h sets them in-process):
+//   TANDEM_AMX_KSTEPS=<1..4096>  target K steps per K block (4096: one block, C stays in tiles);
+//   TANDEM_AMX_CHUNK=<n>         token-tile pairs per chunk when K is blocked;
+//   TANDEM_AMX_GROUP=<2..16>     weight blocks per group (even).
 // TANDEM_AMX_EMULATE (never set by the build): the tile instructions become scalar C++ on
 // per-thread tile state, so that the kernels' indexing can be tested on machines without AMX
 // (TDPBF16PS is emulated in plain f32, so bf16 results match the hardware only to rounding).
@@ -72,7 +72,7 @@ namespace tandem::moe_internal::amx {
 constexpr int64_t kTileRows = 16;     // tokens of an A tile / C tile; K-step vectors of a B tile
 constexpr int64_t kRowBytes = 64;     // bytes of one tile row (all tiles are 16 x 64 bytes)
 constexpr int64_t kTileBytes = 1024;  // one tile; also one K step of one packed 16-row block
-constexpr int kMaxWeightBlocks = 4;   // weight blocks of one GroupProduct (C tiles: 2 x 2)
+constexpr int kMaxWeightBlocks = 16;  // weight blocks of one GroupProduct
 
 enum class TileKind { kBf16, kInt8 };  // TDPBF16PS (f32 C) or TDPBSSD (int32 C)
 
@@ -185,33 +185,29 @@ TANDEM_AMX inline void ReleaseTiles() { _tile_release(); }
 
 #endif
 
-// Measurement knobs (see the header comment); read once per process.
-struct Tuning {
-  int64_t k_steps = 4096;  // >= any K: C stays in the tiles over the whole K
-  unsigned prefetch = 0;
-  int group_blocks = 2;  // weight blocks per GroupProduct: 2 or 4
-};
-enum : unsigned { kPfNextB = 1, kPfFarB = 2, kPfNextA = 4, kPfNextC = 8 };
+using Tuning = AmxTuning;  // moe_kernel_impl.h
 
-inline const Tuning& GetTuning() {
-  static const Tuning tuning = [] {
+inline int64_t EnvInt(const char* name, int64_t lo, int64_t hi, int64_t fallback) {
+  const char* s = std::getenv(name);
+  if (s == nullptr) return fallback;
+  const long long v = std::strtoll(s, nullptr, 10);
+  return v >= lo && v <= hi ? v : fallback;
+}
+
+// The tuning in effect: AmxTuning's defaults, or the measurement knobs of the header comment
+// (read at the first call), or what SetAmxTuning last set.
+inline Tuning& MutableTuning() {
+  static Tuning tuning = [] {
     Tuning t;
-    if (const char* s = std::getenv("TANDEM_AMX_KSTEPS")) {
-      const long v = std::strtol(s, nullptr, 10);
-      if (v >= 1 && v <= 4096) t.k_steps = v;
-    }
-    if (const char* s = std::getenv("TANDEM_AMX_GROUP")) {
-      const long v = std::strtol(s, nullptr, 10);
-      if (v == 2 || v == 4) t.group_blocks = static_cast<int>(v);
-    }
-    if (const char* s = std::getenv("TANDEM_AMX_PREFETCH")) {
-      const long v = std::strtol(s, nullptr, 0);
-      if (v >= 0 && v <= 15) t.prefetch = static_cast<unsigned>(v);
-    }
+    t.k_steps = EnvInt("TANDEM_AMX_KSTEPS", 1, 4096, t.k_steps);
+    t.chunk_pairs = EnvInt("TANDEM_AMX_CHUNK", 1, 1 << 20, t.chunk_pairs);
+    t.group_blocks =
+        static_cast<int>(EnvInt("TANDEM_AMX_GROUP", 2, kMaxWeightBlocks, t.group_blocks)) / 2 * 2;
     return t;
   }();
   return tuning;
 }
+inline const Tuning& GetTuning() { return MutableTuning(); }
 
 // Per-thread 64-byte-aligned scratch buffers that only grow; slot < kScratchSlots.
 enum ScratchSlot { kAccSlot, kPanelSlot, kTailSlot, kScratchSlots };
@@ -234,34 +230,6 @@ inline uint8_t* Scratch(ScratchSlot slot, int64_t bytes) {
   }
   return b.p.get();
 }
-
-// Prefetches `rows` runs of `lines` cache lines (run i starting at base + i * stride), a few lines
-// per call of Issue, spread over the K steps of the current work unit.
-struct PrefetchStream {
-  const char* base = nullptr;
-  int64_t stride = 0, lines = 0, rows = 0;
-  int64_t per_issue = 0;
-  int64_t row = 0, line = 0;
-
-  void Spread(int64_t issues) { per_issue = issues > 0 ? (lines * rows + issues - 1) / issues : 0; }
-  template <decltype(_MM_HINT_T0) kHint>  // _MM_HINT_T0 (L1) or _MM_HINT_T1 (L2)
-  void Issue() {
-    int64_t r = row, l = line;
-    const char* p = base + r * stride + l * kRowBytes;
-    for (int64_t i = 0; i < per_issue && r < rows; ++i) {
-      _mm_prefetch(p, kHint);
-      if (++l == lines) {
-        l = 0;
-        ++r;
-        p = base + r * stride;
-      } else {
-        p += kRowBytes;
-      }
-    }
-    row = r;
-    line = l;
-  }
-};
 
 // Where the A tiles of a token-tile pair start in memory: tile i (0, 1), K step s at
 // a + i * a_tile + s * a_step, its 16 rows a_stride apart.
@@ -303,15 +271,6 @@ struct ByteRows {
   ATiles Tiles(int64_t t0, int64_t ks0) const {
     return {base + t0 * stride + ks0 * kRowBytes, kTileRows * stride, kRowBytes, stride};
   }
-  // The source lines of tokens [t0, t1), K steps [ks0, ks1).
-  PrefetchStream Lines(int64_t t0, int64_t t1, int64_t ks0, int64_t ks1) const {
-    PrefetchStream p;
-    p.base = reinterpret_cast<const char*>(base + t0 * stride + ks0 * kRowBytes);
-    p.stride = stride;
-    p.lines = (ks1 - ks0) + 1;  // + 1: the runs need not start on a line
-    p.rows = t1 - t0;
-    return p;
-  }
 };
 
 // f32 activations (row t at base + t * k) converted to bf16 pairs while packing, with the rounding
@@ -340,14 +299,6 @@ struct F32Rows {
   }
   bool InPlace(int64_t, int64_t, int64_t, int64_t) const { return false; }  // always converted
   ATiles Tiles(int64_t, int64_t) const { return {}; }
-  PrefetchStream Lines(int64_t t0, int64_t t1, int64_t ks0, int64_t ks1) const {
-    PrefetchStream p;
-    p.base = reinterpret_cast<const char*>(base + t0 * k + ks0 * 32);
-    p.stride = k * 4;
-    p.lines = 2 * (ks1 - ks0) + 1;
-    p.rows = t1 - t0;
-    return p;
-  }
 };
 
 // Activations already in tile order (ExpertActivations::amx_tiles, filled once per expert by
@@ -369,15 +320,6 @@ struct TileOrder {
   TANDEM_AMX void PackRow(int64_t t, int64_t ks0, int64_t count, uint8_t* dst,
                           int64_t dst_stride) const {
     for (int64_t s = 0; s < count; ++s) std::memcpy(dst + s * dst_stride, Tile(t, ks0 + s), kRowBytes);
-  }
-  // The tiles of tokens [t0, t1), K steps [ks0, ks1): one run of whole tiles per token tile.
-  PrefetchStream Lines(int64_t t0, int64_t t1, int64_t ks0, int64_t ks1) const {
-    PrefetchStream p;
-    p.base = reinterpret_cast<const char*>(Tile(t0 - t0 % kTileRows, ks0));
-    p.stride = steps * kTileBytes;
-    p.lines = (ks1 - ks0) * kTileRows;
-    p.rows = (t1 - t0 + kTileRows - 1) / kTileRows;
-    return p;
   }
 };
 
@@ -406,10 +348,6 @@ struct PairJob {
   int64_t c_in_ts;
   uint8_t* c_out;  // where C goes (tile (i, j) at + i * c_out_ts + j * c_out_js)
   int64_t c_out_ts, c_out_js;
-  bool pf_next_b;          // prefetch the next step's B tiles into L1
-  int64_t pf_far_b;        // > 0: prefetch B this many steps ahead into L2
-  PrefetchStream* next_a;  // the next unit's A rows (into L2), or null
-  PrefetchStream* next_c;  // the next pair's C tiles (into L1), or null
 };
 
 template <TileKind kKind, bool kTwoT, bool kTwoB>
@@ -417,31 +355,10 @@ TANDEM_AMX void Steps(const uint8_t* a, const uint8_t* b0, const uint8_t* b1, in
                       const PairJob& job) {
   for (int64_t s = 0; s < steps; ++s) {
     const uint8_t* as = a + s * job.a_step;
-    const uint8_t* bs0 = b0 + s * kTileBytes;
     TANDEM_TILE_LOAD(4, as, job.a_stride);
-    TANDEM_TILE_LOAD(6, bs0, kRowBytes);
+    TANDEM_TILE_LOAD(6, b0 + s * kTileBytes, kRowBytes);
     if constexpr (kTwoT) TANDEM_TILE_LOAD(5, as + job.a_tile, job.a_stride);
     if constexpr (kTwoB) TANDEM_TILE_LOAD(7, b1 + s * kTileBytes, kRowBytes);
-    if (job.pf_next_b) {
-      for (int l = 0; l < 16; ++l) {
-        _mm_prefetch(reinterpret_cast<const char*>(bs0 + kTileBytes + l * kRowBytes), _MM_HINT_T0);
-        if constexpr (kTwoB)
-          _mm_prefetch(reinterpret_cast<const char*>(b1 + (s + 1) * kTileBytes + l * kRowBytes),
-                       _MM_HINT_T0);
-      }
-    }
-    if (job.pf_far_b > 0) {
-      for (int l = 0; l < 16; ++l) {
-        _mm_prefetch(reinterpret_cast<const char*>(bs0 + job.pf_far_b * kTileBytes + l * kRowBytes),
-                     _MM_HINT_T1);
-        if constexpr (kTwoB)
-          _mm_prefetch(
-              reinterpret_cast<const char*>(b1 + (s + job.pf_far_b) * kTileBytes + l * kRowBytes),
-              _MM_HINT_T1);
-      }
-    }
-    if (job.next_a != nullptr) job.next_a->Issue<_MM_HINT_T1>();
-    if (job.next_c != nullptr) job.next_c->Issue<_MM_HINT_T0>();
     TANDEM_TILE_DP(kKind, 0, 4, 6);
     if constexpr (kTwoT) TANDEM_TILE_DP(kKind, 1, 5, 6);
     if constexpr (kTwoB) TANDEM_TILE_DP(kKind, 2, 4, 7);
@@ -468,13 +385,9 @@ TANDEM_AMX void PairProduct(const PairJob& job) {
   const int64_t whole = std::clamp<int64_t>(job.whole_steps - job.ks0, 0, job.steps);
   Steps<kKind, kTwoT, kTwoB>(job.a, job.b0 + job.ks0 * kTileBytes,
                              kTwoB ? job.b1 + job.ks0 * kTileBytes : nullptr, whole, job);
-  if (whole < job.steps) {  // the last K step, from the zero-padded tail copies (bf16 only)
-    PairJob tail = job;
-    tail.pf_next_b = false;
-    tail.pf_far_b = 0;
+  if (whole < job.steps)  // the last K step, from the zero-padded tail copies (bf16 only)
     Steps<kKind, kTwoT, kTwoB>(job.a + whole * job.a_step, job.tail0, job.tail1, job.steps - whole,
-                               tail);
-  }
+                               job);
   TANDEM_TILE_STORE(0, job.c_out, kRowBytes);
   if constexpr (kTwoT) TANDEM_TILE_STORE(1, job.c_out + job.c_out_ts, kRowBytes);
   if constexpr (kTwoB) TANDEM_TILE_STORE(2, job.c_out + job.c_out_js, kRowBytes);
@@ -497,6 +410,16 @@ TANDEM_AMX void RunPair(bool two_t, bool two_b, const PairJob& job) {
   }
 }
 
+// How GroupProduct cuts K: `blocks` K blocks of `steps` K steps (the last may be shorter), as
+// even as the target allows, so that no K block is a sliver.
+struct KBlocks {
+  int64_t blocks, steps;
+};
+inline KBlocks SplitK(int64_t nks, int64_t target_steps) {
+  const int64_t blocks = std::max<int64_t>(1, (nks + target_steps - 1) / target_steps);
+  return {blocks, std::max<int64_t>(1, (nks + blocks - 1) / blocks)};
+}
+
 // The C tiles of tokens [0, n) x the blocks of `w` over K steps [0, nks) (A rows from `src`), in
 // the loop nest of the header comment. For each token-tile pair p and block pair j (blocks j and
 // j + 1 when two_b), once:
@@ -508,119 +431,86 @@ template <TileKind kKind, class Source, class Epilogue>
 TANDEM_AMX void GroupProduct(const Source& src, int64_t n, int64_t nks, const WeightGroup& w,
                              const Epilogue& epilogue) {
   const Tuning& tuning = GetTuning();
-  const int64_t kc = tuning.k_steps;
-  const int64_t nkc = std::max<int64_t>(1, (nks + kc - 1) / kc);
+  const KBlocks kb = SplitK(nks, tuning.k_steps);
+  const int64_t kc = kb.steps, nkc = kb.blocks;
   const int64_t ntt = (n + kTileRows - 1) / kTileRows, ntp = (ntt + 1) / 2;
   const int nwb = w.nwb, njp = (nwb + 1) / 2;
+  // With one K block C never leaves the tiles, so the chunk is all tokens.
+  const int64_t chunk = nkc > 1 ? std::max<int64_t>(1, tuning.chunk_pairs) : ntp;
   uint8_t* panel = Scratch(kPanelSlot, 2 * kc * kTileBytes);
-  uint8_t* acc = nkc > 1 ? Scratch(kAccSlot, ntt * nwb * kTileBytes) : nullptr;
+  uint8_t* acc = nkc > 1 ? Scratch(kAccSlot, 2 * std::min(chunk, ntp) * nwb * kTileBytes) : nullptr;
   const int64_t acc_ts = nwb * kTileBytes;  // token tile stride of acc ([tile][block] tiles)
   alignas(64) uint8_t out[4 * kTileBytes];
-  PrefetchStream next_a, next_c;
-  if (tuning.prefetch & kPfFarB) {  // K block 0's weights (later blocks: one block ahead, below)
-    for (int j = 0; j < nwb; ++j)
-      for (int64_t l = 0; l < std::min(kc, w.whole_steps) * kTileRows; ++l)
-        _mm_prefetch(reinterpret_cast<const char*>(w.block[j] + l * kRowBytes), _MM_HINT_T1);
-  }
-  for (int64_t c = 0; c < nkc; ++c) {
-    const int64_t ks0 = c * kc, ks1 = std::min(nks, ks0 + kc),
-                  steps = std::max<int64_t>(0, ks1 - ks0);
-    for (int64_t p = 0; p < ntp; ++p) {
-      const int64_t t0 = 2 * p * kTileRows;
-      const bool two_t = 2 * p + 1 < ntt;
-      // The A tiles of (c, p): read in place when whole, else from the packed panel: 16 or 32
-      // token rows (zero past n), steps x 64 bytes each (zero past K).
-      const uint8_t* a = panel;
-      int64_t a_tile = kTileBytes, a_step = 2 * kTileBytes, a_stride = kRowBytes;
-      if (src.InPlace(t0, (two_t ? 2 : 1) * kTileRows, n, ks1)) {
-        const ATiles in_place = src.Tiles(t0, ks0);
-        a = in_place.a;
-        a_tile = in_place.a_tile;
-        a_step = in_place.a_step;
-        a_stride = in_place.a_stride;
-      } else {
-        for (int64_t i = 0; i < (two_t ? 2 : 1) * kTileRows; ++i) {
-          uint8_t* dst = panel + (i / kTileRows) * kTileBytes + (i % kTileRows) * kRowBytes;
-          if (t0 + i < n) {
-            src.PackRow(t0 + i, ks0, steps, dst, 2 * kTileBytes);
-          } else {
-            for (int64_t s = 0; s < steps; ++s)
-              _mm512_store_si512(dst + s * 2 * kTileBytes, _mm512_setzero_si512());
-          }
-        }
-        CompilerBarrier();
-      }
-      // Prefetch the A rows of the next unit, (c, p + 1) or (c + 1, 0), over this unit's steps.
-      PrefetchStream* stream_a = nullptr;
-      if (tuning.prefetch & kPfNextA) {
-        int64_t nc = c, np = p + 1;
-        if (np == ntp) nc = c + 1, np = 0;
-        if (nc < nkc) {
-          const int64_t nks0 = nc * kc, nks1 = std::min(nks, nks0 + kc);
-          next_a = src.Lines(2 * np * kTileRows, std::min(n, (2 * np + 2) * kTileRows), nks0, nks1);
-          next_a.Spread(njp * steps);
-          stream_a = &next_a;
-        }
-      }
-      for (int jp = 0; jp < njp; ++jp) {
-        const int j = 2 * jp;
-        const bool two_b = j + 1 < nwb;
-        const bool last = c == nkc - 1;
-        PairJob job;
-        job.a = a;
-        job.a_tile = a_tile;
-        job.a_step = a_step;
-        job.a_stride = a_stride;
-        job.b0 = w.block[j];
-        job.b1 = two_b ? w.block[j + 1] : nullptr;
-        job.tail0 = w.tail[j];
-        job.tail1 = two_b ? w.tail[j + 1] : nullptr;
-        job.ks0 = ks0;
-        job.steps = steps;
-        job.whole_steps = w.whole_steps;
-        uint8_t* acc_pair = acc != nullptr ? acc + (2 * p * nwb + j) * kTileBytes : nullptr;
-        job.c_in = c > 0 ? acc_pair : nullptr;
-        job.c_in_ts = acc_ts;
-        if (last) {
-          job.c_out = out;
-          job.c_out_ts = kTileBytes;
-          job.c_out_js = 2 * kTileBytes;
+  for (int64_t p0 = 0; p0 < ntp; p0 += chunk) {
+    const int64_t p1 = std::min(ntp, p0 + chunk);
+    for (int64_t c = 0; c < nkc; ++c) {
+      const int64_t ks0 = c * kc, ks1 = std::min(nks, ks0 + kc),
+                    steps = std::max<int64_t>(0, ks1 - ks0);
+      const bool last = c == nkc - 1;
+      for (int64_t p = p0; p < p1; ++p) {
+        const int64_t t0 = 2 * p * kTileRows;
+        const bool two_t = 2 * p + 1 < ntt;
+        // The A tiles of (c, p): read in place when whole, else from the packed panel: 16 or 32
+        // token rows (zero past n), steps x 64 bytes each (zero past K).
+        const uint8_t* a = panel;
+        int64_t a_tile = kTileBytes, a_step = 2 * kTileBytes, a_stride = kRowBytes;
+        if (src.InPlace(t0, (two_t ? 2 : 1) * kTileRows, n, ks1)) {
+          const ATiles in_place = src.Tiles(t0, ks0);
+          a = in_place.a;
+          a_tile = in_place.a_tile;
+          a_step = in_place.a_step;
+          a_stride = in_place.a_stride;
         } else {
-          job.c_out = acc_pair;
-          job.c_out_ts = acc_ts;
-          job.c_out_js = kTileBytes;
-        }
-        job.pf_next_b = (tuning.prefetch & kPfNextB) != 0;
-        job.pf_far_b = (tuning.prefetch & kPfFarB) && p == 0 && c + 1 < nkc ? kc : 0;
-        // Prefetch the C tiles the next pair continues from (none after the last K block's pairs
-        // nor into K block 0).
-        job.next_a = stream_a;
-        job.next_c = nullptr;
-        if (tuning.prefetch & kPfNextC) {
-          int64_t nc = c, np = p, nj = j + 2;
-          if (nj >= nwb) nj = 0, np = p + 1;
-          if (np == ntp) np = 0, nc = c + 1;
-          if (nc > 0 && nc < nkc) {
-            next_c = PrefetchStream{};
-            next_c.base = reinterpret_cast<const char*>(acc + (2 * np * nwb + nj) * kTileBytes);
-            next_c.stride = acc_ts;
-            next_c.lines = 2 * kTileRows;  // tiles (i, nj) and (i, nj + 1) are adjacent
-            next_c.rows = 2;
-            next_c.Spread(steps);
-            job.next_c = &next_c;
+          for (int64_t i = 0; i < (two_t ? 2 : 1) * kTileRows; ++i) {
+            uint8_t* dst = panel + (i / kTileRows) * kTileBytes + (i % kTileRows) * kRowBytes;
+            if (t0 + i < n) {
+              src.PackRow(t0 + i, ks0, steps, dst, 2 * kTileBytes);
+            } else {
+              for (int64_t s = 0; s < steps; ++s)
+                _mm512_store_si512(dst + s * 2 * kTileBytes, _mm512_setzero_si512());
+            }
           }
-        }
-        RunPair<kKind>(two_t, two_b, job);
-        if (last) {
           CompilerBarrier();
-          epilogue(t0, std::min<int64_t>(n - t0, 2 * kTileRows), j, two_b,
-                   static_cast<const uint8_t*>(out));
+        }
+        for (int jp = 0; jp < njp; ++jp) {
+          const int j = 2 * jp;
+          const bool two_b = j + 1 < nwb;
+          PairJob job;
+          job.a = a;
+          job.a_tile = a_tile;
+          job.a_step = a_step;
+          job.a_stride = a_stride;
+          job.b0 = w.block[j];
+          job.b1 = two_b ? w.block[j + 1] : nullptr;
+          job.tail0 = w.tail[j];
+          job.tail1 = two_b ? w.tail[j + 1] : nullptr;
+          job.ks0 = ks0;
+          job.steps = steps;
+          job.whole_steps = w.whole_steps;
+          uint8_t* acc_pair =
+              acc != nullptr ? acc + (2 * (p - p0) * nwb + j) * kTileBytes : nullptr;
+          job.c_in = c > 0 ? acc_pair : nullptr;
+          job.c_in_ts = acc_ts;
+          if (last) {
+            job.c_out = out;
+            job.c_out_ts = kTileBytes;
+            job.c_out_js = 2 * kTileBytes;
+          } else {
+            job.c_out = acc_pair;
+            job.c_out_ts = acc_ts;
+            job.c_out_js = kTileBytes;
+          }
+          RunPair<kKind>(two_t, two_b, job);
+          if (last) {
+            CompilerBarrier();
+            epilogue(t0, std::min<int64_t>(n - t0, 2 * kTileRows), j, two_b,
+                     static_cast<const uint8_t*>(out));
+          }
         }
       }
     }
   }
 }
-
 // The f32 values of one row of a finished C tile: 16 elements of matrix m (0 gate, 1 up, 2 down),
 // rows [first, first + 16) (only the `lanes` rows need be right), token t. bf16 tiles hold them.
 struct F32Values {

@@ -93,26 +93,41 @@ void ActivationBuffer::ScatterToTiles(const uint8_t* src, int64_t bytes, int64_t
   }
 }
 
-void ActivationBuffer::FillTiles(const float* x, int64_t r0, int64_t r1) {
-  const int64_t pad_end = (r1 + kTileTokens - 1) / kTileTokens * kTileTokens;
+void ActivationBuffer::FillAmxTiles(const float* x, const ActivationBuffer* quantized,
+                                    const int64_t* src_row, int64_t r0, int64_t r1) {
+  if (r0 >= r1) return;
   const int64_t stride = Int8ActivationStride(k_);
-  std::vector<uint32_t> pairs;
+  thread_local std::vector<int8_t> q_row;
+  thread_local std::vector<int32_t> sums_row;
+  thread_local std::vector<uint32_t> pairs;
   for (int64_t r = r0; r < r1; ++r) {
+    const int64_t s = src_row != nullptr ? src_row[r - r0] : r;
     if (forms_.int8) {
-      ScatterToTiles(reinterpret_cast<const uint8_t*>(q8_.data() + r * stride), k_, r);
+      const int8_t* q;
+      if (quantized != nullptr) {
+        q = quantized->q8_.data() + s * stride;
+        q8_scale_[r] = quantized->q8_scale_[s];
+      } else {
+        q_row.resize(stride);
+        sums_row.resize(stride / 32);
+        QuantizeActivations(x + s * k_, 1, k_, q_row.data(), &q8_scale_[r], sums_row.data());
+        q = q_row.data();
+      }
+      ScatterToTiles(reinterpret_cast<const uint8_t*>(q), k_, r);
       continue;
     }
 #if defined(__x86_64__)
     if (HasAvx512FBw()) {  // converted straight into the row's place in each step's tile
-      convert_internal::Bf16PairsRow(x + r * k_, k_, TileRow(r), kTileBytes,
+      convert_internal::Bf16PairsRow(x + s * k_, k_, TileRow(r), kTileBytes,
                                      tile_steps_ * kTileRowBytes);
       continue;
     }
 #endif
     pairs.resize(Bf16PairCount(k_));
-    ConvertToBf16Pairs(x + r * k_, 1, k_, pairs.data());
+    ConvertToBf16Pairs(x + s * k_, 1, k_, pairs.data());
     ScatterToTiles(reinterpret_cast<const uint8_t*>(pairs.data()), Bf16PairCount(k_) * 4, r);
   }
+  const int64_t pad_end = (r1 + kTileTokens - 1) / kTileTokens * kTileTokens;
   for (int64_t r = r1; r < pad_end; ++r) ScatterToTiles(nullptr, 0, r);  // zero rows
 }
 
@@ -125,7 +140,9 @@ void ActivationBuffer::Fill(const float* x, int64_t r0, int64_t r1) {
     QuantizeActivations(x + r0 * k_, r1 - r0, k_, q8_.data() + r0 * stride, q8_scale_.data() + r0,
                         q8_sums32_.data() + r0 * (stride / 32));
   }
-  if (forms_.amx_tiles && r0 % kTileTokens == 0) FillTiles(x, r0, r1);
+  // The tiles of int8 rows from their q8 rows, just filled.
+  if (forms_.amx_tiles && r0 % kTileTokens == 0)
+    FillAmxTiles(x, forms_.int8 ? this : nullptr, nullptr, r0, r1);
 }
 
 ExpertActivations ActivationBuffer::View(const float* x, int64_t r0, int64_t n) const {

@@ -114,6 +114,15 @@ class ActivationBuffer {
   void Reset(int64_t n, int64_t k, ActivationForms forms);
   void Fill(const float* x, int64_t r0, int64_t r1);  // x: row 0 of the [n x k] activations
   ExpertActivations View(const float* x, int64_t r0, int64_t n) const;
+  // For rows that only the AMX kernels read (forms {amx_tiles}, or {amx_tiles, int8}): fills
+  // rows [r0, r1) (r0 a multiple of 16) of the tile form -- and, for int8, their scales -- with
+  // row r taken from source row s = src_row[r - r0] (src_row null: s = r): x + s * k (f32) for
+  // bf16; for int8, row s of `quantized` (an int8 buffer over the source rows, filled) when given,
+  // else x + s * k quantized here. The tiles and scales equal those of copying the rows and
+  // calling Fill; the f32 rows, q8 rows and sums of these rows are not written (the AMX kernels
+  // read the tiles and scales only), which saves a copy of every row and a pass over it.
+  void FillAmxTiles(const float* x, const ActivationBuffer* quantized, const int64_t* src_row,
+                    int64_t r0, int64_t r1);
 
   // Reset + Fill + View of all n rows, in the forms `kernel` reads over weights of `dtype`.
   ExpertActivations Prepare(const ExpertKernel& kernel, ExpertDtype dtype, const float* x,
@@ -121,7 +130,6 @@ class ActivationBuffer {
 
  private:
   static constexpr int64_t kTileTokens = 16, kTileRowBytes = 64, kTileBytes = 1024;
-  void FillTiles(const float* x, int64_t r0, int64_t r1);
   void ScatterToTiles(const uint8_t* src, int64_t bytes, int64_t r);
   uint8_t* TileRow(int64_t r);  // row r % 16 of step 0 of tile r / 16 (steps 1 KB apart)
 

@@ -12,18 +12,17 @@
 // those, or x.f32 (converted with ConvertToBf16Pairs's rounding, bit for bit, tile by tile), goes
 // through a small zero-padded per-thread panel. All sources give the same bits.
 //
-// The loop (amx_tiles.h, GroupProduct, defaults): per block pair -- gate/up: (gate b, up b), so
-// SiLU(g) * u is computed straight from the C tiles; down: (b, b + 1) -- per 32-token pair, all of
-// K: 2 A + 2 B tile loads, 4 TDPBF16PS per 32-wide K step, C kept in the tiles. K blocking, 4-block
-// groups and software prefetch are available as knobs (amx_tiles.h) but measured slower.
+// The loop (amx_tiles.h, GroupProduct): the call's rows form one group of blocks -- gate/up:
+// (gate b, up b), (gate b + 1, up b + 1), ..., so SiLU(g) * u is computed straight from the C
+// tiles; down: (b, b + 1), ... -- walked per token chunk, per K block of ~28 steps, per 32-token
+// pair, per block pair: 2 A + 2 B tile loads, 4 TDPBF16PS per 32-wide K step, C through a
+// per-thread buffer between K blocks.
 //
-// What to expect (measured on the GPU machine's AMX Xeon, 16 threads, ExpertShard::Run's 32-row
+// What to expect (measured on the GPU machine's AMX Xeon, 16 threads, ExpertShard::Run's 128-row
 // tasks over the tile form of the activations; noisy shared host; bench/RESULTS.md): Qwen2-57B
-// shape, 128-512 tokens per expert, gate/up 5.7-6.2 TFLOPS and down 5-5.5, i.e. ~40% of the
-// register-only peak (~14 TFLOPS), which the tile loads of the 2x2 step bound at 58-70%
-// (amx_tiles.h, `tandem-bench amx-loads`). Slower alternatives tried: always-packed A panels, K blocking, 4-block groups,
-// 64- and 128-row tasks, software prefetch (amx_tiles.h knobs) -- none beat the default
-// consistently in interleaved runs.
+// layer at 4096 tokens, gate/up ~6 TFLOPS and down ~6, i.e. ~40-45% of the register-only peak
+// (~14 TFLOPS), which the tile loads of the 2x2 step bound at 55-73% (amx_tiles.h, `tandem-bench
+// amx-loads`).
 // Tails: n not a multiple of 16 (zero rows in the panel), K not a multiple of 32 (zeros in the
 // panel, and the last B step from a zero-padded copy of the block's tail), rows not a multiple of
 // 16 (zero rows of the packing), any [r0, r1) (only its rows are written). The result of a
@@ -104,6 +103,17 @@ TANDEM_AMX void Down(const PackedExpert& e, const ExpertActivations& act, int64_
 
 }  // namespace
 
+AmxTuning GetAmxTuning() { return amx::GetTuning(); }
+
+bool SetAmxTuning(const AmxTuning& tuning) {
+  if (tuning.k_steps < 1 || tuning.k_steps > 4096 || tuning.chunk_pairs < 1 ||
+      tuning.group_blocks < 2 || tuning.group_blocks > amx::kMaxWeightBlocks ||
+      tuning.group_blocks % 2 != 0)
+    return false;
+  amx::MutableTuning() = tuning;
+  return true;
+}
+
 void AmxGateUpRows(const PackedExpert& e, const ExpertActivations& x, int64_t r0, int64_t r1,
                    float* act) {
   if (r0 >= r1 || x.n == 0) return;
@@ -117,6 +127,9 @@ void AmxDownRows(const PackedExpert& e, const ExpertActivations& act, int64_t d0
 }
 
 #else  // !__x86_64__: never selected (ResolveCpuKernel finds no AMX); keep the link whole.
+
+AmxTuning GetAmxTuning() { return {}; }
+bool SetAmxTuning(const AmxTuning&) { return false; }
 
 void AmxGateUpRows(const PackedExpert& e, const ExpertActivations& x, int64_t r0, int64_t r1,
                    float* act) {

@@ -16,9 +16,9 @@
 //
 // Loop and knobs are those of the bf16 kernel (moe_kernel_amx.cc, amx_tiles.h): the same 16 x
 // 64-byte tiles and 16-cycle TDPs, with a K step of 64 values instead of 32 -- the same bytes per
-// step and twice the ops. Measured like the bf16 kernel (16 threads, Qwen2-57B shape, 32-row
-// tasks, tile form given, 128-512 tokens per expert): 13.7-14.1 TOPS gate/up and 10-10.4 down,
-// 34-46% of the register-only int8 peak (~30 TOPS).
+// step and twice the ops. Measured like the bf16 kernel (16 threads, Qwen2-57B layer at 4096
+// tokens, 128-row tasks, tile form given): ~13.5-14 TOPS gate/up and ~11.5-12 down, 40-46% of the
+// register-only int8 peak (~30 TOPS).
 #include <algorithm>
 
 #include "kernels/cpu/moe_kernel_impl.h"

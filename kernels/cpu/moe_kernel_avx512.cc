@@ -9,6 +9,7 @@
 // Not yet tuned for many tokens: there is no K blocking, so beyond a few token tiles the weights of
 // a block group (4 x 16 rows x K) are re-read from L2/L3 per tile; prefill is for the AMX kernel.
 #include <algorithm>
+#include <cstdlib>
 
 #include "kernels/cpu/moe_kernel_impl.h"
 
@@ -42,6 +43,7 @@ TANDEM_AVX512 void DotF32(const uint16_t* w, int64_t block_stride, int64_t k, co
     for (int t = 0; t < NT; ++t) acc[i][t] = acc_odd[i][t] = _mm512_setzero_ps();
   const __m512i high_half = _mm512_set1_epi32(static_cast<int>(0xffff0000u));
   const int64_t full_pairs = k / 2;
+  const int64_t pf = kSplit ? Avx512PrefetchVectors() : 0;
   for (int64_t p = 0; p < full_pairs; ++p) {
     __m512 xe[NT], xo[NT];
     for (int t = 0; t < NT; ++t) {
@@ -49,6 +51,10 @@ TANDEM_AVX512 void DotF32(const uint16_t* w, int64_t block_stride, int64_t k, co
       xo[t] = _mm512_set1_ps(x[t * x_stride + 2 * p + 1]);
     }
     for (int i = 0; i < MB; ++i) {
+      if constexpr (kSplit)
+        if (pf > 0)
+          _mm_prefetch(reinterpret_cast<const char*>(w + i * block_stride + (p + pf) * 2 * kB),
+                       _MM_HINT_T0);
       const __m512i v = _mm512_load_si512(w + i * block_stride + p * 2 * kB);
       const __m512 even = _mm512_castsi512_ps(_mm512_maskz_slli_epi32(kAllLanes, v, 16));
       const __m512 odd = _mm512_castsi512_ps(_mm512_and_si512(v, high_half));
@@ -86,6 +92,7 @@ TANDEM_AVX512 void DotBf16(const uint16_t* w, int64_t block_stride, int64_t k_pa
     for (int t = 0; t < NT; ++t) acc[i][t] = acc2[i][t] = _mm512_setzero_ps();
   int64_t p = 0;
   if constexpr (kSplit) {
+    const int64_t pf = Avx512PrefetchVectors();
     for (; p + 2 <= k_pairs; p += 2) {
       __m512i x0[NT], x1[NT];
       for (int t = 0; t < NT; ++t) {
@@ -93,6 +100,12 @@ TANDEM_AVX512 void DotBf16(const uint16_t* w, int64_t block_stride, int64_t k_pa
         x1[t] = _mm512_set1_epi32(static_cast<int>(x[t * x_stride + p + 1]));
       }
       for (int i = 0; i < MB; ++i) {
+        if (pf > 0) {
+          const char* ahead =
+              reinterpret_cast<const char*>(w + i * block_stride + (p + pf) * 2 * kB);
+          _mm_prefetch(ahead, _MM_HINT_T0);
+          _mm_prefetch(ahead + 64, _MM_HINT_T0);
+        }
         const __m512i v0 = _mm512_load_si512(w + i * block_stride + p * 2 * kB);
         const __m512i v1 = _mm512_load_si512(w + i * block_stride + (p + 1) * 2 * kB);
         for (int t = 0; t < NT; ++t) {
@@ -164,6 +177,15 @@ TANDEM_AVX512 void StoreSiluTimes(const float* g, const float* u, int64_t lo, in
 }
 
 }  // namespace
+
+int64_t Avx512PrefetchVectors() {
+  static const int64_t vectors = [] {
+    const char* s = std::getenv("TANDEM_AVX512_PREFETCH");
+    const long long v = s != nullptr ? std::atoll(s) : -1;
+    return v >= 0 && v <= 4096 ? static_cast<int64_t>(v) : kAvx512PrefetchVectors;
+  }();
+  return vectors;
+}
 
 void Avx512GateUpRows(const PackedExpert& e, const ExpertActivations& x, bool bf16_activations,
                       int64_t r0, int64_t r1, float* act) {

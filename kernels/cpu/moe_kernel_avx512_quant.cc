@@ -53,6 +53,7 @@ TANDEM_VNNI void DotInt8(const uint8_t* w, int64_t block_bytes, int64_t quads, c
   const __m512i flip = _mm512_set1_epi32(static_cast<int>(0x80808080u));
   int64_t q = 0;
   if constexpr (kSplit) {
+    const int64_t pf = Avx512PrefetchVectors();
     for (; q + 2 <= quads; q += 2) {
       __m512i x0[NT], x1[NT];
       for (int t = 0; t < NT; ++t) {
@@ -60,6 +61,11 @@ TANDEM_VNNI void DotInt8(const uint8_t* w, int64_t block_bytes, int64_t quads, c
         x1[t] = _mm512_xor_si512(_mm512_set1_epi32(Quad(x + t * stride, 4 * q + 4)), flip);
       }
       for (int i = 0; i < MB; ++i) {
+        if (pf > 0) {
+          const char* ahead = reinterpret_cast<const char*>(w + i * block_bytes + (q + pf) * kV);
+          _mm_prefetch(ahead, _MM_HINT_T0);
+          _mm_prefetch(ahead + kV, _MM_HINT_T0);
+        }
         const __m512i v0 = _mm512_load_si512(w + i * block_bytes + q * kV);
         const __m512i v1 = _mm512_load_si512(w + i * block_bytes + (q + 1) * kV);
         for (int t = 0; t < NT; ++t) {
@@ -102,6 +108,7 @@ TANDEM_VNNI void DotInt4(const uint8_t* w, int64_t block_bytes, int64_t group_co
     for (int t = 0; t < NT; ++t) accf[i][t] = _mm512_setzero_ps();
   const __m512i low = _mm512_set1_epi8(0x0f);
   const int64_t blocks32 = group_vectors / 4;  // 32-column activation sums per group
+  const int64_t pf = NT <= 2 ? Avx512PrefetchVectors() : 0;  // decode: weights from DRAM
   for (int64_t g = 0; g < group_count; ++g) {
     __m512i acc[MB][NT];
     for (int i = 0; i < MB; ++i)
@@ -113,6 +120,9 @@ TANDEM_VNNI void DotInt4(const uint8_t* w, int64_t block_bytes, int64_t group_co
         xh[t] = _mm512_set1_epi32(Quad(x + t * stride, 8 * o + 4));
       }
       for (int i = 0; i < MB; ++i) {
+        if (pf > 0)
+          _mm_prefetch(reinterpret_cast<const char*>(w + i * block_bytes + (o + pf) * kV),
+                       _MM_HINT_T0);
         const __m512i v = _mm512_load_si512(w + i * block_bytes + o * kV);
         const __m512i lo = _mm512_and_si512(v, low);
         const __m512i hi = _mm512_and_si512(_mm512_srli_epi16(v, 4), low);

@@ -22,12 +22,35 @@ void ReferenceDownRows(const PackedExpert& e, const ExpertActivations& act, int6
 inline constexpr int kAvx512TileBlocks = 4;
 inline constexpr int kAvx512TileTokens = 4;
 
+// How far ahead (in 64-byte vectors of one block) the AVX-512 kernels prefetch weights when they
+// stream them for 1-2 tokens (decode): kAvx512PrefetchVectors, or $TANDEM_AVX512_PREFETCH (0..4096,
+// 0: none) for measurement, read once. The hardware streamer stops at every 4 KB page; 2 KB of
+// software prefetch per block stream raised Qwen2-57B bf16 decode from 114-116 to 131-136 GB/s on
+// the GPU machine's Xeon (bench/RESULTS.md).
+inline constexpr int64_t kAvx512PrefetchVectors = 32;
+int64_t Avx512PrefetchVectors();
+
 // AVX-512 (avx512f/bw/vl/bf16), any weight format; for bf16 weights, bf16_activations selects
 // vdpbf16ps over x.bf16_pairs, otherwise f32 FMAs over the weights widened to f32 and x.f32.
 void Avx512GateUpRows(const PackedExpert& e, const ExpertActivations& x, bool bf16_activations,
                       int64_t r0, int64_t r1, float* act);
 void Avx512DownRows(const PackedExpert& e, const ExpertActivations& act, bool bf16_activations,
                     int64_t d0, int64_t d1, float* y);
+
+// How the AMX kernels block their loops (amx_tiles.h, GroupProduct): results are bit-identical
+// under every tuning. K steps per K block (4096: C stays in the tiles over all of K), token-tile
+// pairs per chunk (when K is blocked, a chunk's C tiles wait in a per-thread buffer between K
+// blocks), weight blocks per GroupProduct (even, 2..16; a group's A tiles feed all its blocks).
+struct AmxTuning {
+  int64_t k_steps = 28;
+  int64_t chunk_pairs = 4;
+  int group_blocks = 16;
+};
+// The tuning in effect (defaults, or $TANDEM_AMX_KSTEPS / _CHUNK / _GROUP), and a replacement for
+// tests and measurements: call only while no AMX kernel runs (it is not synchronized). Set
+// rejects values out of range with false.
+AmxTuning GetAmxTuning();
+bool SetAmxTuning(const AmxTuning& tuning);
 
 // AMX bf16 tiles (moe_kernel_amx.cc), any n >= 1 (the dispatch uses them from kAmxMinTokens): the
 // activations are read as bf16 pairs (x.bf16_pairs, or x.f32 converted inside the call). Only after

@@ -16,6 +16,8 @@
 
 #include "common/bf16.h"
 #include "kernels/cpu/isa.h"
+#include "kernels/cpu/linear.h"
+#include "kernels/cpu/moe_format.h"
 #include "kernels/cpu/moe_kernel_impl.h"
 #include "kernels/cpu/moe_pack.h"
 #include "tests/moe_test_support.h"
@@ -401,6 +403,55 @@ TEST_F(AmxKernelTest, ConcurrentThreadsOnDisjointRanges) {
     });
   for (auto& t : threads) t.join();
   EXPECT_EQ(parallel, serial);
+}
+
+// The loop blocking (moe_internal::AmxTuning: K blocks, token chunks, weight groups) changes only
+// the order in which C tiles are visited, never a (token, row)'s sequence of TDPs: every tuning
+// gives the same bits, for bf16 and int8 weights (CanRunAmxBf16 covers amx_int8 too), on ragged
+// shapes and token counts (tails of K, of tokens, of rows, of K blocks and chunks).
+TEST_F(AmxKernelTest, EveryTuningGivesTheSameBits) {
+  const moe_internal::AmxTuning defaults = moe_internal::GetAmxTuning();
+  const moe_internal::AmxTuning tunings[] = {
+      {4096, 4, 2}, {3, 1, 16}, {2, 2, 4}, {5, 3, 8}, {4096, 4, 16}, {1, 100, 6}, {28, 4, 16}};
+  ASSERT_FALSE(moe_internal::SetAmxTuning({0, 4, 2}));
+  ASSERT_FALSE(moe_internal::SetAmxTuning({16, 0, 2}));
+  ASSERT_FALSE(moe_internal::SetAmxTuning({16, 4, 3}));
+  ASSERT_FALSE(moe_internal::SetAmxTuning({16, 4, 18}));
+  std::mt19937 rng(15);
+  for (ExpertDtype dtype : {ExpertDtype::kBf16, ExpertDtype::kInt8}) {
+    for (auto [h, inter] : {std::pair<int64_t, int64_t>{300, 230}, {129, 257}, {1024, 96}}) {
+      const Bf16Expert e = RandomExpert(h, inter, rng);
+      auto matrix = [](const std::vector<uint16_t>& v, int64_t rows, int64_t cols) {
+        WeightMatrix w;
+        w.rows = rows;
+        w.cols = cols;
+        w.bf16 = v;
+        return w;
+      };
+      ExpertFormat format;
+      format.dtype = dtype;
+      auto p = PackExpert(matrix(e.gate, inter, h), matrix(e.up, inter, h),
+                          matrix(e.down, h, inter), format);
+      ASSERT_TRUE(p.ok()) << p.status();
+      for (int64_t n : {4, 17, 33, 77, 130}) {
+        const std::vector<float> x = RandomFloats(n * h, rng);
+        std::vector<float> first;
+        for (const auto& t : tunings) {
+          ASSERT_TRUE(moe_internal::SetAmxTuning(t));
+          const std::vector<float> y = Forward(kAmxBf16, *p, x.data(), n);
+          if (first.empty()) {
+            first = y;
+            const Error err = Compare(y, Forward(kReference, *p, x.data(), n));
+            EXPECT_LT(err.max_rel, dtype == ExpertDtype::kInt8 ? 1e-5 : 1e-2) << "n=" << n;
+          } else {
+            EXPECT_EQ(y, first) << "H=" << h << " I=" << inter << " n=" << n << " tuning "
+                                << t.k_steps << "/" << t.chunk_pairs << "/" << t.group_blocks;
+          }
+        }
+      }
+    }
+  }
+  ASSERT_TRUE(moe_internal::SetAmxTuning(defaults));
 }
 
 // The activation rounding error on realistic shapes (Qwen3-30B-A3B H = 2048, I = 768; and a
