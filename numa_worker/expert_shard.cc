@@ -357,7 +357,7 @@ absl::Status ExpertShard::Run(const MoeBatch& b, float* out, MoeRunPhases* phase
   for (const Active& a : active) any_amx_int8 |= a.forms.amx_tiles && a.forms.int8;
   constexpr int64_t kTokensPerBlock = 32;
   const int64_t token_blocks = (b.num_tokens + kTokensPerBlock - 1) / kTokensPerBlock;
-  if (any_amx_int8) sc.token_q8.Reset(b.num_tokens, h, ActivationForms{false, true, false});
+  if (any_amx_int8) sc.token_q8.Reset(b.num_tokens, h, ActivationForms{.int8 = true});
   // ForTasks ends on a barrier, so one thread's clock after each phase times the phase.
   double marks[6] = {};
   auto mark = [&](int i) {

@@ -187,13 +187,6 @@ TANDEM_AMX inline void ReleaseTiles() { _tile_release(); }
 
 using Tuning = AmxTuning;  // moe_kernel_impl.h
 
-inline int64_t EnvInt(const char* name, int64_t lo, int64_t hi, int64_t fallback) {
-  const char* s = std::getenv(name);
-  if (s == nullptr) return fallback;
-  const long long v = std::strtoll(s, nullptr, 10);
-  return v >= lo && v <= hi ? v : fallback;
-}
-
 // The tuning in effect: AmxTuning's defaults, or the measurement knobs of the header comment
 // (read at the first call), or what SetAmxTuning last set.
 inline Tuning& MutableTuning() {

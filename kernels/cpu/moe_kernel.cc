@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cstdlib>
 #include <cstring>
+#include <limits>
 
 #include "common/bf16.h"
 #include "kernels/cpu/convert_avx512.h"
@@ -26,11 +27,8 @@ bool UsesAmx(const ExpertKernel& k, ExpertDtype dtype, int64_t n) {
 }  // namespace
 
 int64_t AmxMinTokens() {
-  static const int64_t min_tokens = [] {
-    const char* s = std::getenv("TANDEM_AMX_MIN_TOKENS");
-    const int64_t v = s != nullptr ? std::atoll(s) : 0;
-    return v >= 1 ? v : kAmxMinTokens;
-  }();
+  static const int64_t min_tokens = moe_internal::EnvInt(
+      "TANDEM_AMX_MIN_TOKENS", 1, std::numeric_limits<int64_t>::max(), kAmxMinTokens);
   return min_tokens;
 }
 

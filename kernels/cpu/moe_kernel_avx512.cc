@@ -9,7 +9,6 @@
 // Not yet tuned for many tokens: there is no K blocking, so beyond a few token tiles the weights of
 // a block group (4 x 16 rows x K) are re-read from L2/L3 per tile; prefill is for the AMX kernel.
 #include <algorithm>
-#include <cstdlib>
 
 #include "kernels/cpu/moe_kernel_impl.h"
 
@@ -179,11 +178,8 @@ TANDEM_AVX512 void StoreSiluTimes(const float* g, const float* u, int64_t lo, in
 }  // namespace
 
 int64_t Avx512PrefetchVectors() {
-  static const int64_t vectors = [] {
-    const char* s = std::getenv("TANDEM_AVX512_PREFETCH");
-    const long long v = s != nullptr ? std::atoll(s) : -1;
-    return v >= 0 && v <= 4096 ? static_cast<int64_t>(v) : kAvx512PrefetchVectors;
-  }();
+  static const int64_t vectors =
+      EnvInt("TANDEM_AVX512_PREFETCH", 0, 4096, kAvx512PrefetchVectors);
   return vectors;
 }
 

@@ -4,12 +4,22 @@
 
 #include <cmath>
 #include <cstdint>
+#include <cstdlib>
 
 #include "kernels/cpu/moe_kernel.h"
 #include "kernels/cpu/moe_pack.h"
 #include "kernels/cpu/silu.h"  // SiluTimes, SiluTimes16: the gate/up epilogue of every kernel
 
 namespace tandem::moe_internal {
+
+// The integer value of environment variable `name` when it is set and in [lo, hi], else
+// `fallback`: how the kernels read their measurement knobs (once each, into a static).
+inline int64_t EnvInt(const char* name, int64_t lo, int64_t hi, int64_t fallback) {
+  const char* s = std::getenv(name);
+  if (s == nullptr) return fallback;
+  const long long v = std::strtoll(s, nullptr, 10);
+  return v >= lo && v <= hi ? v : fallback;
+}
 
 
 // Scalar f32 loops over the packed layout; the ground truth of the tests.
