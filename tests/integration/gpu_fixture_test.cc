@@ -5,7 +5,6 @@
 // cache (pages of 4 tokens) equals one-shot prefill, and bad input is an error that leaves the
 // cache as it was. Label `gpu`; skips where no CUDA device is visible (CPU-only CI).
 #include <algorithm>
-#include <filesystem>
 
 #include "coordinator/cuda/cuda_engine.h"
 #include "coordinator/cpu_engine.h"
@@ -21,23 +20,7 @@ namespace {
 
 using testing::ExactExpertKernel;
 
-struct Case {
-  std::string dir;
-  int workers = 0;
-};
-void PrintTo(const Case& c, std::ostream* os) { *os << c.dir << " workers=" << c.workers; }
-
-std::vector<Case> Cases() {
-  std::vector<Case> cases;
-  for (const std::string& dir : testing::ModelFixtureDirs())
-    for (int workers : {0, 2}) cases.push_back({dir, workers});
-  return cases;
-}
-
-std::string CaseName(const ::testing::TestParamInfo<Case>& info) {
-  return std::filesystem::path(info.param.dir).filename().string() + "_workers" +
-         std::to_string(info.param.workers);
-}
+using Case = testing::FixtureWorkersCase;
 
 int64_t ArgMax(const std::vector<double>& v) {
   return std::max_element(v.begin(), v.end()) - v.begin();
@@ -118,7 +101,8 @@ TEST_P(GpuFixtureTest, BadInputIsAnErrorAndLeavesTheCache) {
   EXPECT_EQ(cache->length(), 2);
 }
 
-INSTANTIATE_TEST_SUITE_P(AllArchitectures, GpuFixtureTest, ::testing::ValuesIn(Cases()), CaseName);
+INSTANTIATE_TEST_SUITE_P(AllArchitectures, GpuFixtureTest, ::testing::ValuesIn(testing::FixtureWorkersCases()),
+                         testing::FixtureWorkersCaseName);
 GTEST_ALLOW_UNINSTANTIATED_PARAMETERIZED_TEST(GpuFixtureTest);
 
 // An engine over `dir` with tiny KV pages, built directly (LoadModel has no page-size knob).

@@ -14,21 +14,6 @@
 namespace tandem {
 namespace {
 
-struct Case {
-  std::string dir;
-  int workers = 0;
-};
-void PrintTo(const Case& c, std::ostream* os) { *os << c.dir << " workers=" << c.workers; }
-
-std::vector<Case> Cases() {
-  std::vector<Case> cases;
-  for (const std::string& dir : testing::ModelFixtureDirs()) {
-    cases.push_back({dir, 0});
-    cases.push_back({dir, 2});
-  }
-  return cases;
-}
-
 ServeRequest Request(int i) {
   ServeRequest r;
   r.id = absl::StrCat("r", i);
@@ -44,7 +29,7 @@ ServeRequest Request(int i) {
   return r;
 }
 
-class GpuServingTest : public ::testing::TestWithParam<Case> {};
+class GpuServingTest : public ::testing::TestWithParam<testing::FixtureWorkersCase> {};
 
 TEST_P(GpuServingTest, ConcurrentRequestsEqualTheSameRequestsAlone) {
   SKIP_WITHOUT_GPU();
@@ -101,11 +86,9 @@ TEST_P(GpuServingTest, ConcurrentRequestsEqualTheSameRequestsAlone) {
               kRequests);
 }
 
-INSTANTIATE_TEST_SUITE_P(AllArchitectures, GpuServingTest, ::testing::ValuesIn(Cases()),
-                         [](const auto& info) {
-                           return std::filesystem::path(info.param.dir).filename().string() +
-                                  "_workers" + std::to_string(info.param.workers);
-                         });
+INSTANTIATE_TEST_SUITE_P(AllArchitectures, GpuServingTest,
+                         ::testing::ValuesIn(testing::FixtureWorkersCases()),
+                         testing::FixtureWorkersCaseName);
 GTEST_ALLOW_UNINSTANTIATED_PARAMETERIZED_TEST(GpuServingTest);
 
 }  // namespace
