@@ -2,6 +2,11 @@
 //   peak:  A and B tiles register-resident (loaded once);
 //   loads: per step 2 A + 2 B tile loads (1 KB each), A and B cycling through buffers of the
 //          given sizes, so that the operands come from L1 (2 KB, 16 KB), L2 (256 KB) or beyond.
+// and, to tell what the loads cost, two other steps on the same buffers:
+//   2x2, A only: the 2 A loads of the 2x2 step, B register-resident (2 loads per 4 TDPs);
+//   1x2, double-buffered: C tiles 0-1, one A and two B tiles per step, loaded into tiles 2-4 and
+//          5-7 on alternate steps, so a step's loads never wait for the previous step's TDPs to
+//          release their tiles (3 loads per 2 TDPs).
 // All tiles hold random bf16 values (zero tiles draw less power and run faster, which would
 // overstate the peak). Best of 3 passes, pinned threads; ratio = loads / peak of the same run.
 //   kernel: the MoE kernels themselves (GateUpRows / DownRows, AMX bf16 and int8) on 32 rows of
@@ -23,11 +28,11 @@
 #include <vector>
 
 #include "bench/machine_limits.h"
+#include "common/bf16.h"
+#include "kernels/cpu/isa.h"
 #include "kernels/cpu/linear.h"
 #include "kernels/cpu/moe_kernel.h"
 #include "kernels/cpu/moe_pack.h"
-#include "common/bf16.h"
-#include "kernels/cpu/isa.h"
 #include "nlohmann/json.hpp"
 
 #if defined(__x86_64__)
@@ -57,38 +62,77 @@ Buffer RandomBf16(int64_t bytes, uint32_t seed) {
   return b;
 }
 
+enum class Step { kPeak, k2x2, k2x2AOnly, k1x2Double };
+const char* StepName(Step s) {
+  switch (s) {
+    case Step::kPeak:
+      return "registers";
+    case Step::k2x2:
+      return "2x2";
+    case Step::k2x2AOnly:
+      return "2x2, A only";
+    case Step::k1x2Double:
+      return "1x2, double-buffered";
+  }
+  return "";
+}
+
 #if defined(__x86_64__)
-// Flops of `steps` steps; operands from a (a_bytes) and b (b_bytes), advancing 2 KB per step
-// (loads == false: loaded once).
-__attribute__((target("amx-tile,amx-bf16"))) double TileSteps(int64_t steps, bool loads,
-                                                               const uint8_t* a, int64_t a_bytes,
-                                                               const uint8_t* b, int64_t b_bytes) {
+// Flops of `steps` steps of kind `step`; operands from a (a_bytes) and b (b_bytes), each cycling
+// (sizes: multiples of 4 KB).
+__attribute__((target("amx-tile,amx-bf16"))) double TileSteps(int64_t steps, Step step,
+                                                              const uint8_t* a, int64_t a_bytes,
+                                                              const uint8_t* b, int64_t b_bytes) {
   SetUpAmxTiles(a, b);
   int64_t ao = 0, bo = 0;
-  for (int64_t s = 0; s < steps; ++s) {
-    if (loads) {
-      _tile_loadd(4, a + ao, 64);
-      _tile_loadd(6, b + bo, 64);
-      _tile_loadd(5, a + ao + 1024, 64);
-      _tile_loadd(7, b + bo + 1024, 64);
-      ao = ao + 2048 == a_bytes ? 0 : ao + 2048;
-      bo = bo + 2048 == b_bytes ? 0 : bo + 2048;
+  auto advance = [](int64_t* o, int64_t by, int64_t bytes) { *o = *o + by >= bytes ? 0 : *o + by; };
+  double tdps = 0;
+  if (step == Step::k1x2Double) {
+    _tile_loadd(2, a, 64);  // step 0's operands (tiles 2, 3 held zero C tiles of the set-up)
+    _tile_loadd(3, b, 64);
+    _tile_loadd(4, b + 1024, 64);
+    for (int64_t s = 0; s < steps; s += 2) {
+      _tile_loadd(5, a + ao + 1024, 64);  // step s + 1's operands, while step s runs
+      _tile_loadd(6, b + bo + 2048, 64);
+      _tile_loadd(7, b + bo + 3072, 64);
+      _tile_dpbf16ps(0, 2, 3);
+      _tile_dpbf16ps(1, 2, 4);
+      advance(&ao, 2048, a_bytes);
+      advance(&bo, 4096, b_bytes);
+      _tile_loadd(2, a + ao, 64);  // step s + 2's
+      _tile_loadd(3, b + bo, 64);
+      _tile_loadd(4, b + bo + 1024, 64);
+      _tile_dpbf16ps(0, 5, 6);
+      _tile_dpbf16ps(1, 5, 7);
     }
-    _tile_dpbf16ps(0, 4, 6);
-    _tile_dpbf16ps(1, 5, 6);
-    _tile_dpbf16ps(2, 4, 7);
-    _tile_dpbf16ps(3, 5, 7);
+    tdps = 2.0 * static_cast<double>((steps + 1) / 2 * 2);
+  } else {
+    for (int64_t s = 0; s < steps; ++s) {
+      if (step != Step::kPeak) {
+        _tile_loadd(4, a + ao, 64);
+        if (step == Step::k2x2) _tile_loadd(6, b + bo, 64);
+        _tile_loadd(5, a + ao + 1024, 64);
+        if (step == Step::k2x2) _tile_loadd(7, b + bo + 1024, 64);
+        advance(&ao, 2048, a_bytes);
+        advance(&bo, 2048, b_bytes);
+      }
+      _tile_dpbf16ps(0, 4, 6);
+      _tile_dpbf16ps(1, 5, 6);
+      _tile_dpbf16ps(2, 4, 7);
+      _tile_dpbf16ps(3, 5, 7);
+    }
+    tdps = 4.0 * static_cast<double>(steps);
   }
   alignas(64) float out[256];
   _tile_stored(0, out, 64);
   _tile_release();
   volatile float sink = out[0];
   (void)sink;
-  return 4.0 * 16 * 16 * 32 * 2 * static_cast<double>(steps);
+  return tdps * 16 * 16 * 32 * 2;
 }
 #endif
 
-double Tflops(int threads, int64_t steps, bool loads, int64_t a_bytes, int64_t b_bytes) {
+double Tflops(int threads, int64_t steps, Step step, int64_t a_bytes, int64_t b_bytes) {
   double best = 0;
 #if defined(__x86_64__)
   // Each pinned thread writes its own operands first (untimed), so they sit in its caches.
@@ -105,7 +149,7 @@ double Tflops(int threads, int64_t steps, bool loads, int64_t a_bytes, int64_t b
 #pragma omp parallel num_threads(threads) reduction(+ : flops)
     {
       const int t = omp_get_thread_num();
-      flops += TileSteps(steps, loads, a[t].data.get(), a_bytes, b[t].data.get(), b_bytes);
+      flops += TileSteps(steps, step, a[t].data.get(), a_bytes, b[t].data.get(), b_bytes);
     }
     const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     best = std::max(best, flops / s / 1e12);
@@ -200,18 +244,30 @@ int Run(const Options& o) {
   }
   const int threads = o.threads > 0 ? o.threads : omp_get_max_threads();
   PinOpenMpThreads(threads);
-  const double peak = Tflops(threads, o.steps, false, 2048, 2048);
+  const double peak = Tflops(threads, o.steps, Step::kPeak, 4096, 4096);
   std::printf("threads %d, %lld steps; register-only peak %.2f TFLOPS (random bf16 tiles)\n",
               threads, static_cast<long long>(o.steps), peak);
-  std::printf("%10s %10s %8s %10s\n", "A bytes", "B bytes", "TFLOPS", "vs peak");
-  const int64_t sizes[][2] = {{2048, 2048},     {16384, 16384},     {262144, 2048},
-                              {2048, 262144},   {262144, 262144},   {1048576, 1048576}};
+  std::printf("%22s %10s %10s %8s %10s\n", "step", "A bytes", "B bytes", "TFLOPS", "vs peak");
+  struct Row {
+    Step step;
+    int64_t a_bytes, b_bytes;
+  };
+  const Row cases[] = {{Step::k2x2, 4096, 4096},         {Step::k2x2, 16384, 16384},
+                       {Step::k2x2, 262144, 4096},       {Step::k2x2, 4096, 262144},
+                       {Step::k2x2, 262144, 262144},     {Step::k2x2, 1048576, 1048576},
+                       {Step::k2x2AOnly, 4096, 4096},    {Step::k2x2AOnly, 262144, 4096},
+                       {Step::k1x2Double, 4096, 4096},   {Step::k1x2Double, 16384, 16384},
+                       {Step::k1x2Double, 4096, 262144}, {Step::k1x2Double, 262144, 262144}};
   nlohmann::json rows = nlohmann::json::array();
-  for (const auto& sz : sizes) {
-    const double t = Tflops(threads, o.steps, true, sz[0], sz[1]);
-    std::printf("%10lld %10lld %8.2f %10.3f\n", static_cast<long long>(sz[0]),
-                static_cast<long long>(sz[1]), t, peak > 0 ? t / peak : 0);
-    rows.push_back({{"a_bytes", sz[0]}, {"b_bytes", sz[1]}, {"tflops", t},
+  for (const Row& c : cases) {
+    const double t = Tflops(threads, o.steps, c.step, c.a_bytes, c.b_bytes);
+    std::printf("%22s %10lld %10lld %8.2f %10.3f\n", StepName(c.step),
+                static_cast<long long>(c.a_bytes), static_cast<long long>(c.b_bytes), t,
+                peak > 0 ? t / peak : 0);
+    rows.push_back({{"step", StepName(c.step)},
+                    {"a_bytes", c.a_bytes},
+                    {"b_bytes", c.b_bytes},
+                    {"tflops", t},
                     {"peak_ratio", peak > 0 ? t / peak : 0}});
   }
   // The kernels (peaks: bf16 as above; int8 = 2x, TDPBSSD does twice the MACs in the same time).
@@ -226,14 +282,17 @@ int Run(const Options& o) {
       const char* name = dtype == ExpertDtype::kInt8 ? "int8" : "bf16";
       std::printf("%6s %6lld %12.2f %10.3f %12.2f %10.3f\n", name, static_cast<long long>(n),
                   r.gate_up, r.gate_up / dtype_peak, r.down, r.down / dtype_peak);
-      kernel_rows.push_back({{"dtype", name}, {"tokens", n}, {"gate_up", r.gate_up},
-                             {"gate_up_ratio", r.gate_up / dtype_peak}, {"down", r.down},
+      kernel_rows.push_back({{"dtype", name},
+                             {"tokens", n},
+                             {"gate_up", r.gate_up},
+                             {"gate_up_ratio", r.gate_up / dtype_peak},
+                             {"down", r.down},
                              {"down_ratio", r.down / dtype_peak}});
     }
   }
   if (o.json) {
     nlohmann::json j = {{"bench", "amx-loads"}, {"threads", threads}, {"steps", o.steps},
-                        {"peak_tflops", peak}, {"results", rows}, {"kernels", kernel_rows}};
+                        {"peak_tflops", peak},  {"results", rows},    {"kernels", kernel_rows}};
     std::printf("%s\n", j.dump().c_str());
   }
   return 0;

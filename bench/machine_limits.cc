@@ -329,4 +329,15 @@ MachineLimits MeasureMachineLimits(int threads, int64_t read_bytes) {
   return m;
 }
 
+MachineLimits BestOf(const MachineLimits& a, const MachineLimits& b) {
+  MachineLimits m = a;
+  m.read_gbps = std::max(a.read_gbps, b.read_gbps);
+  m.f32_fma_tflops = std::max(a.f32_fma_tflops, b.f32_fma_tflops);
+  m.avx512_bf16_tflops = std::max(a.avx512_bf16_tflops, b.avx512_bf16_tflops);
+  m.amx_bf16_tflops = std::max(a.amx_bf16_tflops, b.amx_bf16_tflops);
+  m.avx512_vnni_tops = std::max(a.avx512_vnni_tops, b.avx512_vnni_tops);
+  m.amx_int8_tops = std::max(a.amx_int8_tops, b.amx_int8_tops);
+  return m;
+}
+
 }  // namespace tandem::bench

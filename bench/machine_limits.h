@@ -47,4 +47,9 @@ void SetUpAmxTiles(const uint8_t* a, const uint8_t* b);
 // Measures all limits with `threads` pinned threads over a `read_bytes` buffer.
 MachineLimits MeasureMachineLimits(int threads, int64_t read_bytes = int64_t{1} << 30);
 
+// Each figure the larger of a's and b's (two measurements of one machine, e.g. before and after a
+// benchmark's timed calls, so that other load on the host during one of them cannot lower a limit
+// and so inflate a ratio to it); the rest from a.
+MachineLimits BestOf(const MachineLimits& a, const MachineLimits& b);
+
 }  // namespace tandem::bench

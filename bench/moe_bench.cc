@@ -1,6 +1,8 @@
 // Method of `tandem-bench moe`:
 //   1. Pin one OpenMP thread per core (--threads, default: all allowed CPUs) and measure the
-//      machine's limits: read bandwidth and peak matrix throughput (machine_limits.h).
+//      machine's limits: read bandwidth and peak matrix throughput (machine_limits.h); again after
+//      the timed calls, and the ratios use the better of the two measurements of each limit (a
+//      host busy during one of them must not lower a limit and so inflate a ratio).
 //   2. Build one MoE layer's experts from random bf16 weights of the shape's real sizes, packed by
 //      ExpertShard::FromWeights in --expert-dtype's format (bf16, int8, int4 with
 //      --int4-group-size) for the chosen --cpu-kernel and --schedule; with --onednn on (default;
@@ -18,6 +20,12 @@
 //      of the kernel's family (bf16: amx: AMX bf16, avx512: vdpbf16ps; int8 on amx: AMX tdpbssd;
 //      int8 / int4 on avx512 (and int4 on amx, which has no AMX int4 kernel): vpdpbusd;
 //      reference: f32 FMA). onednn ratio = our median time / oneDNN's (< 1: we are faster).
+//   4. --amx-tuning K/C/G[/S],... (AMX kernels only): every repetition runs ExpertShard::Run once
+//      per listed AmxTuning (moe_kernel_impl.h: K steps per K block / token-tile pairs per chunk /
+//      weight blocks per group / S: 1 = weight tiles read with TILELOADDT1, the default, 0 =
+//      TILELOADD), in an order rotated per repetition, on the same inputs, so tunings are compared
+//      inside one process and one stretch of the host's noise; each gets its own result row (and
+//      "amx_tuning" in the JSON).
 // Output: a table, or with --json one JSON object as the last line.
 #include "bench/moe_bench.h"
 
@@ -25,12 +33,14 @@
 #include <sched.h>
 
 #include <algorithm>
+#include <array>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <memory>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/strings/numbers.h"
@@ -41,6 +51,7 @@
 #include "bench/onednn_moe.h"
 #include "kernels/cpu/isa.h"
 #include "kernels/cpu/moe_format.h"
+#include "kernels/cpu/moe_kernel_impl.h"
 #include "nlohmann/json.hpp"
 #include "numa_worker/expert_shard.h"
 
@@ -62,11 +73,13 @@ struct MoeOptions {
   int warmup = 2;
   int reps = 7;
   double min_time_ms = 1000;  // keep timing until both reps and this much time are done
+  std::string amx_tuning;     // K/C/G[/S],...; empty: the tuning in effect
   bool json = false;
 };
 
 struct TokenResult {
   int64_t tokens = 0;
+  std::string amx_tuning;  // K/C/G/S, or empty when --amx-tuning was not given
   int reps = 0;
   double median_ms = 0;
   double min_ms = 0;
@@ -117,6 +130,76 @@ absl::StatusOr<std::vector<int64_t>> ParseTokens(const std::string& list) {
   return out;
 }
 
+std::string TuningName(const moe_internal::AmxTuning& t) {
+  return absl::StrFormat("%d/%d/%d/%d", t.k_steps, t.chunk_pairs, t.group_blocks,
+                         t.stream_weights ? 1 : 0);
+}
+
+// --amx-tuning's list; each entry is checked by SetAmxTuning (which then leaves the first set).
+absl::StatusOr<std::vector<moe_internal::AmxTuning>> ParseAmxTunings(const std::string& list) {
+  std::vector<moe_internal::AmxTuning> out;
+  for (absl::string_view part : absl::StrSplit(list, ',', absl::SkipEmpty())) {
+    const std::vector<std::string> f = absl::StrSplit(part, '/');
+    moe_internal::AmxTuning t;
+    int64_t v[4] = {0, 0, 0, t.stream_weights ? 1 : 0};  // S left out: the default
+    bool ok = f.size() == 3 || f.size() == 4;
+    for (size_t i = 0; ok && i < f.size(); ++i) ok = absl::SimpleAtoi(f[i], &v[i]);
+    t.k_steps = v[0];
+    t.chunk_pairs = v[1];
+    t.group_blocks = static_cast<int>(v[2]);
+    t.stream_weights = v[3] == 1;
+    if (!ok || (v[3] != 0 && v[3] != 1) || !moe_internal::SetAmxTuning(t))
+      return absl::InvalidArgumentError(absl::StrFormat(
+          "--amx-tuning entry '%s' is not K/C/G[/S] with K in 1..4096, C >= 1, G even in "
+          "2..16, S 0|1 (and the kernel must be amx)",
+          std::string(part)));
+    out.push_back(t);
+  }
+  if (out.empty()) return absl::InvalidArgumentError("--amx-tuning is empty");
+  return out;
+}
+
+void PrintLimits(FILE* log, const char* label, const MachineLimits& lim) {
+  std::fprintf(
+      log,
+      "%s: read %.2f GB/s (%s, %.2f GiB); peak TFLOPS: f32 FMA %.3f, AVX-512 bf16 "
+      "%.3f, AMX bf16 %s; peak TOPS: AVX-512 VNNI %.3f, AMX int8 %s\n",
+      label, lim.read_gbps, lim.read_kernel.c_str(), lim.read_bytes / double(1 << 30),
+      lim.f32_fma_tflops, lim.avx512_bf16_tflops,
+      lim.amx_bf16_tflops > 0 ? absl::StrFormat("%.3f", lim.amx_bf16_tflops).c_str()
+                              : "n/a (no AMX)",
+      lim.avx512_vnni_tops,
+      lim.amx_int8_tops > 0 ? absl::StrFormat("%.3f", lim.amx_int8_tops).c_str() : "n/a (no AMX)");
+}
+
+nlohmann::json LimitsJson(const MachineLimits& lim) {
+  return {{"read_gbps", lim.read_gbps},
+          {"read_kernel", lim.read_kernel},
+          {"read_bytes", lim.read_bytes},
+          {"f32_fma_tflops", lim.f32_fma_tflops},
+          {"avx512_bf16_tflops", lim.avx512_bf16_tflops},
+          {"amx_bf16_tflops", lim.amx_bf16_tflops},
+          {"avx512_vnni_tops", lim.avx512_vnni_tops},
+          {"amx_int8_tops", lim.amx_int8_tops}};
+}
+
+// The peak the kernel's family is measured against, and its name (method step 3).
+std::pair<double, std::string> PeakFor(const MachineLimits& lim, const ExpertFormat& format,
+                                       CpuKernel kernel) {
+  if (!format.quantized()) {
+    if (kernel == CpuKernel::kAmx && lim.amx_bf16_tflops > 0)
+      return {lim.amx_bf16_tflops, "amx_bf16"};
+    if (kernel != CpuKernel::kReference && lim.avx512_bf16_tflops > 0)
+      return {lim.avx512_bf16_tflops, "avx512_bf16"};
+  } else if (format.dtype == ExpertDtype::kInt8 && kernel == CpuKernel::kAmx &&
+             lim.amx_int8_tops > 0) {
+    return {lim.amx_int8_tops, "amx_int8"};
+  } else if (kernel != CpuKernel::kReference && lim.avx512_vnni_tops > 0) {
+    return {lim.avx512_vnni_tops, "avx512_vnni"};  // int4 on amx too: it has no AMX int4 kernel
+  }
+  return {lim.f32_fma_tflops, "f32_fma"};
+}
+
 int Fail(const absl::Status& s) {
   std::fprintf(stderr, "tandem-bench moe: %s\n", std::string(s.message()).c_str());
   return 1;
@@ -148,6 +231,15 @@ int RunMoe(const MoeOptions& o) {
   if (!requested.ok()) return Fail(requested.status());
   auto kernel = ResolveCpuKernel(*requested);  // also requests the AMX permission
   if (!kernel.ok()) return Fail(kernel.status());
+  std::vector<moe_internal::AmxTuning> tunings;  // empty: run once with the tuning in effect
+  if (!o.amx_tuning.empty()) {
+    auto parsed = ParseAmxTunings(o.amx_tuning);
+    if (!parsed.ok()) return Fail(parsed.status());
+    if (*kernel != CpuKernel::kAmx)
+      return Fail(absl::InvalidArgumentError("--amx-tuning needs the amx kernel"));
+    tunings = std::move(*parsed);
+  }
+  const size_t variants = std::max<size_t>(1, tunings.size());
   // Bytes per weight of our copy and of oneDNN's (scales, ~1%, ignored).
   const double ours_per_weight = PackedBytesPerWeight(*format);
   const double onednn_per_weight = !onednn_on                           ? 0.0
@@ -184,35 +276,8 @@ int RunMoe(const MoeOptions& o) {
 
   PinOpenMpThreads(threads);
   std::fprintf(log, "measuring machine limits...\n");
-  const MachineLimits lim = MeasureMachineLimits(threads);
-  std::fprintf(
-      log,
-      "limits: read %.2f GB/s (%s, %.2f GiB); peak TFLOPS: f32 FMA %.3f, AVX-512 bf16 "
-      "%.3f, AMX bf16 %s; peak TOPS: AVX-512 VNNI %.3f, AMX int8 %s\n",
-      lim.read_gbps, lim.read_kernel.c_str(), lim.read_bytes / double(1 << 30), lim.f32_fma_tflops,
-      lim.avx512_bf16_tflops,
-      lim.amx_bf16_tflops > 0 ? absl::StrFormat("%.3f", lim.amx_bf16_tflops).c_str()
-                              : "n/a (no AMX)",
-      lim.avx512_vnni_tops,
-      lim.amx_int8_tops > 0 ? absl::StrFormat("%.3f", lim.amx_int8_tops).c_str() : "n/a (no AMX)");
-  double peak = lim.f32_fma_tflops;
-  std::string peak_kind = "f32_fma";
-  if (!format->quantized()) {
-    if (*kernel == CpuKernel::kAmx && lim.amx_bf16_tflops > 0) {
-      peak = lim.amx_bf16_tflops;
-      peak_kind = "amx_bf16";
-    } else if (*kernel != CpuKernel::kReference && lim.avx512_bf16_tflops > 0) {
-      peak = lim.avx512_bf16_tflops;
-      peak_kind = "avx512_bf16";
-    }
-  } else if (format->dtype == ExpertDtype::kInt8 && *kernel == CpuKernel::kAmx &&
-             lim.amx_int8_tops > 0) {
-    peak = lim.amx_int8_tops;
-    peak_kind = "amx_int8";
-  } else if (*kernel != CpuKernel::kReference && lim.avx512_vnni_tops > 0) {
-    peak = lim.avx512_vnni_tops;  // int4 on amx too: it has no AMX int4 kernel
-    peak_kind = "avx512_vnni";
-  }
+  const MachineLimits lim_before = MeasureMachineLimits(threads);
+  PrintLimits(log, "limits", lim_before);
 
   std::fprintf(log, "generating and packing weights...\n");
   const auto g0 = Clock::now();
@@ -251,8 +316,10 @@ int RunMoe(const MoeOptions& o) {
   std::vector<TokenResult> results;
   for (int64_t n : *tokens) {
     std::vector<float> out(n * s.hidden), out_onednn;
-    std::vector<double> ms, bytes, onednn_ms;
-    std::vector<double> phase_ms[5];  // MoeRunPhases's fields, in order
+    std::vector<double> bytes, onednn_ms;
+    // Per variant (tuning): times and MoeRunPhases's fields, in order.
+    std::vector<std::vector<double>> ms(variants);
+    std::vector<std::array<std::vector<double>, 5>> phase_ms(variants);
     double timed_ms = 0, rel_diff = 0;
     if (onednn) {
       out_onednn.resize(n * s.hidden);
@@ -269,11 +336,16 @@ int RunMoe(const MoeOptions& o) {
       b.hidden = in.hidden.data();
       b.expert_ids = in.ids.data();
       b.weights = in.weights.data();
-      MoeRunPhases phases;
-      const auto t0 = Clock::now();
-      const absl::Status st = (*shard)->Run(b, out.data(), &phases);
-      const double t = std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
-      if (!st.ok()) return Fail(st);
+      std::vector<MoeRunPhases> phases(variants);
+      std::vector<double> t(variants);
+      for (size_t i = 0; i < variants; ++i) {
+        const size_t v = (rep + i) % variants;  // rotated, so no tuning always runs first
+        if (!tunings.empty()) moe_internal::SetAmxTuning(tunings[v]);
+        const auto t0 = Clock::now();
+        const absl::Status st = (*shard)->Run(b, out.data(), &phases[v]);
+        t[v] = std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
+        if (!st.ok()) return Fail(st);
+      }
       double t_onednn = 0;
       if (onednn) {
         const auto d0 = Clock::now();
@@ -283,47 +355,63 @@ int RunMoe(const MoeOptions& o) {
         if (rep == 0) rel_diff = RelRmsDiff(out, out_onednn);
       }
       if (rep < o.warmup) continue;
-      timed_ms += t;
-      ms.push_back(t);
-      const double split[5] = {phases.gather_ms, phases.gate_up_ms, phases.act_forms_ms,
-                               phases.down_ms, phases.combine_ms};
-      for (int i = 0; i < 5; ++i) phase_ms[i].push_back(split[i]);
+      timed_ms += t[0];
+      for (size_t v = 0; v < variants; ++v) {
+        ms[v].push_back(t[v]);
+        const MoeRunPhases& p = phases[v];
+        const double split[5] = {p.gather_ms, p.gate_up_ms, p.act_forms_ms, p.down_ms,
+                                 p.combine_ms};
+        for (int i = 0; i < 5; ++i) phase_ms[v][i].push_back(split[i]);
+      }
       if (onednn) onednn_ms.push_back(t_onednn);
       double touched = 0;
       for (int32_t e : in.distinct_ids)
         touched += static_cast<double>((*shard)->expert_bytes(0, e));
       bytes.push_back(touched);
     }
-    TokenResult r;
-    r.tokens = n;
-    r.reps = static_cast<int>(ms.size());
-    r.median_ms = Median(ms);
-    r.min_ms = *std::min_element(ms.begin(), ms.end());
-    r.bytes = Median(bytes);
-    r.phases = {Median(phase_ms[0]), Median(phase_ms[1]), Median(phase_ms[2]),
-                Median(phase_ms[3]), Median(phase_ms[4])};
-    r.gbps = r.bytes / (r.median_ms * 1e-3) / 1e9;
-    r.bandwidth_ratio = lim.read_gbps > 0 ? r.gbps / lim.read_gbps : 0;
-    const double flops = 2.0 * 3 * s.hidden * s.intermediate * n * s.top_k;
-    r.tflops = flops / (r.median_ms * 1e-3) / 1e12;
-    r.peak_ratio = peak > 0 ? r.tflops / peak : 0;
-    if (onednn) {
-      r.has_onednn = true;
-      r.onednn_median_ms = Median(onednn_ms);
-      r.onednn_ratio = r.onednn_median_ms > 0 ? r.median_ms / r.onednn_median_ms : 0;
-      r.onednn_rel_diff = rel_diff;
+    for (size_t v = 0; v < variants; ++v) {
+      TokenResult r;
+      r.tokens = n;
+      if (!tunings.empty()) r.amx_tuning = TuningName(tunings[v]);
+      r.reps = static_cast<int>(ms[v].size());
+      r.median_ms = Median(ms[v]);
+      r.min_ms = *std::min_element(ms[v].begin(), ms[v].end());
+      r.bytes = Median(bytes);
+      const auto& pm = phase_ms[v];
+      r.phases = {Median(pm[0]), Median(pm[1]), Median(pm[2]), Median(pm[3]), Median(pm[4])};
+      r.gbps = r.bytes / (r.median_ms * 1e-3) / 1e9;
+      const double flops = 2.0 * 3 * s.hidden * s.intermediate * n * s.top_k;
+      r.tflops = flops / (r.median_ms * 1e-3) / 1e12;
+      if (onednn) {
+        r.has_onednn = true;
+        r.onednn_median_ms = Median(onednn_ms);
+        r.onednn_ratio = r.onednn_median_ms > 0 ? r.median_ms / r.onednn_median_ms : 0;
+        r.onednn_rel_diff = rel_diff;
+      }
+      results.push_back(r);
     }
-    results.push_back(r);
+  }
+
+  std::fprintf(log, "measuring machine limits again...\n");
+  const MachineLimits lim_after = MeasureMachineLimits(threads);
+  PrintLimits(log, "limits after", lim_after);
+  const MachineLimits lim = BestOf(lim_before, lim_after);
+  const auto [peak, peak_kind] = PeakFor(lim, *format, *kernel);
+  for (TokenResult& r : results) {
+    r.bandwidth_ratio = lim.read_gbps > 0 ? r.gbps / lim.read_gbps : 0;
+    r.peak_ratio = peak > 0 ? r.tflops / peak : 0;
   }
 
   const char* ops = format->quantized() ? "TOPS" : "TFLOPS";
-  std::fprintf(log, "\n%8s %6s %11s %11s %11s %10s %9s %9s %10s %11s %11s\n", "tokens", "reps",
-               "median ms", "min ms", "GB touched", "eff GB/s", "bw ratio", ops, "peak ratio",
-               "onednn ms", "ours/onednn");
+  const bool tuned = !tunings.empty();
+  std::fprintf(log, "\n%8s %s%6s %11s %11s %11s %10s %9s %9s %10s %11s %11s\n", "tokens",
+               tuned ? "  amx tuning " : "", "reps", "median ms", "min ms", "GB touched",
+               "eff GB/s", "bw ratio", ops, "peak ratio", "onednn ms", "ours/onednn");
   for (const TokenResult& r : results) {
-    std::fprintf(log, "%8lld %6d %11.3f %11.3f %11.3f %10.2f %9.3f %9.4f %10.3f",
-                 (long long)r.tokens, r.reps, r.median_ms, r.min_ms, r.bytes / 1e9, r.gbps,
-                 r.bandwidth_ratio, r.tflops, r.peak_ratio);
+    std::fprintf(log, "%8lld %s%6d %11.3f %11.3f %11.3f %10.2f %9.3f %9.4f %10.3f",
+                 (long long)r.tokens, tuned ? absl::StrFormat("%12s ", r.amx_tuning).c_str() : "",
+                 r.reps, r.median_ms, r.min_ms, r.bytes / 1e9, r.gbps, r.bandwidth_ratio, r.tflops,
+                 r.peak_ratio);
     if (r.has_onednn) {
       std::fprintf(log, " %11.3f %11.3f\n", r.onednn_median_ms, r.onednn_ratio);
     } else {
@@ -332,15 +420,15 @@ int RunMoe(const MoeOptions& o) {
   }
   std::fprintf(log,
                "(median of >= %d reps and >= %.0f ms after %d warm-up; bw ratio vs read %.2f GB/s; "
-               "peak ratio vs %s %.3f %s)\n",
+               "peak ratio vs %s %.3f %s; each the better of the two measurements)\n",
                o.reps, o.min_time_ms, o.warmup, lim.read_gbps, peak_kind.c_str(), peak, ops);
   for (const TokenResult& r : results) {
     const MoeRunPhases& p = r.phases;
     std::fprintf(log,
-                 "%lld tokens, phases (median ms): gather %.3f, gate/up %.3f, act forms %.3f, "
+                 "%lld tokens%s%s, phases (median ms): gather %.3f, gate/up %.3f, act forms %.3f, "
                  "down %.3f, combine %.3f\n",
-                 (long long)r.tokens, p.gather_ms, p.gate_up_ms, p.act_forms_ms, p.down_ms,
-                 p.combine_ms);
+                 (long long)r.tokens, tuned ? ", amx tuning " : "", r.amx_tuning.c_str(),
+                 p.gather_ms, p.gate_up_ms, p.act_forms_ms, p.down_ms, p.combine_ms);
   }
   std::string onednn_impl;
   if (onednn) {
@@ -380,16 +468,11 @@ int RunMoe(const MoeOptions& o) {
     j["min_reps"] = o.reps;
     j["min_time_ms"] = o.min_time_ms;
     j["warmup"] = o.warmup;
-    j["limits"] = {{"read_gbps", lim.read_gbps},
-                   {"read_kernel", lim.read_kernel},
-                   {"read_bytes", lim.read_bytes},
-                   {"f32_fma_tflops", lim.f32_fma_tflops},
-                   {"avx512_bf16_tflops", lim.avx512_bf16_tflops},
-                   {"amx_bf16_tflops", lim.amx_bf16_tflops},
-                   {"avx512_vnni_tops", lim.avx512_vnni_tops},
-                   {"amx_int8_tops", lim.amx_int8_tops},
-                   {"peak_kind", peak_kind},
-                   {"peak_tflops", peak}};
+    j["limits"] = LimitsJson(lim);  // the better of the two measurements: what ratios use
+    j["limits"]["peak_kind"] = peak_kind;
+    j["limits"]["peak_tflops"] = peak;
+    j["limits_before"] = LimitsJson(lim_before);
+    j["limits_after"] = LimitsJson(lim_after);
     j["results"] = nlohmann::json::array();
     for (const TokenResult& r : results) {
       j["results"].push_back({{"tokens", r.tokens},
@@ -402,6 +485,7 @@ int RunMoe(const MoeOptions& o) {
                               {"tflops", r.tflops},
                               {"peak_ratio", r.peak_ratio}});
       nlohmann::json& jr = j["results"].back();
+      if (tuned) jr["amx_tuning"] = r.amx_tuning;
       jr["phases_ms"] = {{"gather", r.phases.gather_ms},
                          {"gate_up", r.phases.gate_up_ms},
                          {"act_forms", r.phases.act_forms_ms},
@@ -450,6 +534,9 @@ void AddMoeCommand(CLI::App& app, int* exit_code) {
   cmd->add_option("--reps", o->reps, "timed calls per token count (>= 5; median reported)");
   cmd->add_option("--min-time-ms", o->min_time_ms,
                   "keep timing each token count until this many ms are timed (default 1000)");
+  cmd->add_option("--amx-tuning", o->amx_tuning,
+                  "K/C/G[/S],...: AMX tunings run interleaved on the same inputs, one result "
+                  "each (K steps per K block, chunk pairs, group blocks, 1 = TILELOADDT1 weights)");
   cmd->add_flag("--json", o->json, "last line: one JSON object");
   cmd->callback([o, exit_code] { *exit_code = RunMoe(*o); });
 }

@@ -25,6 +25,7 @@
 //         A of (c, p): in place/packed  --   to the epilogue straight from the tiles
 //         for block pair j of the group: -- gate/up: (gate b, up b), (gate b+1, up b+1), ...
 //           C = 0 (c == 0) or load C; for s in c: 2 A + 2 B tile loads, 4 TDPs; store C
+//           (B with TILELOADDT1 by default: weight tiles are not reused from L1, A tiles are)
 // So one K block's weights of the whole group (16 blocks x 28 steps = 448 KB by default) stay in
 // L2 while every token pair of the chunk passes over them, the A tiles of (c, p) (56 KB) feed all
 // the group's blocks from L1/L2, and each weight row and token is read from beyond L2 about once
@@ -33,7 +34,11 @@
 // threads, random bf16 data, bench/RESULTS.md): 4 TDPs on register-resident tiles reach ~14
 // TFLOPS; the same 4 TDPs with the 2 A + 2 B tile loads of a 2x2 step reach ~0.73 of that with
 // both operands in L1 and ~0.55-0.62 with one or both in L2 -- the tile loads themselves cost a
-// third of the peak. 2x2 C tiles are the most reuse 8 tiles allow (1 load per TDP). The kernels
+// third of the peak. Each tile load costs about a third of a TDP even from L1, and the cost adds
+// up rather than overlapping: the same step with only the 2 A loads reaches 0.88, and a 1x2 step
+// that double-buffers its operands in the other 3 tiles (1.5 loads per TDP, no tile ever waiting
+// for the TDP before it) only 0.56. 2x2 C tiles are the most reuse 8 tiles allow (1 load per TDP;
+// holding B for several token tiles needs C loads and stores, which cost the same). The kernels
 // themselves, on per-thread L2-resident operands (amx-loads' kernel rows), reach 0.47-0.50 of
 // the peak in gate/up (bf16, 32-64 tokens) and 0.39-0.53 (int8); inside ExpertShard::Run, with
 // the weights streamed from DRAM, 0.40-0.46.
@@ -47,6 +52,7 @@
 //   TANDEM_AMX_KSTEPS=<1..4096>  target K steps per K block (4096: one block, C stays in tiles);
 //   TANDEM_AMX_CHUNK=<n>         token-tile pairs per chunk when K is blocked;
 //   TANDEM_AMX_GROUP=<2..16>     weight blocks per group (even).
+//   TANDEM_AMX_STREAM_B=<0|1>    weight tiles read with TILELOADDT1 (default 1), or TILELOADD.
 // TANDEM_AMX_EMULATE (never set by the build): the tile instructions become scalar C++ on
 // per-thread tile state, so that the kernels' indexing can be tested on machines without AMX
 // (TDPBF16PS is emulated in plain f32, so bf16 results match the hardware only to rounding).
@@ -153,6 +159,7 @@ inline void EmuDpbssd(int c, int a, int b) {
     }
 }
 #define TANDEM_TILE_LOAD(t, p, s) ::tandem::moe_internal::amx::EmuLoad(t, p, s)
+#define TANDEM_TILE_STREAM_LOAD(t, p, s) ::tandem::moe_internal::amx::EmuLoad(t, p, s)
 #define TANDEM_TILE_STORE(t, p, s) ::tandem::moe_internal::amx::EmuStore(t, p, s)
 #define TANDEM_TILE_ZERO(t) ::tandem::moe_internal::amx::EmuZero(t)
 #define TANDEM_TILE_DP(kind, c, a, b)                                     \
@@ -169,6 +176,7 @@ inline void ReleaseTiles() {}
 
 // Tile numbers must be literals (GCC's intrinsics paste them into the asm text).
 #define TANDEM_TILE_LOAD(t, p, s) _tile_loadd(t, p, s)
+#define TANDEM_TILE_STREAM_LOAD(t, p, s) _tile_stream_loadd(t, p, s)
 #define TANDEM_TILE_STORE(t, p, s) _tile_stored(t, p, s)
 #define TANDEM_TILE_ZERO(t) _tile_zero(t)
 #define TANDEM_TILE_DP(kind, c, a, b)                                     \
@@ -196,6 +204,7 @@ inline Tuning& MutableTuning() {
     t.chunk_pairs = EnvInt("TANDEM_AMX_CHUNK", 1, 1 << 20, t.chunk_pairs);
     t.group_blocks =
         static_cast<int>(EnvInt("TANDEM_AMX_GROUP", 2, kMaxWeightBlocks, t.group_blocks)) / 2 * 2;
+    t.stream_weights = EnvInt("TANDEM_AMX_STREAM_B", 0, 1, t.stream_weights ? 1 : 0) != 0;
     return t;
   }();
   return tuning;
@@ -312,7 +321,8 @@ struct TileOrder {
   // Not reached (InPlace is always true); kept so GroupProduct's panel branch compiles.
   TANDEM_AMX void PackRow(int64_t t, int64_t ks0, int64_t count, uint8_t* dst,
                           int64_t dst_stride) const {
-    for (int64_t s = 0; s < count; ++s) std::memcpy(dst + s * dst_stride, Tile(t, ks0 + s), kRowBytes);
+    for (int64_t s = 0; s < count; ++s)
+      std::memcpy(dst + s * dst_stride, Tile(t, ks0 + s), kRowBytes);
   }
 };
 
@@ -343,15 +353,23 @@ struct PairJob {
   int64_t c_out_ts, c_out_js;
 };
 
-template <TileKind kKind, bool kTwoT, bool kTwoB>
+template <TileKind kKind, bool kTwoT, bool kTwoB, bool kStreamB>
 TANDEM_AMX void Steps(const uint8_t* a, const uint8_t* b0, const uint8_t* b1, int64_t steps,
                       const PairJob& job) {
   for (int64_t s = 0; s < steps; ++s) {
     const uint8_t* as = a + s * job.a_step;
     TANDEM_TILE_LOAD(4, as, job.a_stride);
-    TANDEM_TILE_LOAD(6, b0 + s * kTileBytes, kRowBytes);
+    if constexpr (kStreamB)
+      TANDEM_TILE_STREAM_LOAD(6, b0 + s * kTileBytes, kRowBytes);
+    else
+      TANDEM_TILE_LOAD(6, b0 + s * kTileBytes, kRowBytes);
     if constexpr (kTwoT) TANDEM_TILE_LOAD(5, as + job.a_tile, job.a_stride);
-    if constexpr (kTwoB) TANDEM_TILE_LOAD(7, b1 + s * kTileBytes, kRowBytes);
+    if constexpr (kTwoB) {
+      if constexpr (kStreamB)
+        TANDEM_TILE_STREAM_LOAD(7, b1 + s * kTileBytes, kRowBytes);
+      else
+        TANDEM_TILE_LOAD(7, b1 + s * kTileBytes, kRowBytes);
+    }
     TANDEM_TILE_DP(kKind, 0, 4, 6);
     if constexpr (kTwoT) TANDEM_TILE_DP(kKind, 1, 5, 6);
     if constexpr (kTwoB) TANDEM_TILE_DP(kKind, 2, 4, 7);
@@ -361,7 +379,7 @@ TANDEM_AMX void Steps(const uint8_t* a, const uint8_t* b0, const uint8_t* b1, in
 
 // C tiles 0-3 = (token tile i, block j) for i, j in {0, 1} as tile 2 j + i; A: 4 (i = 0), 5 (i =
 // 1); B: 6 (j = 0), 7 (j = 1).
-template <TileKind kKind, bool kTwoT, bool kTwoB>
+template <TileKind kKind, bool kTwoT, bool kTwoB, bool kStreamB>
 TANDEM_AMX void PairProduct(const PairJob& job) {
   if (job.c_in != nullptr) {
     TANDEM_TILE_LOAD(0, job.c_in, kRowBytes);
@@ -376,11 +394,11 @@ TANDEM_AMX void PairProduct(const PairJob& job) {
     if constexpr (kTwoT && kTwoB) TANDEM_TILE_ZERO(3);
   }
   const int64_t whole = std::clamp<int64_t>(job.whole_steps - job.ks0, 0, job.steps);
-  Steps<kKind, kTwoT, kTwoB>(job.a, job.b0 + job.ks0 * kTileBytes,
-                             kTwoB ? job.b1 + job.ks0 * kTileBytes : nullptr, whole, job);
+  Steps<kKind, kTwoT, kTwoB, kStreamB>(job.a, job.b0 + job.ks0 * kTileBytes,
+                                       kTwoB ? job.b1 + job.ks0 * kTileBytes : nullptr, whole, job);
   if (whole < job.steps)  // the last K step, from the zero-padded tail copies (bf16 only)
-    Steps<kKind, kTwoT, kTwoB>(job.a + whole * job.a_step, job.tail0, job.tail1, job.steps - whole,
-                               job);
+    Steps<kKind, kTwoT, kTwoB, kStreamB>(job.a + whole * job.a_step, job.tail0, job.tail1,
+                                         job.steps - whole, job);
   TANDEM_TILE_STORE(0, job.c_out, kRowBytes);
   if constexpr (kTwoT) TANDEM_TILE_STORE(1, job.c_out + job.c_out_ts, kRowBytes);
   if constexpr (kTwoB) TANDEM_TILE_STORE(2, job.c_out + job.c_out_js, kRowBytes);
@@ -388,18 +406,18 @@ TANDEM_AMX void PairProduct(const PairJob& job) {
     TANDEM_TILE_STORE(3, job.c_out + job.c_out_ts + job.c_out_js, kRowBytes);
 }
 
-template <TileKind kKind>
+template <TileKind kKind, bool kStreamB>
 TANDEM_AMX void RunPair(bool two_t, bool two_b, const PairJob& job) {
   if (two_t) {
     if (two_b)
-      PairProduct<kKind, true, true>(job);
+      PairProduct<kKind, true, true, kStreamB>(job);
     else
-      PairProduct<kKind, true, false>(job);
+      PairProduct<kKind, true, false, kStreamB>(job);
   } else {
     if (two_b)
-      PairProduct<kKind, false, true>(job);
+      PairProduct<kKind, false, true, kStreamB>(job);
     else
-      PairProduct<kKind, false, false>(job);
+      PairProduct<kKind, false, false, kStreamB>(job);
   }
 }
 
@@ -493,7 +511,10 @@ TANDEM_AMX void GroupProduct(const Source& src, int64_t n, int64_t nks, const We
             job.c_out_ts = acc_ts;
             job.c_out_js = kTileBytes;
           }
-          RunPair<kKind>(two_t, two_b, job);
+          if (tuning.stream_weights)
+            RunPair<kKind, true>(two_t, two_b, job);
+          else
+            RunPair<kKind, false>(two_t, two_b, job);
           if (last) {
             CompilerBarrier();
             epilogue(t0, std::min<int64_t>(n - t0, 2 * kTileRows), j, two_b,
@@ -527,17 +548,17 @@ TANDEM_AMX void StoreGateUp(const C* c, int64_t nt, int64_t t0, int64_t first, i
   for (int64_t t = 0; t < nt; ++t) {
     const C* g = c + (t / kTileRows) * kTileRows * kB + (t % kTileRows) * kB;
     const C* u = g + 2 * kTileRows * kB;
-    _mm512_mask_storeu_ps(act + (t0 + t) * inter + first, lanes,
-                          SiluTimes16(values(g, 0, first, lanes, t0 + t),
-                                      values(u, 1, first, lanes, t0 + t)));
+    _mm512_mask_storeu_ps(
+        act + (t0 + t) * inter + first, lanes,
+        SiluTimes16(values(g, 0, first, lanes, t0 + t), values(u, 1, first, lanes, t0 + t)));
   }
 }
 
 // y[(t0 + t) * hidden + r] = the down value, t < nt, r in [lo, hi) of the block at `first`;
 // c: the block's tile of token tile 0 (tile 1 at + 1 KB).
 template <typename C, class Values>
-TANDEM_AMX void StoreDown(const C* c, int64_t nt, int64_t t0, int64_t first, int64_t lo,
-                          int64_t hi, const Values& values, float* y, int64_t hidden) {
+TANDEM_AMX void StoreDown(const C* c, int64_t nt, int64_t t0, int64_t first, int64_t lo, int64_t hi,
+                          const Values& values, float* y, int64_t hidden) {
   constexpr int64_t kB = PackedMatrix::kBlockRows;
   const __mmask16 lanes = LaneRange(lo - first, hi - first);
   for (int64_t t = 0; t < nt; ++t) {

@@ -21,7 +21,6 @@ inline int64_t EnvInt(const char* name, int64_t lo, int64_t hi, int64_t fallback
   return v >= lo && v <= hi ? v : fallback;
 }
 
-
 // Scalar f32 loops over the packed layout; the ground truth of the tests.
 void ReferenceGateUpRows(const PackedExpert& e, const ExpertActivations& x, int64_t r0, int64_t r1,
                          float* act);
@@ -55,10 +54,14 @@ struct AmxTuning {
   int64_t k_steps = 28;
   int64_t chunk_pairs = 4;
   int group_blocks = 16;
+  // Weight (B) tiles read with TILELOADDT1 (a hint not to keep them in L1, where the A tiles that
+  // a K block reuses across the group's blocks are): 0-6% faster, never slower, in eight
+  // in-process interleaved comparisons (bench/RESULTS.md, fourth pass).
+  bool stream_weights = true;
 };
-// The tuning in effect (defaults, or $TANDEM_AMX_KSTEPS / _CHUNK / _GROUP), and a replacement for
-// tests and measurements: call only while no AMX kernel runs (it is not synchronized). Set
-// rejects values out of range with false.
+// The tuning in effect (defaults, or $TANDEM_AMX_KSTEPS / _CHUNK / _GROUP / _STREAM_B), and a
+// replacement for tests and measurements: call only while no AMX kernel runs (it is not
+// synchronized). Set rejects values out of range with false.
 AmxTuning GetAmxTuning();
 bool SetAmxTuning(const AmxTuning& tuning);
 

@@ -412,7 +412,8 @@ TEST_F(AmxKernelTest, ConcurrentThreadsOnDisjointRanges) {
 TEST_F(AmxKernelTest, EveryTuningGivesTheSameBits) {
   const moe_internal::AmxTuning defaults = moe_internal::GetAmxTuning();
   const moe_internal::AmxTuning tunings[] = {
-      {4096, 4, 2}, {3, 1, 16}, {2, 2, 4}, {5, 3, 8}, {4096, 4, 16}, {1, 100, 6}, {28, 4, 16}};
+      {4096, 4, 2}, {3, 1, 16},  {2, 2, 4},         {5, 3, 8},           {4096, 4, 16},
+      {1, 100, 6},  {28, 4, 16}, {3, 1, 16, false}, {4096, 4, 2, false}, {8, 4, 16, false}};
   ASSERT_FALSE(moe_internal::SetAmxTuning({0, 4, 2}));
   ASSERT_FALSE(moe_internal::SetAmxTuning({16, 0, 2}));
   ASSERT_FALSE(moe_internal::SetAmxTuning({16, 4, 3}));
@@ -445,7 +446,8 @@ TEST_F(AmxKernelTest, EveryTuningGivesTheSameBits) {
             EXPECT_LT(err.max_rel, dtype == ExpertDtype::kInt8 ? 1e-5 : 1e-2) << "n=" << n;
           } else {
             EXPECT_EQ(y, first) << "H=" << h << " I=" << inter << " n=" << n << " tuning "
-                                << t.k_steps << "/" << t.chunk_pairs << "/" << t.group_blocks;
+                                << t.k_steps << "/" << t.chunk_pairs << "/" << t.group_blocks << "/"
+                                << t.stream_weights;
           }
         }
       }
