@@ -7,6 +7,7 @@
 #include <chrono>
 #include <cstdlib>
 #include <cstring>
+#include <new>
 #include <vector>
 
 #include "kernels/cpu/isa.h"
@@ -278,37 +279,13 @@ MachineLimits MeasureMachineLimits(int threads, int64_t read_bytes) {
   const CpuFeatures& f = DetectCpuFeatures();  // also requests the AMX permission
   const bool avx512 = f.avx512f && f.os_avx512_state;
 
-  // Read bandwidth: each thread first-touches and then sums its own slice.
-  const int64_t n = read_bytes / 4 / (128 * threads) * (128 * threads);
-  m.read_bytes = n * 4;
-  float* buf = static_cast<float*>(std::aligned_alloc(64, n * 4));
-  const int64_t per_thread = n / threads;
-#pragma omp parallel num_threads(threads)
   {
-    float* p = buf + omp_get_thread_num() * per_thread;
-    for (int64_t i = 0; i < per_thread; ++i) p[i] = static_cast<float>(i & 7);
+    ReadProbe probe(threads, read_bytes);
+    m.read_bytes = probe.bytes();
+    m.read_kernel = probe.kernel();
+    probe.PassGbps();  // warm-up
+    for (int pass = 1; pass < 6; ++pass) m.read_gbps = std::max(m.read_gbps, probe.PassGbps());
   }
-  m.read_kernel = "plain";
-#if defined(__x86_64__)
-  if (avx512) m.read_kernel = "avx512";
-#endif
-  for (int pass = 0; pass < 6; ++pass) {
-    float total = 0;
-    const auto t0 = Clock::now();
-#pragma omp parallel num_threads(threads) reduction(+ : total)
-    {
-      const float* p = buf + omp_get_thread_num() * per_thread;
-#if defined(__x86_64__)
-      total += avx512 ? SumAvx512(p, per_thread) : SumPlain(p, per_thread);
-#else
-      total += SumPlain(p, per_thread);
-#endif
-    }
-    const double s = Seconds(t0, Clock::now());
-    g_sink = total;
-    if (pass > 0) m.read_gbps = std::max(m.read_gbps, m.read_bytes / s / 1e9);  // pass 0: warm-up
-  }
-  std::free(buf);
 
 #if defined(__x86_64__)
   const int64_t iters = kPeakIters;
@@ -327,6 +304,41 @@ MachineLimits MeasureMachineLimits(int threads, int64_t read_bytes) {
     m.amx_int8_tops = PeakTflops(threads, [&] { return PeakAmxInt8(iters / 16); });
 #endif
   return m;
+}
+
+ReadProbe::ReadProbe(int threads, int64_t bytes) : threads_(threads) {
+  const int64_t n = bytes / 4 / (128 * threads) * (128 * threads);
+  per_thread_ = n / threads;
+  buf_ = static_cast<float*>(std::aligned_alloc(64, n * 4));
+  if (buf_ == nullptr) throw std::bad_alloc();
+#pragma omp parallel num_threads(threads)
+  {
+    float* p = buf_ + omp_get_thread_num() * per_thread_;
+    for (int64_t i = 0; i < per_thread_; ++i) p[i] = static_cast<float>(i & 7);
+  }
+#if defined(__x86_64__)
+  const CpuFeatures& f = DetectCpuFeatures();
+  avx512_ = f.avx512f && f.os_avx512_state;
+#endif
+}
+
+ReadProbe::~ReadProbe() { std::free(buf_); }
+
+double ReadProbe::PassGbps() {
+  float total = 0;
+  const auto t0 = Clock::now();
+#pragma omp parallel num_threads(threads_) reduction(+ : total)
+  {
+    const float* p = buf_ + omp_get_thread_num() * per_thread_;
+#if defined(__x86_64__)
+    total += avx512_ ? SumAvx512(p, per_thread_) : SumPlain(p, per_thread_);
+#else
+    total += SumPlain(p, per_thread_);
+#endif
+  }
+  const double s = Seconds(t0, Clock::now());
+  g_sink = total;
+  return static_cast<double>(bytes()) / s / 1e9;
 }
 
 MachineLimits BestOf(const MachineLimits& a, const MachineLimits& b) {

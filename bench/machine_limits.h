@@ -44,6 +44,28 @@ void PinOpenMpThreads(int threads);
 void SetUpAmxTiles(const uint8_t* a, const uint8_t* b);
 #endif
 
+// The read-bandwidth kernel on its own, for sampling the bandwidth between a benchmark's timed
+// calls: `threads` pinned threads (OpenMP's pool) each first-touch and then sum their own slice
+// of a buffer of about `bytes`.
+class ReadProbe {
+ public:
+  ReadProbe(int threads, int64_t bytes);
+  ~ReadProbe();
+  ReadProbe(const ReadProbe&) = delete;
+  ReadProbe& operator=(const ReadProbe&) = delete;
+
+  // One pass over the whole buffer: GB/s.
+  double PassGbps();
+  int64_t bytes() const { return per_thread_ * threads_ * 4; }
+  const char* kernel() const { return avx512_ ? "avx512" : "plain"; }
+
+ private:
+  int threads_;
+  int64_t per_thread_ = 0;  // floats
+  float* buf_ = nullptr;
+  bool avx512_ = false;
+};
+
 // Measures all limits with `threads` pinned threads over a `read_bytes` buffer.
 MachineLimits MeasureMachineLimits(int threads, int64_t read_bytes = int64_t{1} << 30);
 

@@ -1,8 +1,10 @@
 // Method of `tandem-bench moe`:
 //   1. Pin one OpenMP thread per core (--threads, default: all allowed CPUs) and measure the
 //      machine's limits: read bandwidth and peak matrix throughput (machine_limits.h); again after
-//      the timed calls, and the ratios use the better of the two measurements of each limit (a
-//      host busy during one of them must not lower a limit and so inflate a ratio).
+//      the timed calls. peak_ratio uses the better of the two peaks (a host busy during one of them
+//      must not lower the peak and so inflate the ratio). The read bandwidth of a shared host
+//      swings by tens of percent within seconds, so it is also sampled during the run: one pass of
+//      the read kernel over 1 GiB after every timed repetition.
 //   2. Build one MoE layer's experts from random bf16 weights of the shape's real sizes, packed by
 //      ExpertShard::FromWeights in --expert-dtype's format (bf16, int8, int4 with
 //      --int4-group-size) for the chosen --cpu-kernel and --schedule; with --onednn on (default;
@@ -16,7 +18,8 @@
 //      same inputs (oneDNN's primitives are created before the warm-up). Median times; effective
 //      bandwidth = stored bytes (ExpertShard::expert_bytes) of the distinct experts touched / time;
 //      TFLOPS (TOPS for int formats) = 2 * 3 * hidden * inter * tokens * top_k / time.
-//      bandwidth_ratio = effective / measured read bandwidth; peak_ratio = TFLOPS / measured peak
+//      bandwidth_ratio = effective / the median of the read passes between this token count's
+//      repetitions (printed as "read GB/s"); peak_ratio = TFLOPS / measured peak
 //      of the kernel's family (bf16: amx: AMX bf16, avx512: vdpbf16ps; int8 on amx: AMX tdpbssd;
 //      int8 / int4 on avx512 (and int4 on amx, which has no AMX int4 kernel): vpdpbusd;
 //      reference: f32 FMA). onednn ratio = our median time / oneDNN's (< 1: we are faster).
@@ -85,6 +88,8 @@ struct TokenResult {
   double min_ms = 0;
   double bytes = 0;  // median over reps of the bytes touched
   double gbps = 0;
+  double read_gbps = 0;  // median of the read passes between this token count's repetitions
+  double read_gbps_min = 0, read_gbps_max = 0;
   double bandwidth_ratio = 0;
   double tflops = 0;
   double peak_ratio = 0;
@@ -278,6 +283,7 @@ int RunMoe(const MoeOptions& o) {
   std::fprintf(log, "measuring machine limits...\n");
   const MachineLimits lim_before = MeasureMachineLimits(threads);
   PrintLimits(log, "limits", lim_before);
+  ReadProbe read_probe(threads, int64_t{1} << 30);
 
   std::fprintf(log, "generating and packing weights...\n");
   const auto g0 = Clock::now();
@@ -316,7 +322,7 @@ int RunMoe(const MoeOptions& o) {
   std::vector<TokenResult> results;
   for (int64_t n : *tokens) {
     std::vector<float> out(n * s.hidden), out_onednn;
-    std::vector<double> bytes, onednn_ms;
+    std::vector<double> bytes, onednn_ms, read_gbps;
     // Per variant (tuning): times and MoeRunPhases's fields, in order.
     std::vector<std::vector<double>> ms(variants);
     std::vector<std::array<std::vector<double>, 5>> phase_ms(variants);
@@ -355,6 +361,7 @@ int RunMoe(const MoeOptions& o) {
         if (rep == 0) rel_diff = RelRmsDiff(out, out_onednn);
       }
       if (rep < o.warmup) continue;
+      read_gbps.push_back(read_probe.PassGbps());  // the bandwidth this rep had about it
       timed_ms += t[0];
       for (size_t v = 0; v < variants; ++v) {
         ms[v].push_back(t[v]);
@@ -380,6 +387,9 @@ int RunMoe(const MoeOptions& o) {
       const auto& pm = phase_ms[v];
       r.phases = {Median(pm[0]), Median(pm[1]), Median(pm[2]), Median(pm[3]), Median(pm[4])};
       r.gbps = r.bytes / (r.median_ms * 1e-3) / 1e9;
+      r.read_gbps = Median(read_gbps);
+      r.read_gbps_min = *std::min_element(read_gbps.begin(), read_gbps.end());
+      r.read_gbps_max = *std::max_element(read_gbps.begin(), read_gbps.end());
       const double flops = 2.0 * 3 * s.hidden * s.intermediate * n * s.top_k;
       r.tflops = flops / (r.median_ms * 1e-3) / 1e12;
       if (onednn) {
@@ -398,30 +408,33 @@ int RunMoe(const MoeOptions& o) {
   const MachineLimits lim = BestOf(lim_before, lim_after);
   const auto [peak, peak_kind] = PeakFor(lim, *format, *kernel);
   for (TokenResult& r : results) {
-    r.bandwidth_ratio = lim.read_gbps > 0 ? r.gbps / lim.read_gbps : 0;
+    r.bandwidth_ratio = r.read_gbps > 0 ? r.gbps / r.read_gbps : 0;
     r.peak_ratio = peak > 0 ? r.tflops / peak : 0;
   }
 
   const char* ops = format->quantized() ? "TOPS" : "TFLOPS";
   const bool tuned = !tunings.empty();
-  std::fprintf(log, "\n%8s %s%6s %11s %11s %11s %10s %9s %9s %10s %11s %11s\n", "tokens",
+  std::fprintf(log, "\n%8s %s%6s %11s %11s %11s %10s %10s %9s %9s %10s %11s %11s\n", "tokens",
                tuned ? "  amx tuning " : "", "reps", "median ms", "min ms", "GB touched",
-               "eff GB/s", "bw ratio", ops, "peak ratio", "onednn ms", "ours/onednn");
+               "eff GB/s", "read GB/s", "bw ratio", ops, "peak ratio", "onednn ms", "ours/onednn");
   for (const TokenResult& r : results) {
-    std::fprintf(log, "%8lld %s%6d %11.3f %11.3f %11.3f %10.2f %9.3f %9.4f %10.3f",
+    std::fprintf(log, "%8lld %s%6d %11.3f %11.3f %11.3f %10.2f %10.2f %9.3f %9.4f %10.3f",
                  (long long)r.tokens, tuned ? absl::StrFormat("%12s ", r.amx_tuning).c_str() : "",
-                 r.reps, r.median_ms, r.min_ms, r.bytes / 1e9, r.gbps, r.bandwidth_ratio, r.tflops,
-                 r.peak_ratio);
+                 r.reps, r.median_ms, r.min_ms, r.bytes / 1e9, r.gbps, r.read_gbps,
+                 r.bandwidth_ratio, r.tflops, r.peak_ratio);
     if (r.has_onednn) {
       std::fprintf(log, " %11.3f %11.3f\n", r.onednn_median_ms, r.onednn_ratio);
     } else {
       std::fprintf(log, " %11s %11s\n", "n/a", "n/a");
     }
   }
-  std::fprintf(log,
-               "(median of >= %d reps and >= %.0f ms after %d warm-up; bw ratio vs read %.2f GB/s; "
-               "peak ratio vs %s %.3f %s; each the better of the two measurements)\n",
-               o.reps, o.min_time_ms, o.warmup, lim.read_gbps, peak_kind.c_str(), peak, ops);
+  std::fprintf(
+      log,
+      "(median of >= %d reps and >= %.0f ms after %d warm-up; bw ratio vs read GB/s: the "
+      "median of read passes between the reps (%.2f before the run, %.2f after); peak ratio "
+      "vs %s %.3f %s, the better of before and after)\n",
+      o.reps, o.min_time_ms, o.warmup, lim_before.read_gbps, lim_after.read_gbps, peak_kind.c_str(),
+      peak, ops);
   for (const TokenResult& r : results) {
     const MoeRunPhases& p = r.phases;
     std::fprintf(log,
@@ -481,6 +494,9 @@ int RunMoe(const MoeOptions& o) {
                               {"min_ms", r.min_ms},
                               {"bytes_touched", r.bytes},
                               {"effective_gbps", r.gbps},
+                              {"read_gbps", r.read_gbps},
+                              {"read_gbps_min", r.read_gbps_min},
+                              {"read_gbps_max", r.read_gbps_max},
                               {"bandwidth_ratio", r.bandwidth_ratio},
                               {"tflops", r.tflops},
                               {"peak_ratio", r.peak_ratio}});
