@@ -33,9 +33,8 @@
 // Why this is near the limit of its kind (`tandem-bench amx-loads` on the GPU machine's Xeon, 16
 // threads, random bf16 data, bench/RESULTS.md): 4 TDPs on register-resident tiles reach ~14
 // TFLOPS; the same 4 TDPs with the 2 A + 2 B tile loads of a 2x2 step reach ~0.73 of that with
-// both operands in L1 and ~0.55-0.62 with one or both in L2 -- the tile loads themselves cost a
-// third of the peak. Each tile load costs about a third of a TDP even from L1, and the cost adds
-// up rather than overlapping: the same step with only the 2 A loads reaches 0.88, and a 1x2 step
+// both operands in L1 and ~0.55-0.67 with one or both in L2. Each tile load costs about a third
+// of a TDP even from L1, and the cost adds up rather than overlapping: the same step with only the 2 A loads reaches 0.88, and a 1x2 step
 // that double-buffers its operands in the other 3 tiles (1.5 loads per TDP, no tile ever waiting
 // for the TDP before it) only 0.56. 2x2 C tiles are the most reuse 8 tiles allow (1 load per TDP;
 // holding B for several token tiles needs C loads and stores, which cost the same). The kernels
@@ -51,7 +50,7 @@
 // moe_kernel_impl.h sets them in-process):
 //   TANDEM_AMX_KSTEPS=<1..4096>  target K steps per K block (4096: one block, C stays in tiles);
 //   TANDEM_AMX_CHUNK=<n>         token-tile pairs per chunk when K is blocked;
-//   TANDEM_AMX_GROUP=<2..16>     weight blocks per group (even).
+//   TANDEM_AMX_GROUP=<2..16>     weight blocks per group (even);
 //   TANDEM_AMX_STREAM_B=<0|1>    weight tiles read with TILELOADDT1 (default 1), or TILELOADD.
 // TANDEM_AMX_EMULATE (never set by the build): the tile instructions become scalar C++ on
 // per-thread tile state, so that the kernels' indexing can be tested on machines without AMX
