@@ -34,20 +34,20 @@
 // threads, random bf16 data, bench/RESULTS.md): 4 TDPs on register-resident tiles reach ~14
 // TFLOPS; the same 4 TDPs with the 2 A + 2 B tile loads of a 2x2 step reach ~0.73 of that with
 // both operands in L1 and ~0.55-0.67 with one or both in L2. Each tile load costs about a third
-// of a TDP even from L1, and the cost adds up rather than overlapping: the same step with only the 2 A loads reaches 0.88, and a 1x2 step
-// that double-buffers its operands in the other 3 tiles (1.5 loads per TDP, no tile ever waiting
-// for the TDP before it) only 0.56. 2x2 C tiles are the most reuse 8 tiles allow (1 load per TDP;
-// holding B for several token tiles needs C loads and stores, which cost the same). The kernels
-// themselves, on per-thread L2-resident operands (amx-loads' kernel rows), reach 0.47-0.50 of
-// the peak in gate/up (bf16, 32-64 tokens) and 0.39-0.53 (int8); inside ExpertShard::Run, with
-// the weights streamed from DRAM, 0.40-0.46.
-// Defaults (AmxTuning: kc 28, chunks of 4 pairs, 16-block groups, with ExpertShard's 128-row AMX
-// tasks) against the earlier ones (one K block, 2-block groups, 32-row tasks), interleaved on the
-// GPU machine, Qwen2-57B layer at 4096 tokens: bf16 312-332 vs 343-373 ms, int8 153-171 vs
-// 169-206 ms (the down phase gains most: 90-103 vs 116-124 ms bf16); DeepSeek-V3 bf16 equal within
-// the host's noise. Knobs (read once per process; results are bit-identical under all of them:
-// a (token, row) always gets the same TDP sequence over the K steps in order; SetAmxTuning in
-// moe_kernel_impl.h sets them in-process):
+// of a TDP even from L1, and the cost adds up rather than overlapping: the same step with only the
+// 2 A loads reaches 0.88, and a 1x2 step that double-buffers its operands in the other 3 tiles (1.5
+// loads per TDP, no tile ever waiting for the TDP before it) only 0.56. 2x2 C tiles are the most
+// reuse 8 tiles allow (1 load per TDP; holding B for several token tiles needs C loads and stores,
+// which cost the same). The kernels themselves, on per-thread L2-resident operands (amx-loads'
+// kernel rows), reach 0.47-0.50 of the peak in gate/up (bf16, 32-64 tokens) and 0.39-0.53 (int8);
+// inside ExpertShard::Run, with the weights streamed from DRAM, 0.40-0.46. Defaults (AmxTuning: kc
+// 28, chunks of 4 pairs, 16-block groups, with ExpertShard's 128-row AMX tasks) against the earlier
+// ones (one K block, 2-block groups, 32-row tasks), interleaved on the GPU machine, Qwen2-57B layer
+// at 4096 tokens: bf16 312-332 vs 343-373 ms, int8 153-171 vs 169-206 ms (the down phase gains
+// most: 90-103 vs 116-124 ms bf16); DeepSeek-V3 bf16 equal within the host's noise. Knobs (read
+// once per process; results are bit-identical under all of them: a (token, row) always gets the
+// same TDP sequence over the K steps in order; SetAmxTuning in moe_kernel_impl.h sets them
+// in-process):
 //   TANDEM_AMX_KSTEPS=<1..4096>  target K steps per K block (4096: one block, C stays in tiles);
 //   TANDEM_AMX_CHUNK=<n>         token-tile pairs per chunk when K is blocked;
 //   TANDEM_AMX_GROUP=<2..16>     weight blocks per group (even);
