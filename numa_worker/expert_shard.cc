@@ -10,6 +10,7 @@
 #include "coordinator/weight_loader.h"
 #include "kernels/cpu/elementwise.h"
 #include "kernels/cpu/linear.h"
+#include "kernels/cpu/moe_kernel_impl.h"  // AmxTuning::task_rows
 
 namespace tandem {
 namespace {
@@ -221,18 +222,8 @@ ExpertKernel ExpertShard::KernelFor(int64_t tokens) const {
 namespace {
 
 // Rows of one (expert, row block) task. 32 for the row kernels (decode: many small tasks balance
-// best); experts on the AMX tiles take $TANDEM_MOE_TASK_ROWS rows (a multiple of 16) when set, for
-// measurement, else kAmxTaskRows: see Run.
+// best); experts on the AMX tiles take AmxTuning::task_rows (moe_kernel_impl.h): see Run.
 constexpr int64_t kRowTaskRows = 32;
-constexpr int64_t kAmxTaskRows = 128;
-int64_t AmxTaskRows() {
-  static const int64_t rows = [] {
-    const char* s = std::getenv("TANDEM_MOE_TASK_ROWS");
-    const int64_t v = s != nullptr ? std::atoll(s) : 0;
-    return v >= 16 && v % 16 == 0 ? v : kAmxTaskRows;
-  }();
-  return rows;
-}
 
 // Runs fn(i) for i < count on the threads of the enclosing parallel region (or the one thread
 // outside one). Dynamic: each thread takes the next index from `next` (zero before the region;
@@ -329,18 +320,20 @@ absl::Status ExpertShard::Run(const MoeBatch& b, float* out, MoeRunPhases* phase
   // x and their activation forms; phase 1, per (expert, block of rows): act = silu(gate x) * up x;
   // phase 2, per expert: forms of act; phase 3, per (expert, block of rows): y = down act; phase 4,
   // per token: out[t] = sum over its choices of w * y. Rows per task: 32 for the row kernels,
-  // 128 for AMX experts (one group of weight blocks, amx_tiles.h: each A tile feeds 16 blocks).
-  // Measured on the 16-core AMX Xeon (Qwen2-57B layer, 4096 tokens, interleaved): with the K-blocked
-  // 16-block groups, 128-row tasks beat 32-row ones with 2-block groups by 4-10% (bf16 312-332
-  // vs 343-373 ms), the down phase by 15-25%.
+  // AmxTuning::task_rows (256) for AMX experts (whole 16-block groups, amx_tiles.h: each A tile
+  // feeds 16 blocks). Measured on the 16-core AMX Xeon (Qwen2-57B layer, 4096 tokens,
+  // interleaved): with the K-blocked 16-block groups, 128-row tasks beat 32-row ones with 2-block
+  // groups by 4-10% (bf16 312-332 vs 343-373 ms), the down phase by 15-25%; 256-row tasks with
+  // chunks of 8 beat 128-row ones by up to 17% more (bench/RESULTS.md, fourth pass).
   struct Task {
     int64_t active, r0, r1;
   };
   std::vector<Task> up_tasks, down_tasks;
+  const int64_t amx_task_rows = moe_internal::GetAmxTuning().task_rows;
   for (size_t i = 0; i < active.size(); ++i) {
     const Active& a = active[i];
     const int64_t task_rows =
-        a.forms.amx_tiles ? AmxTaskRows() : kRowTaskRows;  // amx_tiles: the expert runs on AMX
+        a.forms.amx_tiles ? amx_task_rows : kRowTaskRows;  // amx_tiles: the expert runs on AMX
     for (int64_t r = 0; r < inter; r += task_rows)
       up_tasks.push_back({static_cast<int64_t>(i), r, std::min(inter, r + task_rows)});
     for (int64_t r = 0; r < h; r += task_rows)
@@ -378,8 +371,7 @@ absl::Status ExpertShard::Run(const MoeBatch& b, float* out, MoeRunPhases* phase
       const Active& a = active[i];
       if (a.forms.amx_tiles) {  // straight from the tokens' rows into the tile form
         sc.x_forms.FillAmxTiles(b.hidden, a.forms.int8 ? &sc.token_q8 : nullptr,
-                                token_of_row.data() + a.first_row, a.first_row,
-                                a.first_row + a.n);
+                                token_of_row.data() + a.first_row, a.first_row, a.first_row + a.n);
         return;
       }
       for (int64_t r = a.first_row; r < a.first_row + a.n; ++r)

@@ -40,18 +40,20 @@
 // reuse 8 tiles allow (1 load per TDP; holding B for several token tiles needs C loads and stores,
 // which cost the same). The kernels themselves, on per-thread L2-resident operands (amx-loads'
 // kernel rows), reach 0.47-0.50 of the peak in gate/up (bf16, 32-64 tokens) and 0.39-0.53 (int8);
-// inside ExpertShard::Run, with the weights streamed from DRAM, 0.40-0.46. Defaults (AmxTuning: kc
-// 28, chunks of 4 pairs, 16-block groups, with ExpertShard's 128-row AMX tasks) against the earlier
-// ones (one K block, 2-block groups, 32-row tasks), interleaved on the GPU machine, Qwen2-57B layer
-// at 4096 tokens: bf16 312-332 vs 343-373 ms, int8 153-171 vs 169-206 ms (the down phase gains
-// most: 90-103 vs 116-124 ms bf16); DeepSeek-V3 bf16 equal within the host's noise. Knobs (read
-// once per process; results are bit-identical under all of them: a (token, row) always gets the
-// same TDP sequence over the K steps in order; SetAmxTuning in moe_kernel_impl.h sets them
-// in-process):
+// inside ExpertShard::Run, with the weights streamed from DRAM, 0.40-0.46. Defaults: AmxTuning in
+// moe_kernel_impl.h (kc 28, chunks of 8 pairs, 16-block groups, streamed weight tiles, 256-row
+// ExpertShard tasks; measured in bench/RESULTS.md, fourth pass). Kc 28, chunks of 4 pairs,
+// 16-block groups and 128-row tasks against the earlier ones (one K block, 2-block groups, 32-row
+// tasks), interleaved on the GPU machine, Qwen2-57B layer at 4096 tokens: bf16 312-332 vs 343-373
+// ms, int8 153-171 vs 169-206 ms (the down phase gains most: 90-103 vs 116-124 ms bf16);
+// DeepSeek-V3 bf16 equal within the host's noise. Knobs (read once per process; results are
+// bit-identical under all of them: a (token, row) always gets the same TDP sequence over the K
+// steps in order; SetAmxTuning in moe_kernel_impl.h sets them in-process):
 //   TANDEM_AMX_KSTEPS=<1..4096>  target K steps per K block (4096: one block, C stays in tiles);
 //   TANDEM_AMX_CHUNK=<n>         token-tile pairs per chunk when K is blocked;
 //   TANDEM_AMX_GROUP=<2..16>     weight blocks per group (even);
-//   TANDEM_AMX_STREAM_B=<0|1>    weight tiles read with TILELOADDT1 (default 1), or TILELOADD.
+//   TANDEM_AMX_STREAM_B=<0|1>    weight tiles read with TILELOADDT1 (default 1), or TILELOADD;
+//   TANDEM_MOE_TASK_ROWS=<16 k>  rows of ExpertShard::Run's AMX tasks (AmxTuning::task_rows).
 // TANDEM_AMX_EMULATE (never set by the build): the tile instructions become scalar C++ on
 // per-thread tile state, so that the kernels' indexing can be tested on machines without AMX
 // (TDPBF16PS is emulated in plain f32, so bf16 results match the hardware only to rounding).
@@ -204,6 +206,8 @@ inline Tuning& MutableTuning() {
     t.group_blocks =
         static_cast<int>(EnvInt("TANDEM_AMX_GROUP", 2, kMaxWeightBlocks, t.group_blocks)) / 2 * 2;
     t.stream_weights = EnvInt("TANDEM_AMX_STREAM_B", 0, 1, t.stream_weights ? 1 : 0) != 0;
+    const int64_t rows = EnvInt("TANDEM_MOE_TASK_ROWS", 16, 1 << 20, t.task_rows);
+    if (rows % 16 == 0) t.task_rows = rows;
     return t;
   }();
   return tuning;

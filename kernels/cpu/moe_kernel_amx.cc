@@ -69,8 +69,8 @@ TANDEM_AMX void Product(const ExpertActivations& x, int64_t k_pairs, const amx::
                         const Epilogue& epilogue) {
   const int64_t nks = (k_pairs + kStepPairs - 1) / kStepPairs;
   if (x.amx_tiles != nullptr) {
-    amx::GroupProduct<amx::TileKind::kBf16>(amx::TileOrder{x.amx_tiles, x.amx_tile_steps}, x.n,
-                                            nks, w, epilogue);
+    amx::GroupProduct<amx::TileKind::kBf16>(amx::TileOrder{x.amx_tiles, x.amx_tile_steps}, x.n, nks,
+                                            w, epilogue);
   } else if (x.bf16_pairs != nullptr) {
     const amx::ByteRows src{reinterpret_cast<const uint8_t*>(x.bf16_pairs), k_pairs * 4,
                             k_pairs * 4};
@@ -108,7 +108,7 @@ AmxTuning GetAmxTuning() { return amx::GetTuning(); }
 bool SetAmxTuning(const AmxTuning& tuning) {
   if (tuning.k_steps < 1 || tuning.k_steps > 4096 || tuning.chunk_pairs < 1 ||
       tuning.group_blocks < 2 || tuning.group_blocks > amx::kMaxWeightBlocks ||
-      tuning.group_blocks % 2 != 0)
+      tuning.group_blocks % 2 != 0 || tuning.task_rows < 16 || tuning.task_rows % 16 != 0)
     return false;
   amx::MutableTuning() = tuning;
   return true;

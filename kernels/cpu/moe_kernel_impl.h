@@ -52,16 +52,21 @@ void Avx512DownRows(const PackedExpert& e, const ExpertActivations& act, bool bf
 // blocks), weight blocks per GroupProduct (even, 2..16; a group's A tiles feed all its blocks).
 struct AmxTuning {
   int64_t k_steps = 28;
-  int64_t chunk_pairs = 4;
+  int64_t chunk_pairs = 8;  // 256 tokens: a K block's weights feed more token pairs from L2
   int group_blocks = 16;
   // Weight (B) tiles read with TILELOADDT1 (a hint not to keep them in L1, where the A tiles that
-  // a K block reuses across the group's blocks are): 0-6% faster, never slower, in eight
+  // a K block reuses across the group's blocks are): 0-6% faster, never slower, in twelve
   // in-process interleaved comparisons (bench/RESULTS.md, fourth pass).
   bool stream_weights = true;
+  // Rows of one ExpertShard::Run task of an expert on AMX (a multiple of 16). 256: gate/up runs two
+  // 16-block groups per task, down one (16 blocks), so each A tile of down feeds twice the blocks
+  // of 128-row tasks. With chunks of 8 pairs: faster than 128 rows and chunks of 4 in 13 of 16
+  // in-process comparisons (by 1-17%), within 2.5% in the other 3 (bench/RESULTS.md, fourth pass).
+  int64_t task_rows = 256;
 };
-// The tuning in effect (defaults, or $TANDEM_AMX_KSTEPS / _CHUNK / _GROUP / _STREAM_B), and a
-// replacement for tests and measurements: call only while no AMX kernel runs (it is not
-// synchronized). Set rejects values out of range with false.
+// The tuning in effect (defaults, or $TANDEM_AMX_KSTEPS / _CHUNK / _GROUP / _STREAM_B and
+// $TANDEM_MOE_TASK_ROWS), and a replacement for tests and measurements: call only while no AMX
+// kernel runs (it is not synchronized). Set rejects values out of range with false.
 AmxTuning GetAmxTuning();
 bool SetAmxTuning(const AmxTuning& tuning);
 

@@ -10,6 +10,7 @@
 
 #include "common/bf16.h"
 #include "kernels/cpu/moe_kernel.h"
+#include "kernels/cpu/moe_kernel_impl.h"  // AmxTuning::task_rows
 
 namespace tandem {
 namespace {
@@ -115,6 +116,17 @@ TEST_P(ExpertShardTest, RunEqualsTheSumOfExpertForwardsUnderBothSchedules) {
     ASSERT_TRUE((*dynamic)->Run(b.view(tokens), out_d.data()).ok());
     ASSERT_TRUE((*fixed)->Run(b.view(tokens), out_s.data()).ok());
     EXPECT_EQ(out_d, out_s) << "tokens=" << tokens;
+    // Rows per AMX task only change how the rows are cut into tasks, not any row's sums.
+    const moe_internal::AmxTuning defaults = moe_internal::GetAmxTuning();
+    for (int64_t rows : {16, 48, 256}) {
+      moe_internal::AmxTuning t = defaults;
+      t.task_rows = rows;
+      if (!moe_internal::SetAmxTuning(t)) continue;  // no AMX kernels in this build
+      std::vector<float> out_r(tokens * kHidden, NAN);
+      ASSERT_TRUE((*dynamic)->Run(b.view(tokens), out_r.data()).ok());
+      EXPECT_EQ(out_r, out_d) << "tokens=" << tokens << " task rows " << rows;
+    }
+    moe_internal::SetAmxTuning(defaults);  // false only in builds without AMX kernels
     // Per token, per choice: one ExpertForward with the kernel the shard picks for a group of the
     // expert's size (its activation precision depends on it on AMX machines).
     std::vector<float> expected(tokens * kHidden, 0.0f);
@@ -185,7 +197,8 @@ TEST(ExpertShardSlices, SlicedShardsSumToTheWholeShard) {
   const Batch batch = RandomBatch(5, rng);
   std::vector<float> expected(5 * kHidden);
   ASSERT_TRUE((*whole)->Run(batch.view(5), expected.data()).ok());
-  for (ShardPlan::Mode mode : {ShardPlan::Mode::kTensorParallel, ShardPlan::Mode::kExpertParallel}) {
+  for (ShardPlan::Mode mode :
+       {ShardPlan::Mode::kTensorParallel, ShardPlan::Mode::kExpertParallel}) {
     std::vector<float> sum(expected.size(), 0.0f), part(expected.size());
     for (int index = 0; index < 3; ++index) {
       ShardPlan plan;

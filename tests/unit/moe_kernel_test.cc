@@ -418,6 +418,8 @@ TEST_F(AmxKernelTest, EveryTuningGivesTheSameBits) {
   ASSERT_FALSE(moe_internal::SetAmxTuning({16, 0, 2}));
   ASSERT_FALSE(moe_internal::SetAmxTuning({16, 4, 3}));
   ASSERT_FALSE(moe_internal::SetAmxTuning({16, 4, 18}));
+  ASSERT_FALSE(moe_internal::SetAmxTuning({16, 4, 16, true, 40}));
+  ASSERT_FALSE(moe_internal::SetAmxTuning({16, 4, 16, true, 0}));
   std::mt19937 rng(15);
   for (ExpertDtype dtype : {ExpertDtype::kBf16, ExpertDtype::kInt8}) {
     for (auto [h, inter] : {std::pair<int64_t, int64_t>{300, 230}, {129, 257}, {1024, 96}}) {
