@@ -274,18 +274,20 @@ void PinOpenMpThreads(int threads) {
 }
 
 MachineLimits MeasureMachineLimits(int threads, int64_t read_bytes) {
+  ReadProbe probe(threads, read_bytes);
+  return MeasureMachineLimits(threads, probe);
+}
+
+MachineLimits MeasureMachineLimits(int threads, ReadProbe& probe) {
   MachineLimits m;
   m.threads = threads;
   const CpuFeatures& f = DetectCpuFeatures();  // also requests the AMX permission
   const bool avx512 = f.avx512f && f.os_avx512_state;
 
-  {
-    ReadProbe probe(threads, read_bytes);
-    m.read_bytes = probe.bytes();
-    m.read_kernel = probe.kernel();
-    probe.PassGbps();  // warm-up
-    for (int pass = 1; pass < 6; ++pass) m.read_gbps = std::max(m.read_gbps, probe.PassGbps());
-  }
+  m.read_bytes = probe.bytes();
+  m.read_kernel = probe.kernel();
+  probe.PassGbps();  // warm-up
+  for (int pass = 1; pass < 6; ++pass) m.read_gbps = std::max(m.read_gbps, probe.PassGbps());
 
 #if defined(__x86_64__)
   const int64_t iters = kPeakIters;

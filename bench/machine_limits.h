@@ -68,6 +68,9 @@ class ReadProbe {
 
 // Measures all limits with `threads` pinned threads over a `read_bytes` buffer.
 MachineLimits MeasureMachineLimits(int threads, int64_t read_bytes = int64_t{1} << 30);
+// The same with the read bandwidth taken on `probe` (built for `threads` threads), for a benchmark
+// that keeps one probe to measure and to sample with.
+MachineLimits MeasureMachineLimits(int threads, ReadProbe& probe);
 
 // Each figure the larger of a's and b's (two measurements of one machine, e.g. before and after a
 // benchmark's timed calls, so that other load on the host during one of them cannot lower a limit

@@ -76,13 +76,13 @@ struct MoeOptions {
   int warmup = 2;
   int reps = 7;
   double min_time_ms = 1000;  // keep timing until both reps and this much time are done
-  std::string amx_tuning;     // K/C/G[/S],...; empty: the tuning in effect
+  std::string amx_tuning;     // K/C/G[/S[/R]],...; empty: the tuning in effect
   bool json = false;
 };
 
 struct TokenResult {
   int64_t tokens = 0;
-  std::string amx_tuning;  // K/C/G/S, or empty when --amx-tuning was not given
+  std::string amx_tuning;  // K/C/G/S/R, or empty when --amx-tuning was not given
   int reps = 0;
   double median_ms = 0;
   double min_ms = 0;
@@ -140,7 +140,8 @@ std::string TuningName(const moe_internal::AmxTuning& t) {
                          t.stream_weights ? 1 : 0, t.task_rows);
 }
 
-// --amx-tuning's list; each entry is checked by SetAmxTuning (which then leaves the first set).
+// --amx-tuning's list; each entry is checked by SetAmxTuning (which leaves the last one in effect;
+// the timed loop sets each tuning before its run).
 absl::StatusOr<std::vector<moe_internal::AmxTuning>> ParseAmxTunings(const std::string& list) {
   std::vector<moe_internal::AmxTuning> out;
   for (absl::string_view part : absl::StrSplit(list, ',', absl::SkipEmpty())) {
@@ -282,9 +283,10 @@ int RunMoe(const MoeOptions& o) {
 
   PinOpenMpThreads(threads);
   std::fprintf(log, "measuring machine limits...\n");
-  const MachineLimits lim_before = MeasureMachineLimits(threads);
-  PrintLimits(log, "limits", lim_before);
+  // One 1 GiB read buffer for the limits before and after and for the samples between the reps.
   ReadProbe read_probe(threads, int64_t{1} << 30);
+  const MachineLimits lim_before = MeasureMachineLimits(threads, read_probe);
+  PrintLimits(log, "limits", lim_before);
 
   std::fprintf(log, "generating and packing weights...\n");
   const auto g0 = Clock::now();
@@ -377,6 +379,9 @@ int RunMoe(const MoeOptions& o) {
         touched += static_cast<double>((*shard)->expert_bytes(0, e));
       bytes.push_back(touched);
     }
+    const double flops = 2.0 * 3 * s.hidden * s.intermediate * n * s.top_k;
+    const double read_median = Median(read_gbps);
+    const auto [read_min, read_max] = std::minmax_element(read_gbps.begin(), read_gbps.end());
     for (size_t v = 0; v < variants; ++v) {
       TokenResult r;
       r.tokens = n;
@@ -388,10 +393,9 @@ int RunMoe(const MoeOptions& o) {
       const auto& pm = phase_ms[v];
       r.phases = {Median(pm[0]), Median(pm[1]), Median(pm[2]), Median(pm[3]), Median(pm[4])};
       r.gbps = r.bytes / (r.median_ms * 1e-3) / 1e9;
-      r.read_gbps = Median(read_gbps);
-      r.read_gbps_min = *std::min_element(read_gbps.begin(), read_gbps.end());
-      r.read_gbps_max = *std::max_element(read_gbps.begin(), read_gbps.end());
-      const double flops = 2.0 * 3 * s.hidden * s.intermediate * n * s.top_k;
+      r.read_gbps = read_median;
+      r.read_gbps_min = *read_min;
+      r.read_gbps_max = *read_max;
       r.tflops = flops / (r.median_ms * 1e-3) / 1e12;
       if (onednn) {
         r.has_onednn = true;
@@ -404,7 +408,7 @@ int RunMoe(const MoeOptions& o) {
   }
 
   std::fprintf(log, "measuring machine limits again...\n");
-  const MachineLimits lim_after = MeasureMachineLimits(threads);
+  const MachineLimits lim_after = MeasureMachineLimits(threads, read_probe);
   PrintLimits(log, "limits after", lim_after);
   const MachineLimits lim = BestOf(lim_before, lim_after);
   const auto [peak, peak_kind] = PeakFor(lim, *format, *kernel);

@@ -3,7 +3,6 @@
 #include <omp.h>
 
 #include <atomic>
-#include <cstdlib>
 #include <utility>
 
 #include "coordinator/models/tensor_names.h"
