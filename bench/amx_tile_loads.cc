@@ -1,7 +1,7 @@
 // Each thread runs steps of 4 TDPBF16PS on C tiles 0-3 (the 2x2 step of the MoE kernels):
 //   peak:  A and B tiles register-resident (loaded once);
 //   loads: per step 2 A + 2 B tile loads (1 KB each), A and B cycling through buffers of the
-//          given sizes, so that the operands come from L1 (2 KB, 16 KB), L2 (256 KB) or beyond.
+//          given sizes, so that the operands come from L1 (4 KB, 16 KB), L2 (256 KB) or beyond.
 // and, to tell what the loads cost, two other steps on the same buffers:
 //   2x2, A only: the 2 A loads of the 2x2 step, B register-resident (2 loads per 4 TDPs);
 //   1x2, double-buffered: C tiles 0-1, one A and two B tiles per step, loaded into tiles 2-4 and
