@@ -4,7 +4,8 @@
 // kAmx (which requires amx_tile, amx_bf16 and amx_int8 together, plus AVX-512).
 //
 // The product (GroupProduct) computes, for one group of up to 16 packed 16-row weight blocks (the
-// caller's rows; default: a whole 128-row task of ExpertShard::Run) and all n tokens of a call,
+// caller's rows; default: half of a 256-row gate/up task of ExpertShard::Run, or a whole down
+// task) and all n tokens of a call,
 // the C tiles [16 tokens x 16 rows] of every (token tile, block), and hands them to an epilogue.
 // Both operands are split into K steps of 64 bytes (32 bf16 / 64 int8):
 //   * B (weights): step s of a packed block (moe_pack.h) is its 16 vectors [16 s, 16 s + 16): 1 KB,
@@ -26,10 +27,13 @@
 //         for block pair j of the group: -- gate/up: (gate b, up b), (gate b+1, up b+1), ...
 //           C = 0 (c == 0) or load C; for s in c: 2 A + 2 B tile loads, 4 TDPs; store C
 //           (B with TILELOADDT1 by default: weight tiles are not reused from L1, A tiles are)
-// So one K block's weights of the whole group (16 blocks x 28 steps = 448 KB by default) stay in
-// L2 while every token pair of the chunk passes over them, the A tiles of (c, p) (56 KB) feed all
-// the group's blocks from L1/L2, and each weight row and token is read from beyond L2 about once
-// per chunk and task -- instead of the 32-row tasks' A stream per 2 blocks.
+//           per step also: PREFETCHT1 of a share of the weights of the K block that runs next
+//           (LinePrefetcher), and a slice of the previous job's epilogue (DeferredEpilogue)
+// So one K block's weights of the whole group (16 blocks x 14 steps = 224 KB by default) stay in
+// L2 while every token pair of the chunk passes over them, the next K block's arrive in L2 while
+// this one runs (so no token pair waits on DRAM: before, the first pair of every K block did), the
+// A tiles of (c, p) (28 KB) feed all the group's blocks from L1, and each weight row and token is
+// read from beyond L2 about once per chunk and task.
 // Why this is near the limit of its kind (`tandem-bench amx-loads` on the GPU machine's Xeon, 16
 // threads, random bf16 data, bench/RESULTS.md): 4 TDPs on register-resident tiles reach ~14
 // TFLOPS; the same 4 TDPs with the 2 A + 2 B tile loads of a 2x2 step reach ~0.73 of that with
@@ -40,12 +44,16 @@
 // reuse 8 tiles allow (1 load per TDP; holding B for several token tiles needs C loads and stores,
 // which cost the same). The kernels themselves, on per-thread L2-resident operands (amx-loads'
 // kernel rows), reach 0.47-0.50 of the peak in gate/up (bf16, 32-64 tokens) and 0.39-0.53 (int8);
-// inside ExpertShard::Run, with the weights streamed from DRAM, 0.40-0.46. Defaults: AmxTuning in
-// moe_kernel_impl.h (kc 28, chunks of 8 pairs, 16-block groups, streamed weight tiles, 256-row
-// ExpertShard tasks; measured in bench/RESULTS.md, fourth pass). Kc 28, chunks of 4 pairs,
-// 16-block groups and 128-row tasks against the earlier ones (one K block, 2-block groups, 32-row
-// tasks), interleaved on the GPU machine, Qwen2-57B layer at 4096 tokens: bf16 312-332 vs 343-373
-// ms, int8 153-171 vs 169-206 ms (the down phase gains most: 90-103 vs 116-124 ms bf16);
+// inside ExpertShard::Run, with the weights streamed from DRAM, 0.40-0.46 before the prefetch, and
+// 0.45-0.55 with it (bf16 gate/up up to 0.53). Defaults: AmxTuning in moe_kernel_impl.h (kc 14,
+// chunks of 8 pairs, 16-block groups, streamed weight tiles, 256-row ExpertShard tasks, prefetch
+// of the next K block's weights, deferred epilogues; measured in bench/RESULTS.md, fourth and fifth
+// passes). The prefetch with kc 14 against kc 28 without it, interleaved in one process on the GPU
+// machine: Qwen2-57B bf16 1024 tokens 66 vs 77 ms, 4096 tokens 225-256 vs 252-309 ms; int8 1024
+// 43-44 vs 46-51 ms; DeepSeek-V3 4096 bf16 474 vs 541 ms, int8 265 vs 304 ms. Kc 28, chunks of 4
+// pairs, 16-block groups and 128-row tasks against the earlier ones (one K block, 2-block groups,
+// 32-row tasks), interleaved on the GPU machine, Qwen2-57B layer at 4096 tokens: bf16 312-332 vs
+// 343-373 ms, int8 153-171 vs 169-206 ms (the down phase gains most: 90-103 vs 116-124 ms bf16);
 // DeepSeek-V3 bf16 equal within the host's noise. Knobs (read once per process; results are
 // bit-identical under all of them: a (token, row) always gets the same TDP sequence over the K
 // steps in order; SetAmxTuning in moe_kernel_impl.h sets them in-process):
@@ -53,6 +61,10 @@
 //   TANDEM_AMX_CHUNK=<n>         token-tile pairs per chunk when K is blocked;
 //   TANDEM_AMX_GROUP=<2..16>     weight blocks per group (even);
 //   TANDEM_AMX_STREAM_B=<0|1>    weight tiles read with TILELOADDT1 (default 1), or TILELOADD;
+//   TANDEM_AMX_PREFETCH=<0|1|2>  software prefetch of the next K block's weights (1), and of the
+//                                next token pair's A tiles (2) (AmxTuning::prefetch);
+//   TANDEM_AMX_DEFER=<0|1>       epilogues run in slices inside the next job's K steps
+//                                (AmxTuning::defer_epilogue);
 //   TANDEM_MOE_TASK_ROWS=<16 k>  rows of ExpertShard::Run's AMX tasks (AmxTuning::task_rows).
 // TANDEM_AMX_EMULATE (never set by the build): the tile instructions become scalar C++ on
 // per-thread tile state, so that the kernels' indexing can be tested on machines without AMX
@@ -66,6 +78,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <memory>
+#include <type_traits>
 
 #include "kernels/cpu/convert_avx512.h"  // Bf16x16, FirstLanes
 #include "kernels/cpu/moe_kernel_impl.h"
@@ -206,6 +219,8 @@ inline Tuning& MutableTuning() {
     t.group_blocks =
         static_cast<int>(EnvInt("TANDEM_AMX_GROUP", 2, kMaxWeightBlocks, t.group_blocks)) / 2 * 2;
     t.stream_weights = EnvInt("TANDEM_AMX_STREAM_B", 0, 1, t.stream_weights ? 1 : 0) != 0;
+    t.prefetch = static_cast<int>(EnvInt("TANDEM_AMX_PREFETCH", 0, 2, t.prefetch));
+    t.defer_epilogue = EnvInt("TANDEM_AMX_DEFER", 0, 1, t.defer_epilogue ? 1 : 0) != 0;
     const int64_t rows = EnvInt("TANDEM_MOE_TASK_ROWS", 16, 1 << 20, t.task_rows);
     if (rows % 16 == 0) t.task_rows = rows;
     return t;
@@ -331,12 +346,50 @@ struct TileOrder {
 
 // One group of weight blocks: K step s of block j is the 1 KB at block[j] + s * kTileBytes for
 // s < whole_steps; step whole_steps (when < nks, bf16 only) is read from tail[j], a zero-padded
-// copy.
+// copy. next_block[0, next_nwb): the blocks of the group the caller runs next (same K steps), only
+// read by software prefetch (AmxTuning::prefetch); next_nwb 0: none.
 struct WeightGroup {
   int nwb = 0;
   const uint8_t* block[kMaxWeightBlocks] = {};
   int64_t whole_steps = 0;
   const uint8_t* tail[kMaxWeightBlocks] = {};
+  int next_nwb = 0;
+  const uint8_t* next_block[kMaxWeightBlocks] = {};
+};
+
+// Issues PREFETCHT1 (to L2) for the 64-byte lines of up to kMaxSegments byte ranges, in order, a
+// given number per call: GroupProduct spreads the lines of what runs next over the steps of what
+// runs now, so that the DRAM fetches overlap the TDPs instead of stalling the first tile loads of a
+// K block (the hardware streamer stops at every 4 KB page, and a packed block's K block spans up to
+// 7 of them). Prefetches never fault, and change no result.
+class LinePrefetcher {
+ public:
+  static constexpr int kMaxSegments = kMaxWeightBlocks;
+  void Add(const void* p, int64_t bytes) {
+    if (bytes <= 0 || segments_ == kMaxSegments) return;
+    start_[segments_] = static_cast<const uint8_t*>(p);
+    bytes_[segments_++] = bytes;
+    lines_ += (bytes + kRowBytes - 1) / kRowBytes;
+  }
+  int64_t lines() const { return lines_; }
+  // Lines per step so that all lines are issued within `steps` steps.
+  int64_t PerStep(int64_t steps) const { return steps > 0 ? (lines_ + steps - 1) / steps : 0; }
+  void Issue(int64_t count) {
+    for (; count > 0 && current_ < segments_; --count) {
+      _mm_prefetch(reinterpret_cast<const char*>(start_[current_] + offset_), _MM_HINT_T1);
+      offset_ += kRowBytes;
+      if (offset_ >= bytes_[current_]) {
+        ++current_;
+        offset_ = 0;
+      }
+    }
+  }
+
+ private:
+  const uint8_t* start_[kMaxSegments] = {};
+  int64_t bytes_[kMaxSegments] = {};
+  int segments_ = 0, current_ = 0;
+  int64_t offset_ = 0, lines_ = 0;
 };
 
 // One (token-tile pair, block pair, K block) work item of PairProduct.
@@ -354,12 +407,25 @@ struct PairJob {
   int64_t c_in_ts;
   uint8_t* c_out;  // where C goes (tile (i, j) at + i * c_out_ts + j * c_out_js)
   int64_t c_out_ts, c_out_js;
+  // Software prefetch issued per K step (AmxTuning::prefetch): the next K block's weights, the
+  // next token pair's A tiles; null when off.
+  LinePrefetcher* weights_ahead = nullptr;
+  int64_t weights_per_step = 0;
+  LinePrefetcher* a_ahead = nullptr;
+  int64_t a_per_step = 0;
+  // The previous job's epilogue, run `per_step` tokens per K step (AmxTuning::defer_epilogue):
+  // slices(slices_ctx, per_step); null when none.
+  void (*slices)(void*, int64_t) = nullptr;
+  void* slices_ctx = nullptr;
+  int64_t slices_per_step = 0;
 };
 
 template <TileKind kKind, bool kTwoT, bool kTwoB, bool kStreamB>
 TANDEM_AMX void Steps(const uint8_t* a, const uint8_t* b0, const uint8_t* b1, int64_t steps,
                       const PairJob& job) {
   for (int64_t s = 0; s < steps; ++s) {
+    if (job.weights_ahead != nullptr) job.weights_ahead->Issue(job.weights_per_step);
+    if (job.a_ahead != nullptr) job.a_ahead->Issue(job.a_per_step);
     const uint8_t* as = a + s * job.a_step;
     TANDEM_TILE_LOAD(4, as, job.a_stride);
     if constexpr (kStreamB)
@@ -377,6 +443,7 @@ TANDEM_AMX void Steps(const uint8_t* a, const uint8_t* b0, const uint8_t* b1, in
     if constexpr (kTwoT) TANDEM_TILE_DP(kKind, 1, 5, 6);
     if constexpr (kTwoB) TANDEM_TILE_DP(kKind, 2, 4, 7);
     if constexpr (kTwoT && kTwoB) TANDEM_TILE_DP(kKind, 3, 5, 7);
+    if (job.slices != nullptr) job.slices(job.slices_ctx, job.slices_per_step);
   }
 }
 
@@ -434,13 +501,35 @@ inline KBlocks SplitK(int64_t nks, int64_t target_steps) {
   return {blocks, std::max<int64_t>(1, (nks + blocks - 1) / blocks)};
 }
 
+// One finished job's epilogue, run in slices of tokens (AmxTuning::defer_epilogue): GroupProduct
+// keeps the last job's C tiles in one of two buffers and calls Slice between the next job's K
+// steps, so the epilogue's vector work (a SiLU per gate/up output) executes while the tile unit
+// works through the TDPs; what is left is finished after that job, before the buffer is reused.
+template <class Epilogue>
+struct DeferredEpilogue {
+  const Epilogue* epilogue = nullptr;
+  int64_t t0 = 0, nt = 0, done = 0;
+  int j = 0;
+  bool two_b = false;
+  const uint8_t* out = nullptr;
+
+  int64_t left() const { return nt - done; }
+  void Run(int64_t count) {
+    const int64_t end = std::min(nt, done + count);
+    if (done < end) (*epilogue)(t0, nt, j, two_b, out, done, end);
+    done = end;
+  }
+  static void Slice(void* self, int64_t count) { static_cast<DeferredEpilogue*>(self)->Run(count); }
+};
+
 // The C tiles of tokens [0, n) x the blocks of `w` over K steps [0, nks) (A rows from `src`), in
 // the loop nest of the header comment. For each token-tile pair p and block pair j (blocks j and
-// j + 1 when two_b), once:
-//   epilogue(t0 = 32 p, nt = tokens of the pair (<= 32, all < n), j, two_b, out)
-// where out holds the finished C tiles, 16 x 16 elements of 4 bytes (f32 for kBf16, int32 for
-// kInt8), row m = token t0 + 16 i + m, column c = row c of the block: tile (i, j + jj) at
-// out + (2 jj + i) KB. Requires the tiles configured (LoadTiles). nks may be 0 (C = 0).
+// j + 1 when two_b), once per token of the pair, in one or more calls over consecutive ranges:
+//   epilogue(t0 = 32 p, nt = tokens of the pair (<= 32, all < n), j, two_b, out, tb, te)
+// for the pair's tokens [tb, te) (0 <= tb < te <= nt), where out holds the finished C tiles, 16 x
+// 16 elements of 4 bytes (f32 for kBf16, int32 for kInt8), row m = token t0 + 16 i + m, column c =
+// row c of the block: tile (i, j + jj) at out + (2 jj + i) KB. Requires the tiles configured
+// (LoadTiles). nks may be 0 (C = 0).
 template <TileKind kKind, class Source, class Epilogue>
 TANDEM_AMX void GroupProduct(const Source& src, int64_t n, int64_t nks, const WeightGroup& w,
                              const Epilogue& epilogue) {
@@ -454,16 +543,58 @@ TANDEM_AMX void GroupProduct(const Source& src, int64_t n, int64_t nks, const We
   uint8_t* panel = Scratch(kPanelSlot, 2 * kc * kTileBytes);
   uint8_t* acc = nkc > 1 ? Scratch(kAccSlot, 2 * std::min(chunk, ntp) * nwb * kTileBytes) : nullptr;
   const int64_t acc_ts = nwb * kTileBytes;  // token tile stride of acc ([tile][block] tiles)
-  alignas(64) uint8_t out[4 * kTileBytes];
+  // The last K block's C tiles: out[0], or, with deferred epilogues, out[0] and out[1] in turn.
+  alignas(64) uint8_t out[2][4 * kTileBytes];
+  int out_slot = 0;
+  DeferredEpilogue<Epilogue> pending;
+  pending.epilogue = &epilogue;
+  // Software prefetch (AmxTuning::prefetch): the weights of K block kb of `blocks`, and the A
+  // tiles of token pair p in K block kb (tile order only: two contiguous runs of K steps).
+  auto add_weights = [&](LinePrefetcher* pf, const uint8_t* const* blocks, int count, int64_t kb) {
+    const int64_t s0 = kb * kc, s1 = std::min({nks, s0 + kc, w.whole_steps});
+    for (int j = 0; j < count; ++j) pf->Add(blocks[j] + s0 * kTileBytes, (s1 - s0) * kTileBytes);
+  };
+  auto add_a = [&](LinePrefetcher* pf, int64_t p, int64_t kb) {
+    if constexpr (std::is_same_v<Source, TileOrder>) {
+      const int64_t s0 = kb * kc, s1 = std::min(nks, s0 + kc);
+      const ATiles t = src.Tiles(2 * p * kTileRows, s0);
+      pf->Add(t.a, (s1 - s0) * kTileBytes);
+      if (2 * p + 1 < ntt) pf->Add(t.a + t.a_tile, (s1 - s0) * kTileBytes);
+    }
+  };
   for (int64_t p0 = 0; p0 < ntp; p0 += chunk) {
     const int64_t p1 = std::min(ntp, p0 + chunk);
     for (int64_t c = 0; c < nkc; ++c) {
       const int64_t ks0 = c * kc, ks1 = std::min(nks, ks0 + kc),
                     steps = std::max<int64_t>(0, ks1 - ks0);
       const bool last = c == nkc - 1;
+      // What runs after this K block of this chunk: the next K block, else the next chunk's first,
+      // else the next group's first.
+      LinePrefetcher weights_ahead;
+      if (tuning.prefetch >= 1) {
+        if (c + 1 < nkc)
+          add_weights(&weights_ahead, w.block, nwb, c + 1);
+        else if (p1 < ntp)
+          add_weights(&weights_ahead, w.block, nwb, 0);
+        else
+          add_weights(&weights_ahead, w.next_block, w.next_nwb, 0);
+      }
+      const int64_t weights_per_step = weights_ahead.PerStep((p1 - p0) * njp * steps);
       for (int64_t p = p0; p < p1; ++p) {
         const int64_t t0 = 2 * p * kTileRows;
         const bool two_t = 2 * p + 1 < ntt;
+        // The token pair after this one: the next pair of the chunk, else the chunk's first in the
+        // next K block, else the next chunk's first.
+        LinePrefetcher a_ahead;
+        if (tuning.prefetch >= 2) {
+          if (p + 1 < p1)
+            add_a(&a_ahead, p + 1, c);
+          else if (c + 1 < nkc)
+            add_a(&a_ahead, p0, c + 1);
+          else if (p1 < ntp)
+            add_a(&a_ahead, p1, 0);
+        }
+        const int64_t a_per_step = a_ahead.PerStep(njp * steps);
         // The A tiles of (c, p): read in place when whole, else from the packed panel: 16 or 32
         // token rows (zero past n), steps x 64 bytes each (zero past K).
         const uint8_t* a = panel;
@@ -505,10 +636,23 @@ TANDEM_AMX void GroupProduct(const Source& src, int64_t n, int64_t nks, const We
               acc != nullptr ? acc + (2 * (p - p0) * nwb + j) * kTileBytes : nullptr;
           job.c_in = c > 0 ? acc_pair : nullptr;
           job.c_in_ts = acc_ts;
+          if (weights_ahead.lines() > 0) {
+            job.weights_ahead = &weights_ahead;
+            job.weights_per_step = weights_per_step;
+          }
+          if (a_ahead.lines() > 0) {
+            job.a_ahead = &a_ahead;
+            job.a_per_step = a_per_step;
+          }
           if (last) {
-            job.c_out = out;
+            job.c_out = out[out_slot];
             job.c_out_ts = kTileBytes;
             job.c_out_js = 2 * kTileBytes;
+            if (pending.left() > 0) {
+              job.slices = &DeferredEpilogue<Epilogue>::Slice;
+              job.slices_ctx = &pending;
+              job.slices_per_step = (pending.left() + steps - 1) / std::max<int64_t>(1, steps);
+            }
           } else {
             job.c_out = acc_pair;
             job.c_out_ts = acc_ts;
@@ -520,14 +664,28 @@ TANDEM_AMX void GroupProduct(const Source& src, int64_t n, int64_t nks, const We
             RunPair<kKind, false>(two_t, two_b, job);
           if (last) {
             CompilerBarrier();
-            epilogue(t0, std::min<int64_t>(n - t0, 2 * kTileRows), j, two_b,
-                     static_cast<const uint8_t*>(out));
+            const int64_t nt = std::min<int64_t>(n - t0, 2 * kTileRows);
+            if (tuning.defer_epilogue) {
+              pending.Run(pending.left());  // what the steps left of the previous job's
+              pending.t0 = t0;
+              pending.nt = nt;
+              pending.done = 0;
+              pending.j = j;
+              pending.two_b = two_b;
+              pending.out = out[out_slot];
+              out_slot ^= 1;
+            } else {
+              epilogue(t0, nt, j, two_b, static_cast<const uint8_t*>(out[0]), 0, nt);
+            }
+            CompilerBarrier();  // the epilogue's loads of out stay before its next tile stores
           }
         }
       }
     }
   }
+  pending.Run(pending.left());
 }
+
 // The f32 values of one row of a finished C tile: 16 elements of matrix m (0 gate, 1 up, 2 down),
 // rows [first, first + 16) (only the `lanes` rows need be right), token t. bf16 tiles hold them.
 struct F32Values {
@@ -541,14 +699,15 @@ inline __mmask16 LaneRange(int64_t lo, int64_t hi) {
   return static_cast<__mmask16>(((1u << hi) - 1) & ~((1u << lo) - 1));
 }
 
-// act[(t0 + t) * inter + r] = SiluTimes(gate, up) for t < nt, r in [lo, hi) of the row block at
-// `first`; c: the epilogue's tiles (gate (i, 0) at + i KB, up (i, 1) at + (2 + i) KB).
+// act[(t0 + t) * inter + r] = SiluTimes(gate, up) for t in [tb, te), r in [lo, hi) of the row
+// block at `first`; c: the epilogue's tiles (gate (i, 0) at + i KB, up (i, 1) at + (2 + i) KB).
 template <typename C, class Values>
-TANDEM_AMX void StoreGateUp(const C* c, int64_t nt, int64_t t0, int64_t first, int64_t lo,
-                            int64_t hi, const Values& values, float* act, int64_t inter) {
+TANDEM_AMX void StoreGateUp(const C* c, int64_t tb, int64_t te, int64_t t0, int64_t first,
+                            int64_t lo, int64_t hi, const Values& values, float* act,
+                            int64_t inter) {
   constexpr int64_t kB = PackedMatrix::kBlockRows;
   const __mmask16 lanes = LaneRange(lo - first, hi - first);
-  for (int64_t t = 0; t < nt; ++t) {
+  for (int64_t t = tb; t < te; ++t) {
     const C* g = c + (t / kTileRows) * kTileRows * kB + (t % kTileRows) * kB;
     const C* u = g + 2 * kTileRows * kB;
     _mm512_mask_storeu_ps(
@@ -557,14 +716,14 @@ TANDEM_AMX void StoreGateUp(const C* c, int64_t nt, int64_t t0, int64_t first, i
   }
 }
 
-// y[(t0 + t) * hidden + r] = the down value, t < nt, r in [lo, hi) of the block at `first`;
-// c: the block's tile of token tile 0 (tile 1 at + 1 KB).
+// y[(t0 + t) * hidden + r] = the down value, t in [tb, te), r in [lo, hi) of the block at
+// `first`; c: the block's tile of token tile 0 (tile 1 at + 1 KB).
 template <typename C, class Values>
-TANDEM_AMX void StoreDown(const C* c, int64_t nt, int64_t t0, int64_t first, int64_t lo, int64_t hi,
-                          const Values& values, float* y, int64_t hidden) {
+TANDEM_AMX void StoreDown(const C* c, int64_t tb, int64_t te, int64_t t0, int64_t first, int64_t lo,
+                          int64_t hi, const Values& values, float* y, int64_t hidden) {
   constexpr int64_t kB = PackedMatrix::kBlockRows;
   const __mmask16 lanes = LaneRange(lo - first, hi - first);
-  for (int64_t t = 0; t < nt; ++t) {
+  for (int64_t t = tb; t < te; ++t) {
     const C* src = c + (t / kTileRows) * kTileRows * kB + (t % kTileRows) * kB;
     _mm512_mask_storeu_ps(y + (t0 + t) * hidden + first, lanes,
                           values(src, 2, first, lanes, t0 + t));
@@ -594,11 +753,18 @@ TANDEM_AMX void GateUpRowGroups(const PackedExpert& e, int64_t r0, int64_t r1, f
       w.block[2 * i] = e.gate.block_data(b + i);
       w.block[2 * i + 1] = e.up.block_data(b + i);
     }
+    const int64_t next_nb = std::min<int64_t>(group_rows, std::max<int64_t>(0, b_end - b - nb));
+    w.next_nwb = static_cast<int>(2 * next_nb);
+    for (int64_t i = 0; i < next_nb; ++i) {
+      w.next_block[2 * i] = e.gate.block_data(b + nb + i);
+      w.next_block[2 * i + 1] = e.up.block_data(b + nb + i);
+    }
     prepare(&w);
     // Block pair j = (gate, up) of row block b + j / 2: tiles (i, j) gate, (i, j + 1) up.
-    auto epilogue = [&](int64_t t0, int64_t nt, int j, bool, const uint8_t* out) {
+    auto epilogue = [&](int64_t t0, int64_t, int j, bool, const uint8_t* out, int64_t tb,
+                        int64_t te) {
       const int64_t first = (b + j / 2) * kB;
-      StoreGateUp(reinterpret_cast<const C*>(out), nt, t0, first, std::max(r0, first),
+      StoreGateUp(reinterpret_cast<const C*>(out), tb, te, t0, first, std::max(r0, first),
                   std::min(r1, first + kB), values, act, inter);
     };
     run(w, epilogue);
@@ -618,11 +784,15 @@ TANDEM_AMX void DownRowGroups(const PackedExpert& e, int64_t d0, int64_t d1, flo
     WeightGroup w;
     w.nwb = static_cast<int>(std::min<int64_t>(group, b_end - b));
     for (int j = 0; j < w.nwb; ++j) w.block[j] = e.down.block_data(b + j);
+    w.next_nwb =
+        static_cast<int>(std::min<int64_t>(group, std::max<int64_t>(0, b_end - b - w.nwb)));
+    for (int j = 0; j < w.next_nwb; ++j) w.next_block[j] = e.down.block_data(b + w.nwb + j);
     prepare(&w);
-    auto epilogue = [&](int64_t t0, int64_t nt, int j, bool two_b, const uint8_t* out) {
+    auto epilogue = [&](int64_t t0, int64_t, int j, bool two_b, const uint8_t* out, int64_t tb,
+                        int64_t te) {
       for (int jj = 0; jj < (two_b ? 2 : 1); ++jj) {
         const int64_t first = (b + j + jj) * kB;
-        StoreDown(reinterpret_cast<const C*>(out + 2 * jj * kTileBytes), nt, t0, first,
+        StoreDown(reinterpret_cast<const C*>(out + 2 * jj * kTileBytes), tb, te, t0, first,
                   std::max(d0, first), std::min(d1, first + kB), values, y, hidden);
       }
     };

@@ -14,15 +14,15 @@
 //
 // The loop (amx_tiles.h, GroupProduct): the call's rows form one group of blocks -- gate/up:
 // (gate b, up b), (gate b + 1, up b + 1), ..., so SiLU(g) * u is computed straight from the C
-// tiles; down: (b, b + 1), ... -- walked per token chunk, per K block of ~28 steps, per 32-token
+// tiles; down: (b, b + 1), ... -- walked per token chunk, per K block of ~14 steps, per 32-token
 // pair, per block pair: 2 A + 2 B tile loads, 4 TDPBF16PS per 32-wide K step, C through a
 // per-thread buffer between K blocks.
 //
-// What to expect (measured on the GPU machine's AMX Xeon, 16 threads, ExpertShard::Run's 128-row
-// tasks over the tile form of the activations; noisy shared host; bench/RESULTS.md): Qwen2-57B
-// layer at 4096 tokens, gate/up ~6 TFLOPS and down ~6, i.e. ~40-45% of the register-only peak
-// (~14 TFLOPS), which the tile loads of the 2x2 step bound at 55-73% (amx_tiles.h, `tandem-bench
-// amx-loads`).
+// What to expect (measured on the GPU machine's AMX Xeon, 16 threads, ExpertShard::Run's 256-row
+// tasks over the tile form of the activations, default AmxTuning; noisy shared host;
+// bench/RESULTS.md, fifth pass): Qwen2-57B layer at 1024-4096 tokens, gate/up ~7-7.5 TFLOPS and
+// down ~6.5-7, i.e. ~45-53% of the register-only peak (~14 TFLOPS), which the tile loads of the
+// 2x2 step bound at 55-73% (amx_tiles.h, `tandem-bench amx-loads`).
 // Tails: n not a multiple of 16 (zero rows in the panel), K not a multiple of 32 (zeros in the
 // panel, and the last B step from a zero-padded copy of the block's tail), rows not a multiple of
 // 16 (zero rows of the packing), any [r0, r1) (only its rows are written). The result of a
@@ -108,7 +108,8 @@ AmxTuning GetAmxTuning() { return amx::GetTuning(); }
 bool SetAmxTuning(const AmxTuning& tuning) {
   if (tuning.k_steps < 1 || tuning.k_steps > 4096 || tuning.chunk_pairs < 1 ||
       tuning.group_blocks < 2 || tuning.group_blocks > amx::kMaxWeightBlocks ||
-      tuning.group_blocks % 2 != 0 || tuning.task_rows < 16 || tuning.task_rows % 16 != 0)
+      tuning.group_blocks % 2 != 0 || tuning.task_rows < 16 || tuning.task_rows % 16 != 0 ||
+      tuning.prefetch < 0 || tuning.prefetch > 2)
     return false;
   amx::MutableTuning() = tuning;
   return true;

@@ -51,7 +51,10 @@ void Avx512DownRows(const PackedExpert& e, const ExpertActivations& act, bool bf
 // pairs per chunk (when K is blocked, a chunk's C tiles wait in a per-thread buffer between K
 // blocks), weight blocks per GroupProduct (even, 2..16; a group's A tiles feed all its blocks).
 struct AmxTuning {
-  int64_t k_steps = 28;
+  // 14: with the prefetch below, a group's current and next K blocks (224 KB each) fit the L2 that
+  // a core's two threads share (2 MB) beside the A tiles and C buffers; kc 28 with the prefetch
+  // gained less, and kc 8 no more (bench/RESULTS.md, fifth pass).
+  int64_t k_steps = 14;
   int64_t chunk_pairs = 8;  // 256 tokens: a K block's weights feed more token pairs from L2
   int group_blocks = 16;
   // Weight (B) tiles read with TILELOADDT1 (a hint not to keep them in L1, where the A tiles that
@@ -63,10 +66,22 @@ struct AmxTuning {
   // of 128-row tasks. With chunks of 8 pairs: faster than 128 rows and chunks of 4 in 13 of 16
   // in-process comparisons (by 1-17%), within 2.5% in the other 3 (bench/RESULTS.md, fourth pass).
   int64_t task_rows = 256;
+  // Software prefetch into L2 (PREFETCHT1) while a K block runs (amx_tiles.h, LinePrefetcher):
+  // 0 none; 1 the weights of the K block that comes next (the next K block of the group, else the
+  // first K block of the next chunk or of the next group of the call), spread evenly over the
+  // current K block's steps, so that a K block's first token pair does not wait for DRAM; 2 also
+  // the A tiles of the token pair that comes next (tile-order activations only). 1 against 0, in
+  // one process: 10-17% faster at 1024 tokens, 4-13% at 4096; 2 against 1 mixed within the noise.
+  int prefetch = 1;
+  // The last K block's epilogues (SiLU(gate) * up, or the down values, from a job's C tiles) run in
+  // slices between the K steps of the job after it, so that the vector work overlaps the TDPs
+  // instead of holding the tile unit idle while it runs (amx_tiles.h, DeferredEpilogue). Against
+  // running them at once: equal to 13% faster in 6 in-process comparisons (bench/RESULTS.md).
+  bool defer_epilogue = true;
 };
-// The tuning in effect (defaults, or $TANDEM_AMX_KSTEPS / _CHUNK / _GROUP / _STREAM_B and
-// $TANDEM_MOE_TASK_ROWS), and a replacement for tests and measurements: call only while no AMX
-// kernel runs (it is not synchronized). Set rejects values out of range with false.
+// The tuning in effect (defaults, or $TANDEM_AMX_KSTEPS / _CHUNK / _GROUP / _STREAM_B / _PREFETCH /
+// _DEFER and $TANDEM_MOE_TASK_ROWS), and a replacement for tests and measurements: call only while
+// no AMX kernel runs (it is not synchronized). Set rejects values out of range with false.
 AmxTuning GetAmxTuning();
 bool SetAmxTuning(const AmxTuning& tuning);
 

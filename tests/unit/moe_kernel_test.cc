@@ -411,15 +411,32 @@ TEST_F(AmxKernelTest, ConcurrentThreadsOnDisjointRanges) {
 // shapes and token counts (tails of K, of tokens, of rows, of K blocks and chunks).
 TEST_F(AmxKernelTest, EveryTuningGivesTheSameBits) {
   const moe_internal::AmxTuning defaults = moe_internal::GetAmxTuning();
-  const moe_internal::AmxTuning tunings[] = {
-      {4096, 4, 2}, {3, 1, 16},  {2, 2, 4},         {5, 3, 8},           {4096, 4, 16},
-      {1, 100, 6},  {28, 4, 16}, {3, 1, 16, false}, {4096, 4, 2, false}, {8, 4, 16, false}};
+  const moe_internal::AmxTuning tunings[] = {{4096, 4, 2},
+                                             {3, 1, 16},
+                                             {2, 2, 4},
+                                             {5, 3, 8},
+                                             {4096, 4, 16},
+                                             {1, 100, 6},
+                                             {28, 4, 16},
+                                             {3, 1, 16, false},
+                                             {4096, 4, 2, false},
+                                             {8, 4, 16, false},
+                                             {3, 1, 4, true, 256, 1},
+                                             {2, 2, 16, true, 256, 2},
+                                             {4096, 8, 16, true, 256, 2},
+                                             {5, 3, 8, false, 256, 2},
+                                             {1, 100, 6, true, 256, 0, true},
+                                             {14, 8, 16, true, 256, 1, true},
+                                             {4096, 4, 2, true, 256, 2, true},
+                                             {3, 1, 16, false, 256, 1, true}};
   ASSERT_FALSE(moe_internal::SetAmxTuning({0, 4, 2}));
   ASSERT_FALSE(moe_internal::SetAmxTuning({16, 0, 2}));
   ASSERT_FALSE(moe_internal::SetAmxTuning({16, 4, 3}));
   ASSERT_FALSE(moe_internal::SetAmxTuning({16, 4, 18}));
   ASSERT_FALSE(moe_internal::SetAmxTuning({16, 4, 16, true, 40}));
   ASSERT_FALSE(moe_internal::SetAmxTuning({16, 4, 16, true, 0}));
+  ASSERT_FALSE(moe_internal::SetAmxTuning({16, 4, 16, true, 256, 3}));
+  ASSERT_FALSE(moe_internal::SetAmxTuning({16, 4, 16, true, 256, -1}));
   std::mt19937 rng(15);
   for (ExpertDtype dtype : {ExpertDtype::kBf16, ExpertDtype::kInt8}) {
     for (auto [h, inter] : {std::pair<int64_t, int64_t>{300, 230}, {129, 257}, {1024, 96}}) {
@@ -449,7 +466,8 @@ TEST_F(AmxKernelTest, EveryTuningGivesTheSameBits) {
           } else {
             EXPECT_EQ(y, first) << "H=" << h << " I=" << inter << " n=" << n << " tuning "
                                 << t.k_steps << "/" << t.chunk_pairs << "/" << t.group_blocks << "/"
-                                << t.stream_weights;
+                                << t.stream_weights << " prefetch " << t.prefetch << " defer "
+                                << t.defer_epilogue;
           }
         }
       }
