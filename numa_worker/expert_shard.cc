@@ -240,6 +240,33 @@ void ForTasks(int64_t count, MoeSchedule schedule, std::atomic<int64_t>* next, F
 #pragma omp barrier
 }
 
+// ForTasks for the matrix phases: fn(i, after) also gets the index the thread runs after i (-1:
+// none), so the AMX kernels can fetch that task's first weights into L2 while i's last K block
+// runs (RowsAhead, moe_kernel.h). Dynamic with claim_ahead: a thread claims its next index before
+// it runs the current one (so at the end a thread may hold one task more than under ForTasks);
+// without, after is always -1. Static: the next index of the thread's slice. Ends with a barrier.
+template <typename Fn>
+void ForTasksAhead(int64_t count, MoeSchedule schedule, bool claim_ahead,
+                   std::atomic<int64_t>* next, Fn fn) {
+  if (schedule == MoeSchedule::kDynamic && claim_ahead) {
+    int64_t i = next->fetch_add(1, std::memory_order_relaxed);
+    while (i < count) {
+      const int64_t after = next->fetch_add(1, std::memory_order_relaxed);
+      fn(i, after < count ? after : -1);
+      i = after;
+    }
+  } else if (schedule == MoeSchedule::kDynamic) {
+    for (int64_t i = next->fetch_add(1, std::memory_order_relaxed); i < count;
+         i = next->fetch_add(1, std::memory_order_relaxed))
+      fn(i, int64_t{-1});
+  } else {
+    const int64_t threads = omp_get_num_threads(), j = omp_get_thread_num();
+    const int64_t end = count * (j + 1) / threads;
+    for (int64_t i = count * j / threads; i < end; ++i) fn(i, i + 1 < end ? i + 1 : -1);
+  }
+#pragma omp barrier
+}
+
 }  // namespace
 
 float* ExpertShard::Scratch::Floats(int i, size_t n) {
@@ -328,7 +355,8 @@ absl::Status ExpertShard::Run(const MoeBatch& b, float* out, MoeRunPhases* phase
     int64_t active, r0, r1;
   };
   std::vector<Task> up_tasks, down_tasks;
-  const int64_t amx_task_rows = moe_internal::GetAmxTuning().task_rows;
+  const moe_internal::AmxTuning amx_tuning = moe_internal::GetAmxTuning();
+  const int64_t amx_task_rows = amx_tuning.task_rows;
   for (size_t i = 0; i < active.size(); ++i) {
     const Active& a = active[i];
     const int64_t task_rows =
@@ -338,6 +366,42 @@ absl::Status ExpertShard::Run(const MoeBatch& b, float* out, MoeRunPhases* phase
     for (int64_t r = 0; r < h; r += task_rows)
       down_tasks.push_back({static_cast<int64_t>(i), r, std::min(h, r + task_rows)});
   }
+  // With AMX experts, each thread claims its next matrix task early and passes it to the kernel,
+  // which prefetches that task's first weights (ForTasksAhead).
+  const bool claim_ahead = all_forms.amx_tiles && amx_tuning.claim_ahead;
+  auto rows_ahead = [&](const std::vector<Task>& tasks, int64_t after) {
+    if (after < 0 || !active[tasks[after].active].packed) return RowsAhead{};
+    const Task& t = tasks[after];
+    return RowsAhead{&packed[active[t.active].expert], t.r0, t.r1};
+  };
+  // Phase 1 and 3 tasks; `after`: the task this thread runs next (ForTasksAhead).
+  auto gate_up_task = [&](int64_t task, int64_t after) {
+    const Active& a = active[up_tasks[task].active];
+    const int64_t r0 = up_tasks[task].r0, r1 = up_tasks[task].r1;
+    float* g = act + a.first_row * inter;
+    if (a.packed) {
+      GateUpRows(KernelFor(a.n), packed[a.expert], sc.x_forms.View(x, a.first_row, a.n), r0, r1, g,
+                 rows_ahead(up_tasks, after));
+      return;
+    }
+    const MlpWeights& w = unpacked[a.expert];
+    const float* xe = x + a.first_row * h;
+    float* u = up + a.first_row * inter;
+    LinearRowRange(xe, a.n, w.gate, r0, r1, g);
+    LinearRowRange(xe, a.n, w.up, r0, r1, u);
+    for (int64_t i = 0; i < a.n; ++i) SiluMul(g + i * inter + r0, u + i * inter + r0, r1 - r0);
+  };
+  auto down_task = [&](int64_t task, int64_t after) {
+    const Active& a = active[down_tasks[task].active];
+    const int64_t r0 = down_tasks[task].r0, r1 = down_tasks[task].r1;
+    float* ye = y + a.first_row * h;
+    if (a.packed) {
+      DownRows(KernelFor(a.n), packed[a.expert], sc.act_forms.View(act, a.first_row, a.n), r0, r1,
+               ye, rows_ahead(down_tasks, after));
+    } else {
+      LinearRowRange(act + a.first_row * inter, a.n, unpacked[a.expert].down, r0, r1, ye);
+    }
+  };
   // Only the packed experts' rows need the extra activation forms.
   auto needs_forms = [&](const Active& a) {
     return a.forms.bf16_pairs || a.forms.int8 || a.forms.amx_tiles;
@@ -378,22 +442,8 @@ absl::Status ExpertShard::Run(const MoeBatch& b, float* out, MoeRunPhases* phase
       if (needs_forms(a)) sc.x_forms.Fill(x, a.first_row, a.first_row + a.n);
     });
     mark(1);
-    ForTasks(static_cast<int64_t>(up_tasks.size()), schedule_, &next[1], [&](int64_t task) {
-      const Active& a = active[up_tasks[task].active];
-      const int64_t r0 = up_tasks[task].r0, r1 = up_tasks[task].r1;
-      float* g = act + a.first_row * inter;
-      if (a.packed) {
-        GateUpRows(KernelFor(a.n), packed[a.expert], sc.x_forms.View(x, a.first_row, a.n), r0, r1,
-                   g);
-        return;
-      }
-      const MlpWeights& w = unpacked[a.expert];
-      const float* xe = x + a.first_row * h;
-      float* u = up + a.first_row * inter;
-      LinearRowRange(xe, a.n, w.gate, r0, r1, g);
-      LinearRowRange(xe, a.n, w.up, r0, r1, u);
-      for (int64_t i = 0; i < a.n; ++i) SiluMul(g + i * inter + r0, u + i * inter + r0, r1 - r0);
-    });
+    ForTasksAhead(static_cast<int64_t>(up_tasks.size()), schedule_, claim_ahead, &next[1],
+                  gate_up_task);
     mark(2);
     ForTasks(num_active, schedule_, &next[2], [&](int64_t i) {
       const Active& a = active[i];
@@ -403,17 +453,8 @@ absl::Status ExpertShard::Run(const MoeBatch& b, float* out, MoeRunPhases* phase
         sc.act_forms.Fill(act, a.first_row, a.first_row + a.n);
     });
     mark(3);
-    ForTasks(static_cast<int64_t>(down_tasks.size()), schedule_, &next[3], [&](int64_t task) {
-      const Active& a = active[down_tasks[task].active];
-      const int64_t r0 = down_tasks[task].r0, r1 = down_tasks[task].r1;
-      float* ye = y + a.first_row * h;
-      if (a.packed) {
-        DownRows(KernelFor(a.n), packed[a.expert], sc.act_forms.View(act, a.first_row, a.n), r0, r1,
-                 ye);
-      } else {
-        LinearRowRange(act + a.first_row * inter, a.n, unpacked[a.expert].down, r0, r1, ye);
-      }
-    });
+    ForTasksAhead(static_cast<int64_t>(down_tasks.size()), schedule_, claim_ahead, &next[3],
+                  down_task);
     mark(4);
 #pragma omp for schedule(static)
     for (int64_t t = 0; t < b.num_tokens; ++t) {

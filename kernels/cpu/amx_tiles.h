@@ -65,7 +65,9 @@
 //                                next token pair's A tiles (2) (AmxTuning::prefetch);
 //   TANDEM_AMX_DEFER=<0|1>       epilogues run in slices inside the next job's K steps
 //                                (AmxTuning::defer_epilogue);
-//   TANDEM_MOE_TASK_ROWS=<16 k>  rows of ExpertShard::Run's AMX tasks (AmxTuning::task_rows).
+//   TANDEM_MOE_TASK_ROWS=<16 k>  rows of ExpertShard::Run's AMX tasks (AmxTuning::task_rows);
+//   TANDEM_MOE_CLAIM_AHEAD=<0|1> ExpertShard::Run's threads claim their next AMX task early and
+//                                prefetch its first weights (AmxTuning::claim_ahead).
 // TANDEM_AMX_EMULATE (never set by the build): the tile instructions become scalar C++ on
 // per-thread tile state, so that the kernels' indexing can be tested on machines without AMX
 // (TDPBF16PS is emulated in plain f32, so bf16 results match the hardware only to rounding).
@@ -221,6 +223,7 @@ inline Tuning& MutableTuning() {
     t.stream_weights = EnvInt("TANDEM_AMX_STREAM_B", 0, 1, t.stream_weights ? 1 : 0) != 0;
     t.prefetch = static_cast<int>(EnvInt("TANDEM_AMX_PREFETCH", 0, 2, t.prefetch));
     t.defer_epilogue = EnvInt("TANDEM_AMX_DEFER", 0, 1, t.defer_epilogue ? 1 : 0) != 0;
+    t.claim_ahead = EnvInt("TANDEM_MOE_CLAIM_AHEAD", 0, 1, t.claim_ahead ? 1 : 0) != 0;
     const int64_t rows = EnvInt("TANDEM_MOE_TASK_ROWS", 16, 1 << 20, t.task_rows);
     if (rows % 16 == 0) t.task_rows = rows;
     return t;
@@ -737,9 +740,23 @@ TANDEM_AMX void StoreDown(const C* c, int64_t tb, int64_t te, int64_t t0, int64_
 //   values: the f32 values of C tile rows (F32Values for bf16; the scaled integer dots for int8).
 // C is the tiles' element type (float for TDPBF16PS, int32_t for TDPBSSD). The epilogues are
 // vectorized (the SiLU included: silu.h), and give the scalar formula's bits.
+// The next group's weight blocks after the call's last group: blocks [b, ...) of `m` for the rows
+// [ahead.r0, ahead.r1) the thread runs next (RowsAhead, moe_kernel.h), up to `count`, when `m`
+// matches the call's matrix `same` in shape (prefetch only). Returns how many it set.
+inline int64_t BlocksAhead(const PackedMatrix& m, const PackedMatrix& same, const RowsAhead& ahead,
+                           int64_t count) {
+  constexpr int64_t kB = PackedMatrix::kBlockRows;
+  if (ahead.r0 >= ahead.r1 || m.rows() != same.rows() || m.cols() != same.cols() ||
+      m.dtype() != same.dtype())
+    return 0;
+  const int64_t b = ahead.r0 / kB, end = std::min(m.row_blocks(), (ahead.r1 + kB - 1) / kB);
+  return std::clamp<int64_t>(end - b, 0, count);
+}
+
 template <typename C, class Prepare, class Run, class Values>
 TANDEM_AMX void GateUpRowGroups(const PackedExpert& e, int64_t r0, int64_t r1, float* act,
-                                const Prepare& prepare, const Run& run, const Values& values) {
+                                const RowsAhead& ahead, const Prepare& prepare, const Run& run,
+                                const Values& values) {
   constexpr int64_t kB = PackedMatrix::kBlockRows;
   const int64_t inter = e.intermediate();
   LoadTiles();
@@ -759,6 +776,15 @@ TANDEM_AMX void GateUpRowGroups(const PackedExpert& e, int64_t r0, int64_t r1, f
       w.next_block[2 * i] = e.gate.block_data(b + nb + i);
       w.next_block[2 * i + 1] = e.up.block_data(b + nb + i);
     }
+    if (next_nb == 0 && ahead.e != nullptr) {  // the first group of the rows that run next
+      const int64_t nb2 = BlocksAhead(ahead.e->gate, e.gate, ahead, group_rows);
+      const int64_t b2 = ahead.r0 / kB;
+      w.next_nwb = static_cast<int>(2 * nb2);
+      for (int64_t i = 0; i < nb2; ++i) {
+        w.next_block[2 * i] = ahead.e->gate.block_data(b2 + i);
+        w.next_block[2 * i + 1] = ahead.e->up.block_data(b2 + i);
+      }
+    }
     prepare(&w);
     // Block pair j = (gate, up) of row block b + j / 2: tiles (i, j) gate, (i, j + 1) up.
     auto epilogue = [&](int64_t t0, int64_t, int j, bool, const uint8_t* out, int64_t tb,
@@ -774,7 +800,8 @@ TANDEM_AMX void GateUpRowGroups(const PackedExpert& e, int64_t r0, int64_t r1, f
 
 template <typename C, class Prepare, class Run, class Values>
 TANDEM_AMX void DownRowGroups(const PackedExpert& e, int64_t d0, int64_t d1, float* y,
-                              const Prepare& prepare, const Run& run, const Values& values) {
+                              const RowsAhead& ahead, const Prepare& prepare, const Run& run,
+                              const Values& values) {
   constexpr int64_t kB = PackedMatrix::kBlockRows;
   const int64_t hidden = e.hidden();
   LoadTiles();
@@ -787,6 +814,11 @@ TANDEM_AMX void DownRowGroups(const PackedExpert& e, int64_t d0, int64_t d1, flo
     w.next_nwb =
         static_cast<int>(std::min<int64_t>(group, std::max<int64_t>(0, b_end - b - w.nwb)));
     for (int j = 0; j < w.next_nwb; ++j) w.next_block[j] = e.down.block_data(b + w.nwb + j);
+    if (w.next_nwb == 0 && ahead.e != nullptr) {  // the first group of the rows that run next
+      w.next_nwb = static_cast<int>(BlocksAhead(ahead.e->down, e.down, ahead, group));
+      for (int j = 0; j < w.next_nwb; ++j)
+        w.next_block[j] = ahead.e->down.block_data(ahead.r0 / kB + j);
+    }
     prepare(&w);
     auto epilogue = [&](int64_t t0, int64_t, int j, bool two_b, const uint8_t* out, int64_t tb,
                         int64_t te) {

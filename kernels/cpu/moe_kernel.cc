@@ -41,8 +41,8 @@ void ConvertToBf16Pairs(const float* x, int64_t n, int64_t k, uint32_t* out) {
 #if defined(__x86_64__)
   if (HasAvx512FBw()) {  // the same bits, 32 values at a time
     for (int64_t t = 0; t < n; ++t)
-      convert_internal::Bf16PairsRow(x + t * k, k, reinterpret_cast<uint8_t*>(out + t * pairs),
-                                     64, pairs * 4);
+      convert_internal::Bf16PairsRow(x + t * k, k, reinterpret_cast<uint8_t*>(out + t * pairs), 64,
+                                     pairs * 4);
     return;
   }
 #endif
@@ -85,7 +85,8 @@ uint8_t* ActivationBuffer::TileRow(int64_t r) {
 void ActivationBuffer::ScatterToTiles(const uint8_t* src, int64_t bytes, int64_t r) {
   uint8_t* dst = TileRow(r);
   for (int64_t s = 0; s < tile_steps_; ++s, dst += kTileBytes) {
-    const int64_t off = s * kTileRowBytes, have = std::clamp<int64_t>(bytes - off, 0, kTileRowBytes);
+    const int64_t off = s * kTileRowBytes,
+                  have = std::clamp<int64_t>(bytes - off, 0, kTileRowBytes);
     std::memcpy(dst, src + off, static_cast<size_t>(have));
     std::memset(dst + have, 0, static_cast<size_t>(kTileRowBytes - have));
   }
@@ -177,11 +178,11 @@ ExpertActivations ActivationBuffer::Prepare(const ExpertKernel& kernel, ExpertDt
 // Quantized weights read the int8 activations on every ISA (the AVX-512 flag for bf16 pairs does
 // not apply to them); int4 has no AMX kernel (UsesAmx is false for it).
 void GateUpRows(const ExpertKernel& kernel, const PackedExpert& e, const ExpertActivations& x,
-                int64_t r0, int64_t r1, float* act) {
+                int64_t r0, int64_t r1, float* act, const RowsAhead& ahead) {
   const bool quantized = e.dtype() != ExpertDtype::kBf16;
   if (UsesAmx(kernel, e.dtype(), x.n)) {
-    quantized ? moe_internal::AmxInt8GateUpRows(e, x, r0, r1, act)
-              : moe_internal::AmxGateUpRows(e, x, r0, r1, act);
+    quantized ? moe_internal::AmxInt8GateUpRows(e, x, r0, r1, act, ahead)
+              : moe_internal::AmxGateUpRows(e, x, r0, r1, act, ahead);
   } else if (UsesAvx512(kernel)) {
     moe_internal::Avx512GateUpRows(e, x, !quantized && kernel.uses_bf16_activations(), r0, r1, act);
   } else {
@@ -191,11 +192,11 @@ void GateUpRows(const ExpertKernel& kernel, const PackedExpert& e, const ExpertA
 }
 
 void DownRows(const ExpertKernel& kernel, const PackedExpert& e, const ExpertActivations& act,
-              int64_t d0, int64_t d1, float* y) {
+              int64_t d0, int64_t d1, float* y, const RowsAhead& ahead) {
   const bool quantized = e.dtype() != ExpertDtype::kBf16;
   if (UsesAmx(kernel, e.dtype(), act.n)) {
-    quantized ? moe_internal::AmxInt8DownRows(e, act, d0, d1, y)
-              : moe_internal::AmxDownRows(e, act, d0, d1, y);
+    quantized ? moe_internal::AmxInt8DownRows(e, act, d0, d1, y, ahead)
+              : moe_internal::AmxDownRows(e, act, d0, d1, y, ahead);
   } else if (UsesAvx512(kernel)) {
     moe_internal::Avx512DownRows(e, act, !quantized && kernel.uses_bf16_activations(), d0, d1, y);
   } else {

@@ -85,16 +85,26 @@ inline int64_t Bf16PairCount(int64_t k) { return (k + 1) / 2; }
 // convert disjoint token ranges in parallel.
 void ConvertToBf16Pairs(const float* x, int64_t n, int64_t k, uint32_t* out);
 
+// The rows the calling thread runs next in the same phase (gate/up rows [r0, r1) of e for
+// GateUpRows, down rows for DownRows), for software prefetch only: the AMX kernels fetch the first
+// weights of those rows into L2 while the current call's last K block runs (AmxTuning::prefetch).
+// Results never depend on it; e == nullptr (the default): nothing runs next, or it is unknown. e
+// must then have the same shape and format as the call's expert.
+struct RowsAhead {
+  const PackedExpert* e = nullptr;
+  int64_t r0 = 0, r1 = 0;
+};
+
 // act[t * I + r] = silu(gate[r] . x[t]) * (up[r] . x[t]) for r in [r0, r1), t < x.n
 // (I = e.intermediate(), x.k == e.hidden()). Other elements of act are not touched. For int8 /
 // int4 weights, gate[r] . x[t] = sx[t] * sum_g s[r][g] * (integer dot of group g) (moe_format.h).
 void GateUpRows(const ExpertKernel& kernel, const PackedExpert& e, const ExpertActivations& x,
-                int64_t r0, int64_t r1, float* act);
+                int64_t r0, int64_t r1, float* act, const RowsAhead& ahead = {});
 
 // y[t * H + d] = down[d] . act[t] for d in [d0, d1), t < act.n (H = e.hidden(),
 // act.k == e.intermediate()). Other elements of y are not touched.
 void DownRows(const ExpertKernel& kernel, const PackedExpert& e, const ExpertActivations& act,
-              int64_t d0, int64_t d1, float* y);
+              int64_t d0, int64_t d1, float* y, const RowsAhead& ahead = {});
 
 // The forms of ActivationBuffer besides f32.
 struct ActivationForms {

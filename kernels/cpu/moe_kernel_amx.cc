@@ -82,21 +82,21 @@ TANDEM_AMX void Product(const ExpertActivations& x, int64_t k_pairs, const amx::
 }
 
 TANDEM_AMX void GateUp(const PackedExpert& e, const ExpertActivations& x, int64_t r0, int64_t r1,
-                       float* act) {
+                       float* act, const RowsAhead& ahead) {
   const int64_t k_pairs = e.gate.k_pairs();
   uint8_t* tails = amx::Scratch(amx::kTailSlot, amx::kMaxWeightBlocks * kTileBytes);
   amx::GateUpRowGroups<float>(
-      e, r0, r1, act, [&](amx::WeightGroup* w) { SetTails(k_pairs, tails, w); },
+      e, r0, r1, act, ahead, [&](amx::WeightGroup* w) { SetTails(k_pairs, tails, w); },
       [&](const amx::WeightGroup& w, const auto& epilogue) { Product(x, k_pairs, w, epilogue); },
       amx::F32Values{});
 }
 
 TANDEM_AMX void Down(const PackedExpert& e, const ExpertActivations& act, int64_t d0, int64_t d1,
-                     float* y) {
+                     float* y, const RowsAhead& ahead) {
   const int64_t k_pairs = e.down.k_pairs();
   uint8_t* tails = amx::Scratch(amx::kTailSlot, amx::kMaxWeightBlocks * kTileBytes);
   amx::DownRowGroups<float>(
-      e, d0, d1, y, [&](amx::WeightGroup* w) { SetTails(k_pairs, tails, w); },
+      e, d0, d1, y, ahead, [&](amx::WeightGroup* w) { SetTails(k_pairs, tails, w); },
       [&](const amx::WeightGroup& w, const auto& epilogue) { Product(act, k_pairs, w, epilogue); },
       amx::F32Values{});
 }
@@ -116,15 +116,15 @@ bool SetAmxTuning(const AmxTuning& tuning) {
 }
 
 void AmxGateUpRows(const PackedExpert& e, const ExpertActivations& x, int64_t r0, int64_t r1,
-                   float* act) {
+                   float* act, const RowsAhead& ahead) {
   if (r0 >= r1 || x.n == 0) return;
-  GateUp(e, x, r0, r1, act);
+  GateUp(e, x, r0, r1, act, ahead);
 }
 
 void AmxDownRows(const PackedExpert& e, const ExpertActivations& act, int64_t d0, int64_t d1,
-                 float* y) {
+                 float* y, const RowsAhead& ahead) {
   if (d0 >= d1 || act.n == 0) return;
-  Down(e, act, d0, d1, y);
+  Down(e, act, d0, d1, y, ahead);
 }
 
 #else  // !__x86_64__: never selected (ResolveCpuKernel finds no AMX); keep the link whole.
@@ -133,11 +133,11 @@ AmxTuning GetAmxTuning() { return {}; }
 bool SetAmxTuning(const AmxTuning&) { return false; }
 
 void AmxGateUpRows(const PackedExpert& e, const ExpertActivations& x, int64_t r0, int64_t r1,
-                   float* act) {
+                   float* act, const RowsAhead&) {
   ReferenceGateUpRows(e, x, r0, r1, act);
 }
 void AmxDownRows(const PackedExpert& e, const ExpertActivations& act, int64_t d0, int64_t d1,
-                 float* y) {
+                 float* y, const RowsAhead&) {
   ReferenceDownRows(e, act, d0, d1, y);
 }
 

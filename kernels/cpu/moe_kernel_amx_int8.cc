@@ -56,8 +56,8 @@ TANDEM_AMX void Product(const ExpertActivations& x, const PackedMatrix& m,
   const int64_t stride = Int8ActivationStride(x.k);
   const int64_t nks = m.padded_cols() / kStepK;  // padded_cols <= stride: read in place
   if (x.amx_tiles != nullptr) {
-    amx::GroupProduct<amx::TileKind::kInt8>(amx::TileOrder{x.amx_tiles, x.amx_tile_steps}, x.n,
-                                            nks, w, epilogue);
+    amx::GroupProduct<amx::TileKind::kInt8>(amx::TileOrder{x.amx_tiles, x.amx_tile_steps}, x.n, nks,
+                                            w, epilogue);
     return;
   }
   const amx::ByteRows src{reinterpret_cast<const uint8_t*>(x.q8), stride, stride};
@@ -65,18 +65,19 @@ TANDEM_AMX void Product(const ExpertActivations& x, const PackedMatrix& m,
 }
 
 TANDEM_AMX void GateUp(const PackedExpert& e, const ExpertActivations& x, int64_t r0, int64_t r1,
-                       float* act) {
+                       float* act, const RowsAhead& ahead) {
   amx::GateUpRowGroups<int32_t>(
-      e, r0, r1, act,
+      e, r0, r1, act, ahead,
       [&](amx::WeightGroup* w) { w->whole_steps = e.gate.padded_cols() / kStepK; },  // no K tail
       [&](const amx::WeightGroup& w, const auto& epilogue) { Product(x, e.gate, w, epilogue); },
       ScaledDots{{e.gate.scales(), e.up.scales(), nullptr}, x.q8_scale});
 }
 
 TANDEM_AMX void Down(const PackedExpert& e, const ExpertActivations& act, int64_t d0, int64_t d1,
-                     float* y) {
+                     float* y, const RowsAhead& ahead) {
   amx::DownRowGroups<int32_t>(
-      e, d0, d1, y, [&](amx::WeightGroup* w) { w->whole_steps = e.down.padded_cols() / kStepK; },
+      e, d0, d1, y, ahead,
+      [&](amx::WeightGroup* w) { w->whole_steps = e.down.padded_cols() / kStepK; },
       [&](const amx::WeightGroup& w, const auto& epilogue) { Product(act, e.down, w, epilogue); },
       ScaledDots{{nullptr, nullptr, e.down.scales()}, act.q8_scale});
 }
@@ -84,25 +85,25 @@ TANDEM_AMX void Down(const PackedExpert& e, const ExpertActivations& act, int64_
 }  // namespace
 
 void AmxInt8GateUpRows(const PackedExpert& e, const ExpertActivations& x, int64_t r0, int64_t r1,
-                       float* act) {
+                       float* act, const RowsAhead& ahead) {
   if (r0 >= r1 || x.n == 0) return;
-  GateUp(e, x, r0, r1, act);
+  GateUp(e, x, r0, r1, act, ahead);
 }
 
 void AmxInt8DownRows(const PackedExpert& e, const ExpertActivations& act, int64_t d0, int64_t d1,
-                     float* y) {
+                     float* y, const RowsAhead& ahead) {
   if (d0 >= d1 || act.n == 0) return;
-  Down(e, act, d0, d1, y);
+  Down(e, act, d0, d1, y, ahead);
 }
 
 #else  // !__x86_64__: never selected (ResolveCpuKernel finds no AMX); keep the link whole.
 
 void AmxInt8GateUpRows(const PackedExpert& e, const ExpertActivations& x, int64_t r0, int64_t r1,
-                       float* act) {
+                       float* act, const RowsAhead&) {
   ReferenceQuantGateUpRows(e, x, r0, r1, act);
 }
 void AmxInt8DownRows(const PackedExpert& e, const ExpertActivations& act, int64_t d0, int64_t d1,
-                     float* y) {
+                     float* y, const RowsAhead&) {
   ReferenceQuantDownRows(e, act, d0, d1, y);
 }
 

@@ -78,10 +78,15 @@ struct AmxTuning {
   // instead of holding the tile unit idle while it runs (amx_tiles.h, DeferredEpilogue). Against
   // running them at once: equal to 13% faster in 6 in-process comparisons (bench/RESULTS.md).
   bool defer_epilogue = true;
+  // ExpertShard::Run's matrix phases with AMX experts: each thread claims its next task before it
+  // runs the current one and hands it to the kernel as RowsAhead (moe_kernel.h), so the prefetch
+  // also covers the first K block of a thread's next task (expert_shard.cc, ForTasksAhead).
+  bool claim_ahead = true;
 };
 // The tuning in effect (defaults, or $TANDEM_AMX_KSTEPS / _CHUNK / _GROUP / _STREAM_B / _PREFETCH /
-// _DEFER and $TANDEM_MOE_TASK_ROWS), and a replacement for tests and measurements: call only while
-// no AMX kernel runs (it is not synchronized). Set rejects values out of range with false.
+// _DEFER and $TANDEM_MOE_TASK_ROWS / _CLAIM_AHEAD), and a replacement for tests and measurements:
+// call only while no AMX kernel runs (it is not synchronized). Set rejects values out of range with
+// false.
 AmxTuning GetAmxTuning();
 bool SetAmxTuning(const AmxTuning& tuning);
 
@@ -89,9 +94,9 @@ bool SetAmxTuning(const AmxTuning& tuning);
 // activations are read as bf16 pairs (x.bf16_pairs, or x.f32 converted inside the call). Only after
 // ResolveCpuKernel returned kAmx.
 void AmxGateUpRows(const PackedExpert& e, const ExpertActivations& x, int64_t r0, int64_t r1,
-                   float* act);
+                   float* act, const RowsAhead& ahead = {});
 void AmxDownRows(const PackedExpert& e, const ExpertActivations& act, int64_t d0, int64_t d1,
-                 float* y);
+                 float* y, const RowsAhead& ahead = {});
 
 // ---- int8 / int4 weights (int8 activations, moe_format.h) ----
 // The float result of one quantized dot product, the same expression in every kernel:
@@ -116,8 +121,8 @@ void Avx512QuantDotTile(const PackedMatrix& w, int64_t b, int mb, const ExpertAc
 // (the dispatch uses them from kAmxMinTokens); reads x.q8 and x.q8_scale, which are required (as
 // for every quantized kernel). Only after ResolveCpuKernel returned kAmx.
 void AmxInt8GateUpRows(const PackedExpert& e, const ExpertActivations& x, int64_t r0, int64_t r1,
-                       float* act);
+                       float* act, const RowsAhead& ahead = {});
 void AmxInt8DownRows(const PackedExpert& e, const ExpertActivations& act, int64_t d0, int64_t d1,
-                     float* y);
+                     float* y, const RowsAhead& ahead = {});
 
 }  // namespace tandem::moe_internal

@@ -116,15 +116,22 @@ TEST_P(ExpertShardTest, RunEqualsTheSumOfExpertForwardsUnderBothSchedules) {
     ASSERT_TRUE((*dynamic)->Run(b.view(tokens), out_d.data()).ok());
     ASSERT_TRUE((*fixed)->Run(b.view(tokens), out_s.data()).ok());
     EXPECT_EQ(out_d, out_s) << "tokens=" << tokens;
-    // Rows per AMX task only change how the rows are cut into tasks, not any row's sums.
+    // Rows per AMX task only change how the rows are cut into tasks, not any row's sums; claiming
+    // tasks ahead (and prefetching them) changes only which thread runs which.
     const moe_internal::AmxTuning defaults = moe_internal::GetAmxTuning();
     for (int64_t rows : {16, 48, 256}) {
-      moe_internal::AmxTuning t = defaults;
-      t.task_rows = rows;
-      if (!moe_internal::SetAmxTuning(t)) continue;  // no AMX kernels in this build
-      std::vector<float> out_r(tokens * kHidden, NAN);
-      ASSERT_TRUE((*dynamic)->Run(b.view(tokens), out_r.data()).ok());
-      EXPECT_EQ(out_r, out_d) << "tokens=" << tokens << " task rows " << rows;
+      for (bool claim_ahead : {false, true}) {
+        moe_internal::AmxTuning t = defaults;
+        t.task_rows = rows;
+        t.claim_ahead = claim_ahead;
+        if (!moe_internal::SetAmxTuning(t)) continue;  // no AMX kernels in this build
+        std::vector<float> out_r(tokens * kHidden, NAN), out_rs(tokens * kHidden, NAN);
+        ASSERT_TRUE((*dynamic)->Run(b.view(tokens), out_r.data()).ok());
+        ASSERT_TRUE((*fixed)->Run(b.view(tokens), out_rs.data()).ok());
+        EXPECT_EQ(out_r, out_d) << "tokens=" << tokens << " task rows " << rows << " claim ahead "
+                                << claim_ahead;
+        EXPECT_EQ(out_rs, out_d) << "static, tokens=" << tokens << " task rows " << rows;
+      }
     }
     moe_internal::SetAmxTuning(defaults);  // false only in builds without AMX kernels
     // Per token, per choice: one ExpertForward with the kernel the shard picks for a group of the
