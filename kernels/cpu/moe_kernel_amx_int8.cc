@@ -16,9 +16,11 @@
 //
 // Loop and knobs are those of the bf16 kernel (moe_kernel_amx.cc, amx_tiles.h): the same 16 x
 // 64-byte tiles and 16-cycle TDPs, with a K step of 64 values instead of 32 -- the same bytes per
-// step and twice the ops. Measured like the bf16 kernel (16 threads, Qwen2-57B layer at 4096
-// tokens, 128-row tasks, tile form given): ~13.5-14 TOPS gate/up and ~11.5-12 down, 40-46% of the
-// register-only int8 peak (~30 TOPS).
+// step and twice the ops. Measured like the bf16 kernel (16 threads, Qwen2-57B layer at 1024
+// tokens, default AmxTuning, tile form given; bench/RESULTS.md, fifth pass): ~14.7 TOPS gate/up
+// and ~13.9 down, 45-48% of the register-only int8 peak (~31 TOPS). The TDP rate is about the
+// bf16 kernel's (the same loads per TDP bound both), and TDPBSSD's register-only peak is 3-11%
+// above twice TDPBF16PS's, so the same loop scores a lower int8 ratio.
 #include <algorithm>
 
 #include "kernels/cpu/moe_kernel_impl.h"
