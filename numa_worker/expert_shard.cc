@@ -342,10 +342,9 @@ absl::Status ExpertShard::Run(const MoeBatch& b, float* out, MoeRunPhases* phase
   float* up = any_unpacked ? sc.Floats(3, rows * inter) : nullptr;
   sc.x_forms.Reset(rows, h, all_forms);
   sc.act_forms.Reset(rows, inter, all_forms);
-  // Work is cut into tasks handed out by the schedule: phase 0, per (expert, block of its tokens):
-  // gather them into x and their activation forms; phase 1, per (expert, block of rows): act =
-  // silu(gate x) * up x; phase 2, per (expert, block of its tokens): forms of act; phase 3, per
-  // (expert, block of rows): y = down act; phase 4,
+  // Work is cut into tasks handed out by the schedule: phase 0, per expert: gather its tokens into
+  // x and their activation forms; phase 1, per (expert, block of rows): act = silu(gate x) * up x;
+  // phase 2, per expert: forms of act; phase 3, per (expert, block of rows): y = down act; phase 4,
   // per token: out[t] = sum over its choices of w * y. Rows per task: 32 for the row kernels,
   // AmxTuning::task_rows (256) for AMX experts (whole 16-block groups, amx_tiles.h: each A tile
   // feeds 16 blocks). Measured on the 16-core AMX Xeon (Qwen2-57B layer, 4096 tokens,
@@ -355,11 +354,7 @@ absl::Status ExpertShard::Run(const MoeBatch& b, float* out, MoeRunPhases* phase
   struct Task {
     int64_t active, r0, r1;
   };
-  // Phases 0 and 2 (gather, activation forms) take (expert, block of kFormRows rows) tasks: per
-  // expert only, 16 threads waited on the experts with the most tokens. kFormRows is a multiple of
-  // the 16-row AMX tile, so a block of an AMX expert starts on a tile (its rows start on one).
-  constexpr int64_t kFormRows = 64;
-  std::vector<Task> up_tasks, down_tasks, form_tasks;
+  std::vector<Task> up_tasks, down_tasks;
   const moe_internal::AmxTuning amx_tuning = moe_internal::GetAmxTuning();
   const int64_t amx_task_rows = amx_tuning.task_rows;
   for (size_t i = 0; i < active.size(); ++i) {
@@ -370,10 +365,7 @@ absl::Status ExpertShard::Run(const MoeBatch& b, float* out, MoeRunPhases* phase
       up_tasks.push_back({static_cast<int64_t>(i), r, std::min(inter, r + task_rows)});
     for (int64_t r = 0; r < h; r += task_rows)
       down_tasks.push_back({static_cast<int64_t>(i), r, std::min(h, r + task_rows)});
-    for (int64_t r = 0; r < a.n; r += kFormRows)  // rows relative to a.first_row
-      form_tasks.push_back({static_cast<int64_t>(i), r, std::min(a.n, r + kFormRows)});
   }
-  const int64_t num_form_tasks = static_cast<int64_t>(form_tasks.size());
   // With AMX experts, each thread claims its next matrix task early and passes it to the kernel,
   // which prefetches that task's first weights (ForTasksAhead).
   const bool claim_ahead = all_forms.amx_tiles && amx_tuning.claim_ahead;
@@ -415,6 +407,7 @@ absl::Status ExpertShard::Run(const MoeBatch& b, float* out, MoeRunPhases* phase
     return a.forms.bf16_pairs || a.forms.int8 || a.forms.amx_tiles;
   };
   const int64_t work = rows * h * inter * 3;
+  const int64_t num_active = static_cast<int64_t>(active.size());
   std::atomic<int64_t> next[5] = {0, 0, 0, 0, 0};
   bool any_amx_int8 = false;
   for (const Active& a : active) any_amx_int8 |= a.forms.amx_tiles && a.forms.int8;
@@ -437,29 +430,27 @@ absl::Status ExpertShard::Run(const MoeBatch& b, float* out, MoeRunPhases* phase
                          std::min(b.num_tokens, (i + 1) * kTokensPerBlock));
       });
     }
-    ForTasks(num_form_tasks, schedule_, &next[0], [&](int64_t i) {
-      const Active& a = active[form_tasks[i].active];
-      const int64_t r0 = a.first_row + form_tasks[i].r0, r1 = a.first_row + form_tasks[i].r1;
+    ForTasks(num_active, schedule_, &next[0], [&](int64_t i) {
+      const Active& a = active[i];
       if (a.forms.amx_tiles) {  // straight from the tokens' rows into the tile form
         sc.x_forms.FillAmxTiles(b.hidden, a.forms.int8 ? &sc.token_q8 : nullptr,
-                                token_of_row.data() + r0, r0, r1);
+                                token_of_row.data() + a.first_row, a.first_row, a.first_row + a.n);
         return;
       }
-      for (int64_t r = r0; r < r1; ++r)
+      for (int64_t r = a.first_row; r < a.first_row + a.n; ++r)
         std::copy(b.hidden + token_of_row[r] * h, b.hidden + (token_of_row[r] + 1) * h, x + r * h);
-      if (needs_forms(a)) sc.x_forms.Fill(x, r0, r1);
+      if (needs_forms(a)) sc.x_forms.Fill(x, a.first_row, a.first_row + a.n);
     });
     mark(1);
     ForTasksAhead(static_cast<int64_t>(up_tasks.size()), schedule_, claim_ahead, &next[1],
                   gate_up_task);
     mark(2);
-    ForTasks(num_form_tasks, schedule_, &next[2], [&](int64_t i) {
-      const Active& a = active[form_tasks[i].active];
-      const int64_t r0 = a.first_row + form_tasks[i].r0, r1 = a.first_row + form_tasks[i].r1;
+    ForTasks(num_active, schedule_, &next[2], [&](int64_t i) {
+      const Active& a = active[i];
       if (a.forms.amx_tiles)
-        sc.act_forms.FillAmxTiles(act, nullptr, nullptr, r0, r1);
+        sc.act_forms.FillAmxTiles(act, nullptr, nullptr, a.first_row, a.first_row + a.n);
       else if (needs_forms(a))
-        sc.act_forms.Fill(act, r0, r1);
+        sc.act_forms.Fill(act, a.first_row, a.first_row + a.n);
     });
     mark(3);
     ForTasksAhead(static_cast<int64_t>(down_tasks.size()), schedule_, claim_ahead, &next[3],
