@@ -51,9 +51,10 @@ void Avx512DownRows(const PackedExpert& e, const ExpertActivations& act, bool bf
 // pairs per chunk (when K is blocked, a chunk's C tiles wait in a per-thread buffer between K
 // blocks), weight blocks per GroupProduct (even, 2..16; a group's A tiles feed all its blocks).
 struct AmxTuning {
-  // 14: with the prefetch below, a group's current and next K blocks (224 KB each) fit the L2 that
-  // a core's two threads share (2 MB) beside the A tiles and C buffers; kc 28 with the prefetch
-  // gained less, and kc 8 no more (bench/RESULTS.md, fifth pass).
+  // 14: with the prefetch below, a group's current and next K blocks (224 KB each) fit in L2 with
+  // room to spare beside the A tiles and C buffers, even where two hyperthreads share a core's 2 MB
+  // (the GPU machine's guest reports 2 MB per vCPU; its host may pair them); kc 28 with the
+  // prefetch gained less, and kc 8 no more (bench/RESULTS.md, fifth pass).
   int64_t k_steps = 14;
   int64_t chunk_pairs = 8;  // 256 tokens: a K block's weights feed more token pairs from L2
   int group_blocks = 16;
