@@ -224,27 +224,14 @@ namespace {
 // best); experts on the AMX tiles take AmxTuning::task_rows (moe_kernel_impl.h): see Run.
 constexpr int64_t kRowTaskRows = 32;
 
-// Runs fn(i) for i < count on the threads of the enclosing parallel region (or the one thread
-// outside one). Dynamic: each thread takes the next index from `next` (zero before the region;
-// shared by all threads); static: thread j takes the j-th contiguous slice. Ends with a barrier.
-template <typename Fn>
-void ForTasks(int64_t count, MoeSchedule schedule, std::atomic<int64_t>* next, Fn fn) {
-  if (schedule == MoeSchedule::kDynamic) {
-    for (int64_t i = next->fetch_add(1, std::memory_order_relaxed); i < count;
-         i = next->fetch_add(1, std::memory_order_relaxed))
-      fn(i);
-  } else {
-    const int64_t threads = omp_get_num_threads(), j = omp_get_thread_num();
-    for (int64_t i = count * j / threads; i < count * (j + 1) / threads; ++i) fn(i);
-  }
-#pragma omp barrier
-}
-
-// ForTasks for the matrix phases: fn(i, after) also gets the index the thread runs after i (-1:
-// none), so the AMX kernels can fetch that task's first weights into L2 while i's last K block
-// runs (RowsAhead, moe_kernel.h). Dynamic with claim_ahead: a thread claims its next index before
-// it runs the current one (so at the end a thread may hold one task more than under ForTasks);
-// without, after is always -1. Static: the next index of the thread's slice. Ends with a barrier.
+// Runs fn(i, after) for i < count on the threads of the enclosing parallel region (or the one
+// thread outside one), where `after` is the index the thread runs after i (-1: none or unknown).
+// Dynamic: each thread takes the next index from `next` (zero before the region; shared by all
+// threads); with claim_ahead it claims its next index before it runs the current one (so at the
+// end a thread may hold one task more), which lets the AMX kernels fetch that task's first weights
+// into L2 while i's last K block runs (RowsAhead, moe_kernel.h); without, after is always -1.
+// Static: thread j takes the j-th contiguous slice, after = the slice's next index. Ends with a
+// barrier.
 template <typename Fn>
 void ForTasksAhead(int64_t count, MoeSchedule schedule, bool claim_ahead,
                    std::atomic<int64_t>* next, Fn fn) {
@@ -265,6 +252,12 @@ void ForTasksAhead(int64_t count, MoeSchedule schedule, bool claim_ahead,
     for (int64_t i = count * j / threads; i < end; ++i) fn(i, i + 1 < end ? i + 1 : -1);
   }
 #pragma omp barrier
+}
+
+// ForTasksAhead for phases that need no look-ahead: fn(i).
+template <typename Fn>
+void ForTasks(int64_t count, MoeSchedule schedule, std::atomic<int64_t>* next, Fn fn) {
+  ForTasksAhead(count, schedule, false, next, [&](int64_t i, int64_t) { fn(i); });
 }
 
 }  // namespace

@@ -517,11 +517,21 @@ struct DeferredEpilogue {
   const uint8_t* out = nullptr;
 
   int64_t left() const { return nt - done; }
+  // The job whose C tiles are in `c_out` (none of its tokens done yet).
+  void Start(int64_t job_t0, int64_t job_nt, int job_j, bool job_two_b, const uint8_t* c_out) {
+    t0 = job_t0;
+    nt = job_nt;
+    done = 0;
+    j = job_j;
+    two_b = job_two_b;
+    out = c_out;
+  }
   void Run(int64_t count) {
     const int64_t end = std::min(nt, done + count);
     if (done < end) (*epilogue)(t0, nt, j, two_b, out, done, end);
     done = end;
   }
+  void Finish() { Run(left()); }
   static void Slice(void* self, int64_t count) { static_cast<DeferredEpilogue*>(self)->Run(count); }
 };
 
@@ -667,26 +677,19 @@ TANDEM_AMX void GroupProduct(const Source& src, int64_t n, int64_t nks, const We
             RunPair<kKind, false>(two_t, two_b, job);
           if (last) {
             CompilerBarrier();
-            const int64_t nt = std::min<int64_t>(n - t0, 2 * kTileRows);
-            if (tuning.defer_epilogue) {
-              pending.Run(pending.left());  // what the steps left of the previous job's
-              pending.t0 = t0;
-              pending.nt = nt;
-              pending.done = 0;
-              pending.j = j;
-              pending.two_b = two_b;
-              pending.out = out[out_slot];
-              out_slot ^= 1;
-            } else {
-              epilogue(t0, nt, j, two_b, static_cast<const uint8_t*>(out[0]), 0, nt);
-            }
+            pending.Finish();  // what the steps left of the previous job's
+            pending.Start(t0, std::min<int64_t>(n - t0, 2 * kTileRows), j, two_b, out[out_slot]);
+            if (tuning.defer_epilogue)
+              out_slot ^= 1;  // runs in the next job's steps
+            else
+              pending.Finish();
             CompilerBarrier();  // the epilogue's loads of out stay before its next tile stores
           }
         }
       }
     }
   }
-  pending.Run(pending.left());
+  pending.Finish();
 }
 
 // The f32 values of one row of a finished C tile: 16 elements of matrix m (0 gate, 1 up, 2 down),
@@ -762,29 +765,29 @@ TANDEM_AMX void GateUpRowGroups(const PackedExpert& e, int64_t r0, int64_t r1, f
   LoadTiles();
   const int64_t b_end = (r1 + kB - 1) / kB;
   const int64_t group_rows = GetTuning().group_blocks / 2;  // gate + up per row block
+  // (gate, up) of row blocks [first, first + count) of x into blocks[0, 2 count).
+  auto set_blocks = [](const PackedExpert& x, int64_t first, int64_t count,
+                       const uint8_t** blocks) {
+    for (int64_t i = 0; i < count; ++i) {
+      blocks[2 * i] = x.gate.block_data(first + i);
+      blocks[2 * i + 1] = x.up.block_data(first + i);
+    }
+  };
   for (int64_t b = r0 / kB; b < b_end; b += group_rows) {
     const int64_t nb = std::min<int64_t>(group_rows, b_end - b);
     WeightGroup w;
     w.nwb = static_cast<int>(2 * nb);
-    for (int64_t i = 0; i < nb; ++i) {
-      w.block[2 * i] = e.gate.block_data(b + i);
-      w.block[2 * i + 1] = e.up.block_data(b + i);
+    set_blocks(e, b, nb, w.block);
+    // The group that runs next: the call's next, else the first of the rows ahead.
+    const PackedExpert* next_e = &e;
+    int64_t next_b = b + nb, next_nb = std::min<int64_t>(group_rows, b_end - next_b);
+    if (next_nb == 0 && ahead.e != nullptr) {
+      next_e = ahead.e;
+      next_b = ahead.r0 / kB;
+      next_nb = BlocksAhead(ahead.e->gate, e.gate, ahead, group_rows);
     }
-    const int64_t next_nb = std::min<int64_t>(group_rows, std::max<int64_t>(0, b_end - b - nb));
     w.next_nwb = static_cast<int>(2 * next_nb);
-    for (int64_t i = 0; i < next_nb; ++i) {
-      w.next_block[2 * i] = e.gate.block_data(b + nb + i);
-      w.next_block[2 * i + 1] = e.up.block_data(b + nb + i);
-    }
-    if (next_nb == 0 && ahead.e != nullptr) {  // the first group of the rows that run next
-      const int64_t nb2 = BlocksAhead(ahead.e->gate, e.gate, ahead, group_rows);
-      const int64_t b2 = ahead.r0 / kB;
-      w.next_nwb = static_cast<int>(2 * nb2);
-      for (int64_t i = 0; i < nb2; ++i) {
-        w.next_block[2 * i] = ahead.e->gate.block_data(b2 + i);
-        w.next_block[2 * i + 1] = ahead.e->up.block_data(b2 + i);
-      }
-    }
+    set_blocks(*next_e, next_b, next_nb, w.next_block);
     prepare(&w);
     // Block pair j = (gate, up) of row block b + j / 2: tiles (i, j) gate, (i, j + 1) up.
     auto epilogue = [&](int64_t t0, int64_t, int j, bool, const uint8_t* out, int64_t tb,
@@ -811,14 +814,16 @@ TANDEM_AMX void DownRowGroups(const PackedExpert& e, int64_t d0, int64_t d1, flo
     WeightGroup w;
     w.nwb = static_cast<int>(std::min<int64_t>(group, b_end - b));
     for (int j = 0; j < w.nwb; ++j) w.block[j] = e.down.block_data(b + j);
-    w.next_nwb =
-        static_cast<int>(std::min<int64_t>(group, std::max<int64_t>(0, b_end - b - w.nwb)));
-    for (int j = 0; j < w.next_nwb; ++j) w.next_block[j] = e.down.block_data(b + w.nwb + j);
-    if (w.next_nwb == 0 && ahead.e != nullptr) {  // the first group of the rows that run next
+    // The group that runs next: the call's next, else the first of the rows ahead.
+    const PackedMatrix* next_m = &e.down;
+    int64_t next_b = b + w.nwb;
+    w.next_nwb = static_cast<int>(std::min<int64_t>(group, b_end - next_b));
+    if (w.next_nwb == 0 && ahead.e != nullptr) {
+      next_m = &ahead.e->down;
+      next_b = ahead.r0 / kB;
       w.next_nwb = static_cast<int>(BlocksAhead(ahead.e->down, e.down, ahead, group));
-      for (int j = 0; j < w.next_nwb; ++j)
-        w.next_block[j] = ahead.e->down.block_data(ahead.r0 / kB + j);
     }
+    for (int j = 0; j < w.next_nwb; ++j) w.next_block[j] = next_m->block_data(next_b + j);
     prepare(&w);
     auto epilogue = [&](int64_t t0, int64_t, int j, bool two_b, const uint8_t* out, int64_t tb,
                         int64_t te) {
