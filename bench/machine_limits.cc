@@ -218,15 +218,61 @@ __attribute__((target("amx-tile,amx-int8"))) double PeakAmxInt8(int64_t iters) {
 }
 #endif
 
-// Runs `kernel` (returns the flops it did) on `threads` pinned threads; best of 3 passes, TFLOPS.
-template <typename Kernel>
-double PeakTflops(int threads, Kernel kernel) {
+// Whether this machine runs `kernel` (the OS state and, for AMX, the permission included).
+bool CanRun(const CpuFeatures& f, PeakKernel kernel) {
+#if defined(__x86_64__)
+  const bool avx512 = f.avx512f && f.os_avx512_state;
+  switch (kernel) {
+    case PeakKernel::kF32Fma:
+      return avx512 || (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"));
+    case PeakKernel::kAvx512Bf16:
+      return CanRunAvx512Bf16(f);
+    case PeakKernel::kAmxBf16:
+      return CanRunAmxBf16(f);
+    case PeakKernel::kAvx512Vnni:
+      return f.avx512_vnni && avx512;
+    case PeakKernel::kAmxInt8:
+      return f.amx_tile && f.amx_int8 && f.os_amx_state && f.amx_permitted;
+  }
+#endif
+  (void)f;
+  (void)kernel;
+  return false;
+}
+
+// The flops (ops) of one call of `kernel`'s loop at its standard length, on the calling thread.
+double RunPeakKernel(const CpuFeatures& f, PeakKernel kernel) {
+#if defined(__x86_64__)
+  const int64_t iters = kPeakIters;
+  switch (kernel) {
+    case PeakKernel::kF32Fma:
+      return f.avx512f && f.os_avx512_state ? PeakF32Avx512(iters) : PeakF32Avx2(iters);
+    case PeakKernel::kAvx512Bf16:
+      return PeakBf16Avx512(iters);
+    case PeakKernel::kAmxBf16:
+      return PeakAmxBf16(iters / 16);
+    case PeakKernel::kAvx512Vnni:
+      return PeakVnniAvx512(iters);
+    case PeakKernel::kAmxInt8:
+      return PeakAmxInt8(iters / 16);
+  }
+#endif
+  (void)f;
+  (void)kernel;
+  return 0;
+}
+
+// `passes` passes of `kernel` on `threads` pinned threads: the best, in TFLOPS (TOPS); 0 where
+// the machine cannot run it.
+double PeakTflops(int threads, PeakKernel kernel, int passes) {
+  const CpuFeatures& f = DetectCpuFeatures();  // also requests the AMX permission
+  if (!CanRun(f, kernel)) return 0;
   double best = 0;
-  for (int pass = 0; pass < 3; ++pass) {
+  for (int pass = 0; pass < passes; ++pass) {
     double flops = 0;
     const auto t0 = Clock::now();
 #pragma omp parallel num_threads(threads) reduction(+ : flops)
-    flops += kernel();
+    flops += RunPeakKernel(f, kernel);
     const double s = Seconds(t0, Clock::now());
     best = std::max(best, flops / s / 1e12);
   }
@@ -273,6 +319,8 @@ void PinOpenMpThreads(int threads) {
   }
 }
 
+double SamplePeak(int threads, PeakKernel kernel) { return PeakTflops(threads, kernel, 1); }
+
 MachineLimits MeasureMachineLimits(int threads, int64_t read_bytes) {
   ReadProbe probe(threads, read_bytes);
   return MeasureMachineLimits(threads, probe);
@@ -281,30 +329,16 @@ MachineLimits MeasureMachineLimits(int threads, int64_t read_bytes) {
 MachineLimits MeasureMachineLimits(int threads, ReadProbe& probe) {
   MachineLimits m;
   m.threads = threads;
-  const CpuFeatures& f = DetectCpuFeatures();  // also requests the AMX permission
-  const bool avx512 = f.avx512f && f.os_avx512_state;
-
   m.read_bytes = probe.bytes();
   m.read_kernel = probe.kernel();
   probe.PassGbps();  // warm-up
   for (int pass = 1; pass < 6; ++pass) m.read_gbps = std::max(m.read_gbps, probe.PassGbps());
 
-#if defined(__x86_64__)
-  const int64_t iters = kPeakIters;
-  if (avx512) {
-    m.f32_fma_tflops = PeakTflops(threads, [&] { return PeakF32Avx512(iters); });
-  } else if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) {
-    m.f32_fma_tflops = PeakTflops(threads, [&] { return PeakF32Avx2(iters); });
-  }
-  if (CanRunAvx512Bf16(f))
-    m.avx512_bf16_tflops = PeakTflops(threads, [&] { return PeakBf16Avx512(iters); });
-  if (CanRunAmxBf16(f))
-    m.amx_bf16_tflops = PeakTflops(threads, [&] { return PeakAmxBf16(iters / 16); });
-  if (f.avx512_vnni && avx512)
-    m.avx512_vnni_tops = PeakTflops(threads, [&] { return PeakVnniAvx512(iters); });
-  if (f.amx_tile && f.amx_int8 && f.os_amx_state && f.amx_permitted)
-    m.amx_int8_tops = PeakTflops(threads, [&] { return PeakAmxInt8(iters / 16); });
-#endif
+  m.f32_fma_tflops = PeakTflops(threads, PeakKernel::kF32Fma, 3);
+  m.avx512_bf16_tflops = PeakTflops(threads, PeakKernel::kAvx512Bf16, 3);
+  m.amx_bf16_tflops = PeakTflops(threads, PeakKernel::kAmxBf16, 3);
+  m.avx512_vnni_tops = PeakTflops(threads, PeakKernel::kAvx512Vnni, 3);
+  m.amx_int8_tops = PeakTflops(threads, PeakKernel::kAmxInt8, 3);
   return m;
 }
 

@@ -72,6 +72,15 @@ MachineLimits MeasureMachineLimits(int threads, int64_t read_bytes = int64_t{1} 
 // that keeps one probe to measure and to sample with.
 MachineLimits MeasureMachineLimits(int threads, ReadProbe& probe);
 
+// The register-resident peak kernels, one per family of MachineLimits' peak fields.
+enum class PeakKernel { kF32Fma, kAvx512Bf16, kAmxBf16, kAvx512Vnni, kAmxInt8 };
+
+// One pass of `kernel` on `threads` pinned threads (about 10 ms of the GPU machine's Xeon for the
+// AMX kernels; the full measurement takes the best of 3): TFLOPS, or TOPS for the integer kernels;
+// 0 where this machine cannot run it. For sampling the peak between a benchmark's timed calls,
+// since a shared host's capacity moves by tens of percent within seconds (bench/RESULTS.md).
+double SamplePeak(int threads, PeakKernel kernel);
+
 // Each figure the larger of a's and b's (two measurements of one machine, e.g. before and after a
 // benchmark's timed calls, so that other load on the host during one of them cannot lower a limit
 // and so inflate a ratio to it); the rest from a.

@@ -1,10 +1,11 @@
 // Method of `tandem-bench moe`:
 //   1. Pin one OpenMP thread per core (--threads, default: all allowed CPUs) and measure the
 //      machine's limits: read bandwidth and peak matrix throughput (machine_limits.h); again after
-//      the timed calls. peak_ratio uses the better of the two peaks (a host busy during one of them
-//      must not lower the peak and so inflate the ratio). The read bandwidth of a shared host
-//      swings by tens of percent within seconds, so it is also sampled during the run: one pass of
-//      the read kernel over 1 GiB after every timed repetition.
+//      the timed calls. A shared host's read bandwidth and matrix throughput both swing by tens
+//      of percent within seconds (the GPU machine's Xeon: the AMX bf16 peak of 16 threads moved
+//      between 10 and 15 TFLOPS from one 50 ms pass to the next, bench/RESULTS.md), so both are
+//      also sampled during the run: after every timed repetition, one pass of the read kernel over
+//      1 GiB and one pass (~10 ms) of the peak kernel of the kernel's family.
 //   2. Build one MoE layer's experts from random bf16 weights of the shape's real sizes, packed by
 //      ExpertShard::FromWeights in --expert-dtype's format (bf16, int8, int4 with
 //      --int4-group-size) for the chosen --cpu-kernel and --schedule; with --onednn on (default;
@@ -19,10 +20,13 @@
 //      bandwidth = stored bytes (ExpertShard::expert_bytes) of the distinct experts touched / time;
 //      TFLOPS (TOPS for int formats) = 2 * 3 * hidden * inter * tokens * top_k / time.
 //      bandwidth_ratio = effective / the median of the read passes between this token count's
-//      repetitions (printed as "read GB/s"); peak_ratio = TFLOPS / measured peak
-//      of the kernel's family (bf16: amx: AMX bf16, avx512: vdpbf16ps; int8 on amx: AMX tdpbssd;
-//      int8 / int4 on avx512 (and int4 on amx, which has no AMX int4 kernel): vpdpbusd;
-//      reference: f32 FMA). onednn ratio = our median time / oneDNN's (< 1: we are faster).
+//      repetitions (printed as "read GB/s"); peak_ratio = TFLOPS / the median of the peak passes
+//      between the repetitions (printed as "peak"), of the kernel's family (bf16: amx: AMX bf16,
+//      avx512: vdpbf16ps; int8 on amx: AMX tdpbssd; int8 / int4 on avx512 (and int4 on amx, which
+//      has no AMX int4 kernel): vpdpbusd; reference: f32 FMA); peak_ratio_best_peak ("vs best pk")
+//      = TFLOPS / the better of the two full peak measurements (best of 3 passes each) before and
+//      after, the stricter figure (a max over passes at other moments). onednn ratio = our median
+//      time / oneDNN's (< 1: we are faster).
 //   4. --amx-tuning K/C/G[/S[/R[/P[/E[/A]]]]],... (AMX kernels only): every repetition runs
 //      ExpertShard::Run once per listed AmxTuning (moe_kernel_impl.h: K steps per K block /
 //      token-tile pairs per chunk / weight blocks per group / S: 1 = weight tiles read with
@@ -96,7 +100,12 @@ struct TokenResult {
   double read_gbps_min = 0, read_gbps_max = 0;
   double bandwidth_ratio = 0;
   double tflops = 0;
+  // The family's peak sampled after every repetition (SamplePeak): median, min, max; peak_ratio
+  // = tflops / the median. peak_ratio_best_peak = tflops / the better of the full measurements
+  // before and after the run.
+  double peak_sampled = 0, peak_sampled_min = 0, peak_sampled_max = 0;
   double peak_ratio = 0;
+  double peak_ratio_best_peak = 0;
   // oneDNN on the same inputs (has_onednn false: not run).
   bool has_onednn = false;
   double onednn_median_ms = 0;
@@ -207,21 +216,27 @@ nlohmann::json LimitsJson(const MachineLimits& lim) {
           {"amx_int8_tops", lim.amx_int8_tops}};
 }
 
-// The peak the kernel's family is measured against, and its name (method step 3).
-std::pair<double, std::string> PeakFor(const MachineLimits& lim, const ExpertFormat& format,
-                                       CpuKernel kernel) {
+// The peak the kernel's family is measured against: its kernel, name and value in `lim` (method
+// step 3).
+struct PeakChoice {
+  PeakKernel kernel;
+  std::string name;
+  double value;
+};
+PeakChoice PeakFor(const MachineLimits& lim, const ExpertFormat& format, CpuKernel kernel) {
   if (!format.quantized()) {
     if (kernel == CpuKernel::kAmx && lim.amx_bf16_tflops > 0)
-      return {lim.amx_bf16_tflops, "amx_bf16"};
+      return {PeakKernel::kAmxBf16, "amx_bf16", lim.amx_bf16_tflops};
     if (kernel != CpuKernel::kReference && lim.avx512_bf16_tflops > 0)
-      return {lim.avx512_bf16_tflops, "avx512_bf16"};
+      return {PeakKernel::kAvx512Bf16, "avx512_bf16", lim.avx512_bf16_tflops};
   } else if (format.dtype == ExpertDtype::kInt8 && kernel == CpuKernel::kAmx &&
              lim.amx_int8_tops > 0) {
-    return {lim.amx_int8_tops, "amx_int8"};
+    return {PeakKernel::kAmxInt8, "amx_int8", lim.amx_int8_tops};
   } else if (kernel != CpuKernel::kReference && lim.avx512_vnni_tops > 0) {
-    return {lim.avx512_vnni_tops, "avx512_vnni"};  // int4 on amx too: it has no AMX int4 kernel
+    // int4 on amx too: it has no AMX int4 kernel
+    return {PeakKernel::kAvx512Vnni, "avx512_vnni", lim.avx512_vnni_tops};
   }
-  return {lim.f32_fma_tflops, "f32_fma"};
+  return {PeakKernel::kF32Fma, "f32_fma", lim.f32_fma_tflops};
 }
 
 int Fail(const absl::Status& s) {
@@ -304,6 +319,7 @@ int RunMoe(const MoeOptions& o) {
   ReadProbe read_probe(threads, int64_t{1} << 30);
   const MachineLimits lim_before = MeasureMachineLimits(threads, read_probe);
   PrintLimits(log, "limits", lim_before);
+  const PeakChoice peak_family = PeakFor(lim_before, *format, *kernel);
 
   std::fprintf(log, "generating and packing weights...\n");
   const auto g0 = Clock::now();
@@ -342,7 +358,7 @@ int RunMoe(const MoeOptions& o) {
   std::vector<TokenResult> results;
   for (int64_t n : *tokens) {
     std::vector<float> out(n * s.hidden), out_onednn;
-    std::vector<double> bytes, onednn_ms, read_gbps;
+    std::vector<double> bytes, onednn_ms, read_gbps, peak_samples;
     // Per variant (tuning): times and MoeRunPhases's fields, in order.
     std::vector<std::vector<double>> ms(variants);
     std::vector<std::array<std::vector<double>, 5>> phase_ms(variants);
@@ -382,6 +398,7 @@ int RunMoe(const MoeOptions& o) {
       }
       if (rep < o.warmup) continue;
       read_gbps.push_back(read_probe.PassGbps());  // the bandwidth this rep had about it
+      peak_samples.push_back(SamplePeak(threads, peak_family.kernel));  // and the peak
       timed_ms += t[0];
       for (size_t v = 0; v < variants; ++v) {
         ms[v].push_back(t[v]);
@@ -399,6 +416,8 @@ int RunMoe(const MoeOptions& o) {
     const double flops = 2.0 * 3 * s.hidden * s.intermediate * n * s.top_k;
     const double read_median = Median(read_gbps);
     const auto [read_min, read_max] = std::minmax_element(read_gbps.begin(), read_gbps.end());
+    const double peak_median = Median(peak_samples);
+    const auto [peak_min, peak_max] = std::minmax_element(peak_samples.begin(), peak_samples.end());
     for (size_t v = 0; v < variants; ++v) {
       TokenResult r;
       r.tokens = n;
@@ -413,6 +432,9 @@ int RunMoe(const MoeOptions& o) {
       r.read_gbps = read_median;
       r.read_gbps_min = *read_min;
       r.read_gbps_max = *read_max;
+      r.peak_sampled = peak_median;
+      r.peak_sampled_min = *peak_min;
+      r.peak_sampled_max = *peak_max;
       r.tflops = flops / (r.median_ms * 1e-3) / 1e12;
       if (onednn) {
         r.has_onednn = true;
@@ -428,22 +450,27 @@ int RunMoe(const MoeOptions& o) {
   const MachineLimits lim_after = MeasureMachineLimits(threads, read_probe);
   PrintLimits(log, "limits after", lim_after);
   const MachineLimits lim = BestOf(lim_before, lim_after);
-  const auto [peak, peak_kind] = PeakFor(lim, *format, *kernel);
+  const PeakChoice best_peak = PeakFor(lim, *format, *kernel);
+  const std::string& peak_kind = best_peak.name;
+  const double peak = best_peak.value;
   for (TokenResult& r : results) {
     r.bandwidth_ratio = r.read_gbps > 0 ? r.gbps / r.read_gbps : 0;
-    r.peak_ratio = peak > 0 ? r.tflops / peak : 0;
+    r.peak_ratio = r.peak_sampled > 0 ? r.tflops / r.peak_sampled : 0;
+    r.peak_ratio_best_peak = peak > 0 ? r.tflops / peak : 0;
   }
 
   const char* ops = format->quantized() ? "TOPS" : "TFLOPS";
   const bool tuned = !tunings.empty();
-  std::fprintf(log, "\n%8s %s%6s %11s %11s %11s %10s %10s %9s %9s %10s %11s %11s\n", "tokens",
-               tuned ? "  amx tuning " : "", "reps", "median ms", "min ms", "GB touched",
-               "eff GB/s", "read GB/s", "bw ratio", ops, "peak ratio", "onednn ms", "ours/onednn");
+  std::fprintf(log, "\n%8s %s%6s %11s %11s %11s %10s %10s %9s %9s %8s %10s %10s %11s %11s\n",
+               "tokens", tuned ? "  amx tuning " : "", "reps", "median ms", "min ms", "GB touched",
+               "eff GB/s", "read GB/s", "bw ratio", ops, "peak", "peak ratio", "vs best pk",
+               "onednn ms", "ours/onednn");
   for (const TokenResult& r : results) {
-    std::fprintf(log, "%8lld %s%6d %11.3f %11.3f %11.3f %10.2f %10.2f %9.3f %9.4f %10.3f",
+    std::fprintf(log,
+                 "%8lld %s%6d %11.3f %11.3f %11.3f %10.2f %10.2f %9.3f %9.4f %8.2f %10.3f %10.3f",
                  (long long)r.tokens, tuned ? absl::StrFormat("%12s ", r.amx_tuning).c_str() : "",
                  r.reps, r.median_ms, r.min_ms, r.bytes / 1e9, r.gbps, r.read_gbps,
-                 r.bandwidth_ratio, r.tflops, r.peak_ratio);
+                 r.bandwidth_ratio, r.tflops, r.peak_sampled, r.peak_ratio, r.peak_ratio_best_peak);
     if (r.has_onednn) {
       std::fprintf(log, " %11.3f %11.3f\n", r.onednn_median_ms, r.onednn_ratio);
     } else {
@@ -454,9 +481,14 @@ int RunMoe(const MoeOptions& o) {
       log,
       "(median of >= %d reps and >= %.0f ms after %d warm-up; bw ratio vs read GB/s: the "
       "median of read passes between the reps (%.2f before the run, %.2f after); peak ratio "
-      "vs %s %.3f %s, the better of before and after)\n",
+      "vs peak: the median of %s peak passes between the reps; vs best pk: vs %.3f %s, the "
+      "better of the full measurements before and after)\n",
       o.reps, o.min_time_ms, o.warmup, lim_before.read_gbps, lim_after.read_gbps, peak_kind.c_str(),
       peak, ops);
+  for (const TokenResult& r : results)
+    std::fprintf(log, "%lld tokens%s%s: peak passes between the reps %.3f-%.3f %s\n",
+                 (long long)r.tokens, tuned ? ", amx tuning " : "", r.amx_tuning.c_str(),
+                 r.peak_sampled_min, r.peak_sampled_max, ops);
   for (const TokenResult& r : results) {
     const MoeRunPhases& p = r.phases;
     std::fprintf(log,
@@ -503,7 +535,7 @@ int RunMoe(const MoeOptions& o) {
     j["min_reps"] = o.reps;
     j["min_time_ms"] = o.min_time_ms;
     j["warmup"] = o.warmup;
-    j["limits"] = LimitsJson(lim);  // the better of the two measurements: what ratios use
+    j["limits"] = LimitsJson(lim);  // the better of the two measurements (peak_ratio_best_peak)
     j["limits"]["peak_kind"] = peak_kind;
     j["limits"]["peak_tflops"] = peak;
     j["limits_before"] = LimitsJson(lim_before);
@@ -521,7 +553,11 @@ int RunMoe(const MoeOptions& o) {
                               {"read_gbps_max", r.read_gbps_max},
                               {"bandwidth_ratio", r.bandwidth_ratio},
                               {"tflops", r.tflops},
-                              {"peak_ratio", r.peak_ratio}});
+                              {"peak_sampled", r.peak_sampled},
+                              {"peak_sampled_min", r.peak_sampled_min},
+                              {"peak_sampled_max", r.peak_sampled_max},
+                              {"peak_ratio", r.peak_ratio},
+                              {"peak_ratio_best_peak", r.peak_ratio_best_peak}});
       nlohmann::json& jr = j["results"].back();
       if (tuned) jr["amx_tuning"] = r.amx_tuning;
       jr["phases_ms"] = {{"gather", r.phases.gather_ms},
@@ -537,6 +573,7 @@ int RunMoe(const MoeOptions& o) {
     if (results.size() == 1) {
       j["bandwidth_ratio"] = results[0].bandwidth_ratio;
       j["peak_ratio"] = results[0].peak_ratio;
+      j["peak_ratio_best_peak"] = results[0].peak_ratio_best_peak;
       j["onednn_ratio"] = results[0].has_onednn ? nlohmann::json(results[0].onednn_ratio) : nullptr;
     }
     j["onednn"] = {{"status", onednn_status}};

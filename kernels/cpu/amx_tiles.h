@@ -35,15 +35,21 @@
 // A tiles of (c, p) (28 KB) feed all the group's blocks from L1, and each weight row and token is
 // read from beyond L2 about once per chunk and task.
 // Why this is near the limit of its kind (`tandem-bench amx-loads` on the GPU machine's Xeon, 16
-// threads, random bf16 data, bench/RESULTS.md): 4 TDPs on register-resident tiles reach ~14
-// TFLOPS; the same 4 TDPs with the 2 A + 2 B tile loads of a 2x2 step reach ~0.73 of that with
-// both operands in L1 and ~0.55-0.67 with one or both in L2. Each tile load costs about a third
-// of a TDP even from L1, and the cost adds up rather than overlapping: the same step with only the
-// 2 A loads reaches 0.88, and a 1x2 step that double-buffers its operands in the other 3 tiles (1.5
-// loads per TDP, no tile ever waiting for the TDP before it) only 0.56. 2x2 C tiles are the most
-// reuse 8 tiles allow (1 load per TDP; holding B for several token tiles needs C loads and stores,
-// which cost the same). The kernels themselves, on per-thread L2-resident operands (amx-loads'
-// kernel rows), reach 0.47-0.50 of the peak in gate/up (bf16, 32-64 tokens) and 0.39-0.53 (int8);
+// threads, random bf16 data, every step interleaved with the register peak in 15 rounds,
+// bench/RESULTS.md, sixth pass): 4 TDPs on register-resident tiles are the peak (~14 TFLOPS); with
+// 1 / 2 / 4 tile loads from L1 per 4 TDPs they keep 0.93 / 0.83 / 0.71 of it, with the 4 loads of
+// the 2x2 step from L2 0.59-0.68: a tile load costs about half a TDP from L1 and up to 0.8 from
+// L2, and the cost adds up rather than overlapping. Fewer rows per tile save nothing (8- and 4-row
+// A and C tiles run at the 16-row TDP rate), nor do the A or B tiles of a step laid out side by
+// side, nor software prefetch into L1. 2x2 C tiles are the most reuse 8 tiles allow (1 load per
+// TDP; holding B for several token tiles needs C loads and stores, which cost the same); a 1x2 step
+// that double-buffers its operands (1.5 loads per TDP) keeps 0.49-0.57. This loop nest itself, on
+// synthetic L2-resident operands (4 token pairs x 8 block pairs x 14 K steps, the C tiles loaded
+// and stored per job), keeps 0.51 of the peak, 0.55 without the C traffic: that is the ceiling of
+// the kernels, and their phases inside ExpertShard::Run (Qwen2-57B, 1024 tokens) ran at 0.44-0.56
+// of the peak sampled beside them in three rounds: on a quiet host they reach it. Earlier, not
+// interleaved: the kernels on per-thread L2-resident operands (amx-loads' kernel rows) reach
+// 0.47-0.50 of the peak in gate/up (bf16, 32-64 tokens) and 0.39-0.53 (int8);
 // inside ExpertShard::Run, with the weights streamed from DRAM, 0.40-0.46 before the prefetch, and
 // 0.45-0.55 with it (bf16 gate/up up to 0.53). Defaults: AmxTuning in moe_kernel_impl.h (kc 14,
 // chunks of 8 pairs, 16-block groups, streamed weight tiles, 256-row ExpertShard tasks, prefetch
