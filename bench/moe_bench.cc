@@ -3,9 +3,9 @@
 //      machine's limits: read bandwidth and peak matrix throughput (machine_limits.h); again after
 //      the timed calls. A shared host's read bandwidth and matrix throughput both swing by tens
 //      of percent within seconds (the GPU machine's Xeon: the AMX bf16 peak of 16 threads moved
-//      between 10 and 15 TFLOPS from one 50 ms pass to the next, bench/RESULTS.md), so both are
-//      also sampled during the run: after every timed repetition, one pass of the read kernel over
-//      1 GiB and one pass (~10 ms) of the peak kernel of the kernel's family.
+//      between 4.7 and 15 TFLOPS across 50 ms passes within a minute, bench/RESULTS.md), so both
+//      are also sampled during the run: after every timed repetition, one pass of the read kernel
+//      over 1 GiB and one pass (~10 ms) of the peak kernel of the kernel's family.
 //   2. Build one MoE layer's experts from random bf16 weights of the shape's real sizes, packed by
 //      ExpertShard::FromWeights in --expert-dtype's format (bf16, int8, int4 with
 //      --int4-group-size) for the chosen --cpu-kernel and --schedule; with --onednn on (default;
