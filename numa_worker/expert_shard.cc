@@ -291,7 +291,9 @@ absl::Status ExpertShard::Run(const MoeBatch& b, float* out, MoeRunPhases* phase
   struct Active {
     int64_t expert, first_row, n;
     bool packed;
-    ActivationForms forms;  // of its rows of x and act, besides f32 (packed experts only)
+    ActivationForms forms;   // of its rows of x and act, besides f32 (packed experts only)
+    bool act_tiles = false;  // gate/up writes act straight into its tile form (GateUpWritesTiles)
+    AmxTileRows act_out;     // where (set by the gather phase)
   };
   std::vector<Active> active;
   int64_t rows = 0, inter = 0;
@@ -315,7 +317,8 @@ absl::Status ExpertShard::Run(const MoeBatch& b, float* out, MoeRunPhases* phase
     all_forms.bf16_pairs |= forms.bf16_pairs;
     all_forms.int8 |= forms.int8;
     all_forms.amx_tiles |= forms.amx_tiles;
-    active.push_back({e, rows, n, !packed[e].empty(), forms});
+    active.push_back({e, rows, n, !packed[e].empty(), forms,
+                      !packed[e].empty() && GateUpWritesTiles(KernelFor(n), packed[e], n)});
     rows += n;
   }
   // row_of_slot[s]: the row of slot s (-1: an expert this shard does not hold); token_of_row.
@@ -337,13 +340,14 @@ absl::Status ExpertShard::Run(const MoeBatch& b, float* out, MoeRunPhases* phase
   sc.act_forms.Reset(rows, inter, all_forms);
   // Work is cut into tasks handed out by the schedule: phase 0, per expert: gather its tokens into
   // x and their activation forms; phase 1, per (expert, block of rows): act = silu(gate x) * up x;
-  // phase 2, per expert: forms of act; phase 3, per (expert, block of rows): y = down act; phase 4,
-  // per token: out[t] = sum over its choices of w * y. Rows per task: 32 for the row kernels,
-  // AmxTuning::task_rows (256) for AMX experts (whole 16-block groups, amx_tiles.h: each A tile
-  // feeds 16 blocks). Measured on the 16-core AMX Xeon (Qwen2-57B layer, 4096 tokens,
-  // interleaved): with the K-blocked 16-block groups, 128-row tasks beat 32-row ones with 2-block
-  // groups by 4-10% (bf16 312-332 vs 343-373 ms), the down phase by 15-25%; 256-row tasks with
-  // chunks of 8 beat 128-row ones by up to 17% more (bench/RESULTS.md, fourth pass).
+  // phase 2, per expert: forms of act (none for experts of bf16 weights on AMX: phase 1 wrote act
+  // straight into the tile form down reads, GateUpRowsToTiles); phase 3, per (expert, block of
+  // rows): y = down act; phase 4, per token: out[t] = sum over its choices of w * y. Rows per task:
+  // 32 for the row kernels, AmxTuning::task_rows (256) for AMX experts (whole 16-block groups,
+  // amx_tiles.h: each A tile feeds 16 blocks). Measured on the 16-core AMX Xeon (Qwen2-57B layer,
+  // 4096 tokens, interleaved): with the K-blocked 16-block groups, 128-row tasks beat 32-row ones
+  // with 2-block groups by 4-10% (bf16 312-332 vs 343-373 ms), the down phase by 15-25%; 256-row
+  // tasks with chunks of 8 beat 128-row ones by up to 17% more (bench/RESULTS.md, fourth pass).
   struct Task {
     int64_t active, r0, r1;
   };
@@ -372,6 +376,11 @@ absl::Status ExpertShard::Run(const MoeBatch& b, float* out, MoeRunPhases* phase
     const Active& a = active[up_tasks[task].active];
     const int64_t r0 = up_tasks[task].r0, r1 = up_tasks[task].r1;
     float* g = act + a.first_row * inter;
+    if (a.act_tiles) {  // act's f32 rows are skipped: down reads only its tile form
+      GateUpRowsToTiles(KernelFor(a.n), packed[a.expert], sc.x_forms.View(x, a.first_row, a.n), r0,
+                        r1, a.act_out, rows_ahead(up_tasks, after));
+      return;
+    }
     if (a.packed) {
       GateUpRows(KernelFor(a.n), packed[a.expert], sc.x_forms.View(x, a.first_row, a.n), r0, r1, g,
                  rows_ahead(up_tasks, after));
@@ -416,7 +425,8 @@ absl::Status ExpertShard::Run(const MoeBatch& b, float* out, MoeRunPhases* phase
   {
     mark(0);
     // AMX experts of int8 weights take each token's int8 row, quantized once here (a token goes
-    // to top_k experts).
+    // to top_k experts). bf16 ones convert a token's f32 row into each of its rows' tiles: a
+    // bf16 copy of every token first measured no faster (the gather writes the tiles either way).
     if (any_amx_int8) {
       ForTasks(token_blocks, schedule_, &next[4], [&](int64_t i) {
         sc.token_q8.Fill(b.hidden, i * kTokensPerBlock,
@@ -424,7 +434,8 @@ absl::Status ExpertShard::Run(const MoeBatch& b, float* out, MoeRunPhases* phase
       });
     }
     ForTasks(num_active, schedule_, &next[0], [&](int64_t i) {
-      const Active& a = active[i];
+      Active& a = active[i];
+      if (a.act_tiles) a.act_out = sc.act_forms.DirectTiles(a.first_row, a.first_row + a.n);
       if (a.forms.amx_tiles) {  // straight from the tokens' rows into the tile form
         sc.x_forms.FillAmxTiles(b.hidden, a.forms.int8 ? &sc.token_q8 : nullptr,
                                 token_of_row.data() + a.first_row, a.first_row, a.first_row + a.n);
@@ -440,6 +451,7 @@ absl::Status ExpertShard::Run(const MoeBatch& b, float* out, MoeRunPhases* phase
     mark(2);
     ForTasks(num_active, schedule_, &next[2], [&](int64_t i) {
       const Active& a = active[i];
+      if (a.act_tiles) return;  // written by gate/up
       if (a.forms.amx_tiles)
         sc.act_forms.FillAmxTiles(act, nullptr, nullptr, a.first_row, a.first_row + a.n);
       else if (needs_forms(a))
@@ -449,17 +461,14 @@ absl::Status ExpertShard::Run(const MoeBatch& b, float* out, MoeRunPhases* phase
     ForTasksAhead(static_cast<int64_t>(down_tasks.size()), schedule_, claim_ahead, &next[3],
                   down_task);
     mark(4);
+    std::vector<const float*> token_rows(b.top_k);  // this thread's: a token's rows of y
 #pragma omp for schedule(static)
     for (int64_t t = 0; t < b.num_tokens; ++t) {
-      float* o = out + t * h;
-      std::fill(o, o + h, 0.0f);
       for (int64_t j = 0; j < b.top_k; ++j) {
         const int64_t row = row_of_slot[t * b.top_k + j];
-        if (row < 0) continue;
-        const float wt = b.weights[t * b.top_k + j];
-        const float* yr = y + row * h;
-        for (int64_t d = 0; d < h; ++d) o[d] += wt * yr[d];
+        token_rows[j] = row < 0 ? nullptr : y + row * h;  // null: an expert held elsewhere
       }
+      WeightedRowSum(token_rows.data(), b.weights + t * b.top_k, b.top_k, h, out + t * h);
     }
     mark(5);  // after the loop's implied barrier
   }

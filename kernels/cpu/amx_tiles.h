@@ -711,19 +711,41 @@ inline __mmask16 LaneRange(int64_t lo, int64_t hi) {
   return static_cast<__mmask16>(((1u << hi) - 1) & ~((1u << lo) - 1));
 }
 
-// act[(t0 + t) * inter + r] = SiluTimes(gate, up) for t in [tb, te), r in [lo, hi) of the row
-// block at `first`; c: the epilogue's tiles (gate (i, 0) at + i KB, up (i, 1) at + (2 + i) KB).
-template <typename C, class Values>
+// Where a gate/up epilogue puts act: 16 values of token t, rows [first, first + 16) (first a
+// multiple of 16), only the `lanes` of them.
+//   F32ActRows: f32 rows, act[t * inter + r] (GateUpRows).
+//   Bf16ActTiles: bf16 (Bf16x16: ConvertToBf16Pairs's rounding) straight into the AMX tile form of
+//     the down projection's input (ExpertActivations::amx_tiles: tile t / 16, K step r / 32, row
+//     t % 16, bytes 2 (r % 32)), the bytes ActivationBuffer::FillAmxTiles writes from the f32 rows
+//     (GateUpRowsToTiles): no f32 act and no conversion pass.
+struct F32ActRows {
+  float* act;
+  int64_t inter;
+  TANDEM_AMX void operator()(int64_t t, int64_t first, __mmask16 lanes, __m512 v) const {
+    _mm512_mask_storeu_ps(act + t * inter + first, lanes, v);
+  }
+};
+struct Bf16ActTiles {
+  uint8_t* tiles;
+  int64_t steps;  // K steps per token tile
+  TANDEM_AMX void operator()(int64_t t, int64_t first, __mmask16 lanes, __m512 v) const {
+    uint8_t* p = tiles + ((t / kTileRows) * steps + first / 32) * kTileBytes +
+                 (t % kTileRows) * kRowBytes + (first % 32) * 2;
+    _mm256_mask_storeu_epi16(p, lanes, convert_internal::Bf16x16(v));
+  }
+};
+
+// act(t0 + t, rows [lo, hi) of the row block at `first`) = SiluTimes(gate, up) for t in [tb, te);
+// c: the epilogue's tiles (gate (i, 0) at + i KB, up (i, 1) at + (2 + i) KB).
+template <typename C, class Values, class Sink>
 TANDEM_AMX void StoreGateUp(const C* c, int64_t tb, int64_t te, int64_t t0, int64_t first,
-                            int64_t lo, int64_t hi, const Values& values, float* act,
-                            int64_t inter) {
+                            int64_t lo, int64_t hi, const Values& values, const Sink& act) {
   constexpr int64_t kB = PackedMatrix::kBlockRows;
   const __mmask16 lanes = LaneRange(lo - first, hi - first);
   for (int64_t t = tb; t < te; ++t) {
     const C* g = c + (t / kTileRows) * kTileRows * kB + (t % kTileRows) * kB;
     const C* u = g + 2 * kTileRows * kB;
-    _mm512_mask_storeu_ps(
-        act + (t0 + t) * inter + first, lanes,
+    act(t0 + t, first, lanes,
         SiluTimes16(values(g, 0, first, lanes, t0 + t), values(u, 1, first, lanes, t0 + t)));
   }
 }
@@ -746,7 +768,8 @@ TANDEM_AMX void StoreDown(const C* c, int64_t tb, int64_t te, int64_t t0, int64_
 // down) cut into groups of weight blocks, each group's C tiles turned into outputs.
 //   prepare(WeightGroup*): sets the group's K steps (and tail copies);
 //   run(const WeightGroup&, epilogue): the GroupProduct over the kernel's activations;
-//   values: the f32 values of C tile rows (F32Values for bf16; the scaled integer dots for int8).
+//   values: the f32 values of C tile rows (F32Values for bf16; the scaled integer dots for int8);
+//   act (gate/up): where SiLU(gate) * up goes (F32ActRows, or Bf16ActTiles for bf16 weights).
 // C is the tiles' element type (float for TDPBF16PS, int32_t for TDPBSSD). The epilogues are
 // vectorized (the SiLU included: silu.h), and give the scalar formula's bits.
 // The next group's weight blocks after the call's last group: blocks [b, ...) of `m` for the rows
@@ -762,12 +785,11 @@ inline int64_t BlocksAhead(const PackedMatrix& m, const PackedMatrix& same, cons
   return std::clamp<int64_t>(end - b, 0, count);
 }
 
-template <typename C, class Prepare, class Run, class Values>
-TANDEM_AMX void GateUpRowGroups(const PackedExpert& e, int64_t r0, int64_t r1, float* act,
+template <typename C, class Prepare, class Run, class Values, class Sink>
+TANDEM_AMX void GateUpRowGroups(const PackedExpert& e, int64_t r0, int64_t r1, const Sink& act,
                                 const RowsAhead& ahead, const Prepare& prepare, const Run& run,
                                 const Values& values) {
   constexpr int64_t kB = PackedMatrix::kBlockRows;
-  const int64_t inter = e.intermediate();
   LoadTiles();
   const int64_t b_end = (r1 + kB - 1) / kB;
   const int64_t group_rows = GetTuning().group_blocks / 2;  // gate + up per row block
@@ -800,7 +822,7 @@ TANDEM_AMX void GateUpRowGroups(const PackedExpert& e, int64_t r0, int64_t r1, f
                         int64_t te) {
       const int64_t first = (b + j / 2) * kB;
       StoreGateUp(reinterpret_cast<const C*>(out), tb, te, t0, first, std::max(r0, first),
-                  std::min(r1, first + kB), values, act, inter);
+                  std::min(r1, first + kB), values, act);
     };
     run(w, epilogue);
   }

@@ -40,6 +40,12 @@ void Bf16PairsRow(const float* x, int64_t k, uint8_t* dst, int64_t piece_stride,
 // QuantizeActivations (moe_format.h) of one token.
 void QuantizeRow(const float* x, int64_t k, int8_t* q, float* scale, int32_t* sums32);
 
+// QuantizeRow's int8 bytes and scale of one token, without the sums, as 64-byte pieces: bytes
+// [64 s, 64 s + 64) of the row (zero past k) at dst + s * piece_stride, for s < pieces (the AMX
+// tile form's rows: ActivationBuffer::FillAmxTiles).
+void QuantizeRowPieces(const float* x, int64_t k, uint8_t* dst, int64_t piece_stride,
+                       int64_t pieces, float* scale);
+
 }  // namespace tandem::convert_internal
 
 #endif

@@ -13,6 +13,11 @@ void RmsNorm(const float* x, const float* weight, int64_t rows, int64_t n, doubl
 void SiluMul(float* gate, const float* up, int64_t n);
 // In-place softmax of n values (n >= 1).
 void SoftmaxInPlace(float* x, int64_t n);
+// out[i] = the sum over j < count with rows[j] != null of weights[j] * rows[j][i], for n values:
+// each product rounded, then added to the sum in order of j from 0.0f (no fused multiply-add), so
+// every ISA gives the same bits. out must not alias a row.
+void WeightedRowSum(const float* const* rows, const float* weights, int64_t count, int64_t n,
+                    float* out);
 // x[i] += y[i].
 void AddInPlace(float* x, const float* y, int64_t n);
 

@@ -101,33 +101,52 @@ void ActivationBuffer::FillAmxTiles(const float* x, const ActivationBuffer* quan
   thread_local std::vector<uint32_t> pairs;
   for (int64_t r = r0; r < r1; ++r) {
     const int64_t s = src_row != nullptr ? src_row[r - r0] : r;
-    if (forms_.int8) {
-      const int8_t* q;
-      if (quantized != nullptr) {
-        q = quantized->q8_.data() + s * stride;
-        q8_scale_[r] = quantized->q8_scale_[s];
-      } else {
-        q_row.resize(stride);
-        sums_row.resize(stride / 32);
-        QuantizeActivations(x + s * k_, 1, k_, q_row.data(), &q8_scale_[r], sums_row.data());
-        q = q_row.data();
-      }
-      ScatterToTiles(reinterpret_cast<const uint8_t*>(q), k_, r);
+    if (forms_.int8 && quantized != nullptr) {  // the token's int8 row, quantized once
+      q8_scale_[r] = quantized->q8_scale_[s];
+      ScatterToTiles(reinterpret_cast<const uint8_t*>(quantized->q8_.data() + s * stride), k_, r);
       continue;
     }
 #if defined(__x86_64__)
     if (HasAvx512FBw()) {  // converted straight into the row's place in each step's tile
-      convert_internal::Bf16PairsRow(x + s * k_, k_, TileRow(r), kTileBytes,
-                                     tile_steps_ * kTileRowBytes);
+      if (forms_.int8)
+        convert_internal::QuantizeRowPieces(x + s * k_, k_, TileRow(r), kTileBytes, tile_steps_,
+                                            &q8_scale_[r]);
+      else
+        convert_internal::Bf16PairsRow(x + s * k_, k_, TileRow(r), kTileBytes,
+                                       tile_steps_ * kTileRowBytes);
       continue;
     }
 #endif
+    if (forms_.int8) {
+      q_row.resize(stride);
+      sums_row.resize(stride / 32);
+      QuantizeActivations(x + s * k_, 1, k_, q_row.data(), &q8_scale_[r], sums_row.data());
+      ScatterToTiles(reinterpret_cast<const uint8_t*>(q_row.data()), k_, r);
+      continue;
+    }
     pairs.resize(Bf16PairCount(k_));
     ConvertToBf16Pairs(x + s * k_, 1, k_, pairs.data());
     ScatterToTiles(reinterpret_cast<const uint8_t*>(pairs.data()), Bf16PairCount(k_) * 4, r);
   }
+  ZeroTileRows(r1);
+}
+
+void ActivationBuffer::ZeroTileRows(int64_t r1) {
   const int64_t pad_end = (r1 + kTileTokens - 1) / kTileTokens * kTileTokens;
-  for (int64_t r = r1; r < pad_end; ++r) ScatterToTiles(nullptr, 0, r);  // zero rows
+  for (int64_t r = r1; r < pad_end; ++r) ScatterToTiles(nullptr, 0, r);
+}
+
+AmxTileRows ActivationBuffer::DirectTiles(int64_t r0, int64_t r1) {
+  if (r0 >= r1) return {};
+  // The last K step's bytes past k (bf16: 2 per value) of every row.
+  const int64_t tail = k_ * 2 - (tile_steps_ - 1) * kTileRowBytes;
+  if (tail < kTileRowBytes) {
+    for (int64_t r = r0; r < r1; ++r)
+      std::memset(TileRow(r) + (tile_steps_ - 1) * kTileBytes + tail, 0,
+                  static_cast<size_t>(kTileRowBytes - tail));
+  }
+  ZeroTileRows(r1);
+  return {TileRow(r0), tile_steps_};
 }
 
 void ActivationBuffer::Fill(const float* x, int64_t r0, int64_t r1) {
@@ -188,6 +207,33 @@ void GateUpRows(const ExpertKernel& kernel, const PackedExpert& e, const ExpertA
   } else {
     quantized ? moe_internal::ReferenceQuantGateUpRows(e, x, r0, r1, act)
               : moe_internal::ReferenceGateUpRows(e, x, r0, r1, act);
+  }
+}
+
+bool GateUpWritesTiles(const ExpertKernel& kernel, const PackedExpert& e, int64_t n) {
+  return e.dtype() == ExpertDtype::kBf16 && UsesAmx(kernel, e.dtype(), n);
+}
+
+void GateUpRowsToTiles(const ExpertKernel& kernel, const PackedExpert& e,
+                       const ExpertActivations& x, int64_t r0, int64_t r1, const AmxTileRows& out,
+                       const RowsAhead& ahead) {
+  if (GateUpWritesTiles(kernel, e, x.n)) {
+    moe_internal::AmxGateUpRowsToTiles(e, x, r0, r1, out, ahead);
+    return;
+  }
+  // Any other kernel: its f32 act, converted value by value (the same bytes, more slowly).
+  const int64_t inter = e.intermediate();
+  thread_local std::vector<float> act;
+  act.resize(static_cast<size_t>(x.n * inter));
+  GateUpRows(kernel, e, x, r0, r1, act.data());
+  constexpr int64_t kTileTokens = 16, kRowBytes = 64, kTileBytes = 1024;
+  for (int64_t t = 0; t < x.n; ++t) {
+    uint8_t* row =
+        out.tiles + (t / kTileTokens) * out.steps * kTileBytes + (t % kTileTokens) * kRowBytes;
+    for (int64_t r = r0; r < r1; ++r) {
+      const uint16_t v = FloatToBf16(act[t * inter + r]);
+      std::memcpy(row + (r / 32) * kTileBytes + (r % 32) * 2, &v, 2);
+    }
   }
 }
 

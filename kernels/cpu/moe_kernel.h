@@ -101,6 +101,26 @@ struct RowsAhead {
 void GateUpRows(const ExpertKernel& kernel, const PackedExpert& e, const ExpertActivations& x,
                 int64_t r0, int64_t r1, float* act, const RowsAhead& ahead = {});
 
+// Where a kernel writes bf16 activations straight into their AMX tile form (the layout of
+// ExpertActivations::amx_tiles): ActivationBuffer::DirectTiles gives it.
+struct AmxTileRows {
+  uint8_t* tiles = nullptr;  // tile 0 (rows 0-15), K step 0
+  int64_t steps = 0;         // K steps per 16-row tile
+};
+
+// Whether act of this call can skip its f32 rows: the AMX bf16 kernel runs gate/up and down (bf16
+// weights, bf16 activations, AMX for x.n tokens), so down reads act only in the tile form. Then
+// GateUpRowsToTiles applies.
+bool GateUpWritesTiles(const ExpertKernel& kernel, const PackedExpert& e, int64_t n);
+
+// GateUpRows for such a call (GateUpWritesTiles), with act[t][r] (t < x.n, r in [r0, r1)) written
+// as bf16 (ConvertToBf16Pairs's rounding of the same f32 value) into its place in `out`: the
+// bytes ActivationBuffer::FillAmxTiles writes from GateUpRows's f32 act, so down's results are
+// the same bits. Nothing else of `out` is written (DirectTiles zeroes the padding beforehand).
+void GateUpRowsToTiles(const ExpertKernel& kernel, const PackedExpert& e,
+                       const ExpertActivations& x, int64_t r0, int64_t r1, const AmxTileRows& out,
+                       const RowsAhead& ahead = {});
+
 // y[t * H + d] = down[d] . act[t] for d in [d0, d1), t < act.n (H = e.hidden(),
 // act.k == e.intermediate()). Other elements of y are not touched.
 void DownRows(const ExpertKernel& kernel, const PackedExpert& e, const ExpertActivations& act,
@@ -133,6 +153,11 @@ class ActivationBuffer {
   // read the tiles and scales only), which saves a copy of every row and a pass over it.
   void FillAmxTiles(const float* x, const ActivationBuffer* quantized, const int64_t* src_row,
                     int64_t r0, int64_t r1);
+  // For bf16 rows [r0, r1) (r0 a multiple of 16; forms {amx_tiles}) whose tile form a kernel
+  // writes in place (GateUpRowsToTiles): zeroes what such a kernel never writes -- the bytes past
+  // k in every row's last K step, and the rows [r1, next multiple of 16) -- and returns where it
+  // writes. Disjoint row ranges may be prepared and written concurrently.
+  AmxTileRows DirectTiles(int64_t r0, int64_t r1);
 
   // Reset + Fill + View of all n rows, in the forms `kernel` reads over weights of `dtype`.
   ExpertActivations Prepare(const ExpertKernel& kernel, ExpertDtype dtype, const float* x,
@@ -141,7 +166,8 @@ class ActivationBuffer {
  private:
   static constexpr int64_t kTileTokens = 16, kTileRowBytes = 64, kTileBytes = 1024;
   void ScatterToTiles(const uint8_t* src, int64_t bytes, int64_t r);
-  uint8_t* TileRow(int64_t r);  // row r % 16 of step 0 of tile r / 16 (steps 1 KB apart)
+  uint8_t* TileRow(int64_t r);    // row r % 16 of step 0 of tile r / 16 (steps 1 KB apart)
+  void ZeroTileRows(int64_t r1);  // rows [r1, next multiple of 16) of the tile form
 
   int64_t k_ = 0;
   ActivationForms forms_;

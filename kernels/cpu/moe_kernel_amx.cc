@@ -81,8 +81,9 @@ TANDEM_AMX void Product(const ExpertActivations& x, int64_t k_pairs, const amx::
   }
 }
 
+template <class Sink>
 TANDEM_AMX void GateUp(const PackedExpert& e, const ExpertActivations& x, int64_t r0, int64_t r1,
-                       float* act, const RowsAhead& ahead) {
+                       const Sink& act, const RowsAhead& ahead) {
   const int64_t k_pairs = e.gate.k_pairs();
   uint8_t* tails = amx::Scratch(amx::kTailSlot, amx::kMaxWeightBlocks * kTileBytes);
   amx::GateUpRowGroups<float>(
@@ -118,7 +119,13 @@ bool SetAmxTuning(const AmxTuning& tuning) {
 void AmxGateUpRows(const PackedExpert& e, const ExpertActivations& x, int64_t r0, int64_t r1,
                    float* act, const RowsAhead& ahead) {
   if (r0 >= r1 || x.n == 0) return;
-  GateUp(e, x, r0, r1, act, ahead);
+  GateUp(e, x, r0, r1, amx::F32ActRows{act, e.intermediate()}, ahead);
+}
+
+void AmxGateUpRowsToTiles(const PackedExpert& e, const ExpertActivations& x, int64_t r0, int64_t r1,
+                          const AmxTileRows& out, const RowsAhead& ahead) {
+  if (r0 >= r1 || x.n == 0) return;
+  GateUp(e, x, r0, r1, amx::Bf16ActTiles{out.tiles, out.steps}, ahead);
 }
 
 void AmxDownRows(const PackedExpert& e, const ExpertActivations& act, int64_t d0, int64_t d1,
@@ -135,6 +142,10 @@ bool SetAmxTuning(const AmxTuning&) { return false; }
 void AmxGateUpRows(const PackedExpert& e, const ExpertActivations& x, int64_t r0, int64_t r1,
                    float* act, const RowsAhead&) {
   ReferenceGateUpRows(e, x, r0, r1, act);
+}
+void AmxGateUpRowsToTiles(const PackedExpert&, const ExpertActivations&, int64_t, int64_t,
+                          const AmxTileRows&, const RowsAhead&) {
+  std::abort();  // unreachable: GateUpRowsToTiles calls it only for kAmx
 }
 void AmxDownRows(const PackedExpert& e, const ExpertActivations& act, int64_t d0, int64_t d1,
                  float* y, const RowsAhead&) {

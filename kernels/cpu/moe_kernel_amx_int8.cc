@@ -69,7 +69,7 @@ TANDEM_AMX void Product(const ExpertActivations& x, const PackedMatrix& m,
 TANDEM_AMX void GateUp(const PackedExpert& e, const ExpertActivations& x, int64_t r0, int64_t r1,
                        float* act, const RowsAhead& ahead) {
   amx::GateUpRowGroups<int32_t>(
-      e, r0, r1, act, ahead,
+      e, r0, r1, amx::F32ActRows{act, e.intermediate()}, ahead,
       [&](amx::WeightGroup* w) { w->whole_steps = e.gate.padded_cols() / kStepK; },  // no K tail
       [&](const amx::WeightGroup& w, const auto& epilogue) { Product(x, e.gate, w, epilogue); },
       ScaledDots{{e.gate.scales(), e.up.scales(), nullptr}, x.q8_scale});

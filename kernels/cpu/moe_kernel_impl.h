@@ -96,6 +96,9 @@ bool SetAmxTuning(const AmxTuning& tuning);
 // ResolveCpuKernel returned kAmx.
 void AmxGateUpRows(const PackedExpert& e, const ExpertActivations& x, int64_t r0, int64_t r1,
                    float* act, const RowsAhead& ahead = {});
+// AmxGateUpRows with act written as bf16 into its tile form (GateUpRowsToTiles, moe_kernel.h).
+void AmxGateUpRowsToTiles(const PackedExpert& e, const ExpertActivations& x, int64_t r0, int64_t r1,
+                          const AmxTileRows& out, const RowsAhead& ahead = {});
 void AmxDownRows(const PackedExpert& e, const ExpertActivations& act, int64_t d0, int64_t d1,
                  float* y, const RowsAhead& ahead = {});
 

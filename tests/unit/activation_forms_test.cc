@@ -31,14 +31,20 @@ uint32_t Bits(float f) {
 
 TEST(ActivationFormsTest, Bf16PairsAreFloatToBf16OfEveryValue) {
   std::mt19937 rng(1);
-  const float specials[] = {0.0f, -0.0f, std::numeric_limits<float>::infinity(),
+  const float specials[] = {0.0f,
+                            -0.0f,
+                            std::numeric_limits<float>::infinity(),
                             -std::numeric_limits<float>::infinity(),
-                            std::numeric_limits<float>::quiet_NaN(), 1.00390625f /* a tie */,
-                            1.01171875f, 3.4e38f, 1e-40f};
+                            std::numeric_limits<float>::quiet_NaN(),
+                            1.00390625f /* a tie */,
+                            1.01171875f,
+                            3.4e38f,
+                            1e-40f};
   for (int64_t k : {1, 2, 15, 31, 32, 33, 63, 64, 65, 200}) {
     const int64_t n = 3;
     std::vector<float> x = Values(n * k, rng);
-    for (size_t i = 0; i < x.size() && i < std::size(specials); ++i) x[i * 7 % x.size()] = specials[i];
+    for (size_t i = 0; i < x.size() && i < std::size(specials); ++i)
+      x[i * 7 % x.size()] = specials[i];
     std::vector<uint32_t> pairs(n * Bf16PairCount(k), 0xdeadbeef);
     ConvertToBf16Pairs(x.data(), n, k, pairs.data());
     for (int64_t t = 0; t < n; ++t)
@@ -76,7 +82,7 @@ TEST(ActivationFormsTest, Int8FormIsTheDefinitionBitForBit) {
   for (int64_t k : {1, 15, 16, 17, 45, 128, 129, 300}) {
     const int64_t n = 4, stride = Int8ActivationStride(k);
     std::vector<float> x = Values(n * k, rng);
-    std::fill(x.begin() + k, x.begin() + 2 * k, 0.0f);  // token 1: all zero
+    std::fill(x.begin() + k, x.begin() + 2 * k, 0.0f);           // token 1: all zero
     x[2 * k + k / 2] = std::numeric_limits<float>::quiet_NaN();  // token 2: poisoned
     x[3 * k] = 127.5f * 3;  // token 3: a value that rounds onto the clamp
     std::vector<int8_t> q(n * stride, 99), want_q(stride);
@@ -86,10 +92,12 @@ TEST(ActivationFormsTest, Int8FormIsTheDefinitionBitForBit) {
     for (int64_t t = 0; t < n; ++t) {
       float want_scale;
       QuantizeByDefinition(x.data() + t * k, k, want_q.data(), &want_scale, want_sums.data());
-      EXPECT_EQ(Bits(scale[t]) == Bits(want_scale) || (std::isnan(scale[t]) && std::isnan(want_scale)),
-                true)
+      EXPECT_EQ(
+          Bits(scale[t]) == Bits(want_scale) || (std::isnan(scale[t]) && std::isnan(want_scale)),
+          true)
           << "k " << k << " token " << t;
-      for (int64_t i = 0; i < stride; ++i) ASSERT_EQ(q[t * stride + i], want_q[i]) << k << " " << t << " " << i;
+      for (int64_t i = 0; i < stride; ++i)
+        ASSERT_EQ(q[t * stride + i], want_q[i]) << k << " " << t << " " << i;
       for (int64_t b = 0; b < stride / 32; ++b) ASSERT_EQ(sums[t * stride / 32 + b], want_sums[b]);
     }
   }
@@ -122,10 +130,54 @@ TEST(ActivationFormsTest, TileFormHoldsTheRowsInTileOrder) {
           }
         }
         for (int64_t s = 0; s < v.amx_tile_steps; ++s) {
-          const uint8_t* got = v.amx_tiles + ((t / 16) * v.amx_tile_steps + s) * 1024 + (t % 16) * 64;
+          const uint8_t* got =
+              v.amx_tiles + ((t / 16) * v.amx_tile_steps + s) * 1024 + (t % 16) * 64;
           ASSERT_EQ(std::memcmp(got, want.data() + s * 64, 64), 0)
               << (int8 ? "int8" : "bf16") << " k " << k << " token " << t << " step " << s;
         }
+      }
+    }
+  }
+}
+
+// ExpertShard::Run's gather: rows taken from tokens (a token may feed several rows) straight into
+// the tile form, converted here from f32 or (int8) copied from a buffer that quantized each token
+// once, give the tiles (and int8 scales) of copying the rows and calling Fill.
+TEST(ActivationFormsTest, TileFormOfGatheredTokensIsTheSameFromEverySource) {
+  std::mt19937 rng(4);
+  for (bool int8 : {false, true}) {
+    for (int64_t k : {1, 33, 64, 100, 257}) {
+      const int64_t tokens = 6, first = 16, n = 21, rows = first + n;
+      std::vector<float> x = Values(tokens * k, rng);
+      x[2 * k + k / 2] = std::numeric_limits<float>::quiet_NaN();  // token 2: poisoned
+      std::vector<int64_t> src_row(n);
+      for (int64_t r = 0; r < n; ++r) src_row[r] = (r * 5 + 3) % tokens;
+      std::vector<float> copied(rows * k, 0.0f);
+      for (int64_t r = 0; r < n; ++r)
+        std::copy(x.begin() + src_row[r] * k, x.begin() + (src_row[r] + 1) * k,
+                  copied.begin() + (first + r) * k);
+      const ActivationForms tiles{false, int8, true};
+      ActivationBuffer want, from_f32, from_tokens, token_forms;
+      want.Reset(rows, k, tiles);
+      want.Fill(copied.data(), first, rows);
+      from_f32.Reset(rows, k, tiles);
+      from_f32.FillAmxTiles(x.data(), nullptr, src_row.data(), first, rows);
+      token_forms.Reset(tokens, k, ActivationForms{false, int8, false});
+      token_forms.Fill(x.data(), 0, tokens);
+      from_tokens.Reset(rows, k, tiles);
+      from_tokens.FillAmxTiles(x.data(), int8 ? &token_forms : nullptr, src_row.data(), first,
+                               rows);
+      const ExpertActivations w = want.View(copied.data(), first, n);
+      const int64_t bytes = 2 * w.amx_tile_steps * 1024;  // two whole tiles: n = 21 rows + padding
+      for (const ActivationBuffer* got : {&from_f32, &from_tokens}) {
+        const ExpertActivations g = got->View(x.data(), first, n);
+        const char* which = got == &from_f32 ? "from f32" : "from quantized tokens";
+        ASSERT_EQ(std::memcmp(g.amx_tiles, w.amx_tiles, bytes), 0)
+            << (int8 ? "int8" : "bf16") << " k " << k << " " << which;
+        if (int8)
+          for (int64_t r = 0; r < n; ++r)
+            EXPECT_EQ(Bits(g.q8_scale[r]), Bits(w.q8_scale[r]))
+                << "k " << k << " row " << r << " " << which;
       }
     }
   }

@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <cstring>
 #include <limits>
 #include <random>
 #include <string>
@@ -233,6 +234,49 @@ TEST_P(MoeKernelTest, RowRangesComposeToTheWholeExpert) {
   }
   // Same blocks, same arithmetic: bit-identical to the one-call forward.
   EXPECT_EQ(y, Forward(k, p, x.data(), n));
+}
+
+// ExpertShard::Run's bf16 AMX experts skip act's f32 rows: gate/up writes act as bf16 straight into
+// the tile form down reads. In row ranges of any width, onto a buffer that held other bytes, that
+// gives the bytes FillAmxTiles makes of GateUpRows's f32 act (every kernel: AMX bf16 writes the
+// tiles from its epilogue, the others convert their f32 act).
+TEST_P(MoeKernelTest, GateUpRowsToTilesWritesTheTileFormOfAct) {
+  std::mt19937 rng(9);
+  const ExpertKernel& k = GetParam().kernel;
+  for (auto [h, inter] : {std::pair<int64_t, int64_t>{83, 101}, {64, 64}, {45, 200}}) {
+    const Bf16Expert e = RandomExpert(h, inter, rng);
+    const PackedExpert p = Pack(e);
+    for (int64_t n : {4, 17, 40}) {
+      const std::vector<float> x = RandomFloats(n * h, rng);
+      std::vector<uint32_t> x_pairs(n * Bf16PairCount(h));
+      ConvertToBf16Pairs(x.data(), n, h, x_pairs.data());
+      const ExpertActivations xa{x.data(), x_pairs.data(), n, h};
+      EXPECT_EQ(GateUpWritesTiles(k, p, n), k.isa == CpuKernel::kAmx &&
+                                                k.activations == ActivationPrecision::kBf16 &&
+                                                n >= AmxMinTokens());
+      // The rows start at 16, as an expert's rows after another's in ExpertShard::Run.
+      const int64_t first = 16, rows = first + n;
+      std::vector<float> act(rows * inter, 0.0f);
+      GateUpRows(k, p, xa, 0, inter, act.data() + first * inter);
+      const ActivationForms tiles{false, false, true};
+      ActivationBuffer want, got;
+      want.Reset(rows, inter, tiles);
+      want.FillAmxTiles(act.data(), nullptr, nullptr, first, rows);
+      got.Reset(rows, inter, tiles);
+      AmxTileRows out = got.DirectTiles(first, rows);
+      const int64_t bytes = (n + 15) / 16 * out.steps * 1024;
+      std::memset(out.tiles, 0xab, bytes);  // what an earlier call left
+      out = got.DirectTiles(first, rows);
+      const std::vector<int64_t> cuts = {0, 5, 16, 19, 48, 49, inter};
+      for (size_t c = 0; c + 1 < cuts.size(); ++c)
+        GateUpRowsToTiles(k, p, xa, std::min(cuts[c], inter), std::min(cuts[c + 1], inter), out);
+      const ExpertActivations w = want.View(act.data(), first, n),
+                              g = got.View(act.data(), first, n);
+      ASSERT_EQ(g.amx_tiles, out.tiles);
+      EXPECT_EQ(std::memcmp(g.amx_tiles, w.amx_tiles, bytes), 0)
+          << "H=" << h << " I=" << inter << " n=" << n;
+    }
+  }
 }
 
 TEST_P(MoeKernelTest, ZeroTokensAndEmptyRangesTouchNothing) {
