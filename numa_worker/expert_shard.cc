@@ -264,10 +264,10 @@ void ForTasks(int64_t count, MoeSchedule schedule, std::atomic<int64_t>* next, F
 
 float* ExpertShard::Scratch::Floats(int i, size_t n) {
   if (capacity[i] < n) {
-    buffers[i].reset(new float[n]);  // uninitialized: every element read is written first
+    buffers[i] = AllocateAlignedBytes(n * sizeof(float));  // uninitialized: read only once written
     capacity[i] = n;
   }
-  return buffers[i].get();
+  return reinterpret_cast<float*>(buffers[i].get());
 }
 
 absl::Status ExpertShard::Run(const MoeBatch& b, float* out, MoeRunPhases* phases) const {

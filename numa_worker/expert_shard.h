@@ -20,6 +20,7 @@
 #include "common/model_config.h"
 #include "coordinator/expert_executor.h"
 #include "coordinator/model_weights.h"
+#include "kernels/cpu/aligned_bytes.h"
 #include "kernels/cpu/isa.h"
 #include "kernels/cpu/moe_format.h"
 #include "kernels/cpu/moe_kernel.h"
@@ -133,7 +134,12 @@ class ExpertShard {
   std::vector<std::vector<PackedExpert>> packed_;
   // Run's buffers, kept between calls (Run holds the lock: concurrent calls take turns).
   struct Scratch {
-    std::unique_ptr<float[]> buffers[4];  // x, y, act, up
+    // x, y, act, up: in transparent huge pages from 4 MB up (aligned_bytes.h), like the kernels'
+    // other operands: the kernels write y and act in 64-byte pieces of up to 32 rows at once, each
+    // row on its own 4 KB page. (On the AMX Xeon the int8 down phase of a Qwen2-57B layer at 4096
+    // tokens sometimes took twice its usual ~45 ms; the busy runs after this change were no
+    // faster or slower, and did not show it: bench/RESULTS.md, seventh pass.)
+    AlignedBytes buffers[4];
     size_t capacity[4] = {0, 0, 0, 0};
     ActivationBuffer x_forms, act_forms;
     ActivationBuffer token_q8;  // int8 form of each token (AMX experts of int8 weights)
