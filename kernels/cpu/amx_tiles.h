@@ -726,12 +726,9 @@ struct F32ActRows {
   }
 };
 struct Bf16ActTiles {
-  uint8_t* tiles;
-  int64_t steps;  // K steps per token tile
+  AmxTileRows out;
   TANDEM_AMX void operator()(int64_t t, int64_t first, __mmask16 lanes, __m512 v) const {
-    uint8_t* p = tiles + ((t / kTileRows) * steps + first / 32) * kTileBytes +
-                 (t % kTileRows) * kRowBytes + (first % 32) * 2;
-    _mm256_mask_storeu_epi16(p, lanes, convert_internal::Bf16x16(v));
+    _mm256_mask_storeu_epi16(out.Bf16At(t, first), lanes, convert_internal::Bf16x16(v));
   }
 };
 

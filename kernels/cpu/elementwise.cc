@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 
+#include "kernels/cpu/convert_avx512.h"  // FirstLanes
 #include "kernels/cpu/isa.h"
 #include "kernels/cpu/silu.h"
 
@@ -44,10 +45,7 @@ __attribute__((target("avx512f"))) void WeightedRowSumAvx512(const float* const*
     __mmask16 m[4];
     __m512 acc[4];
     for (int v = 0; v < 4; ++v) {
-      const int64_t left = n - i - 16 * v;
-      m[v] = left >= 16  ? static_cast<__mmask16>(0xffff)
-             : left <= 0 ? static_cast<__mmask16>(0)
-                         : static_cast<__mmask16>((1u << left) - 1);
+      m[v] = convert_internal::FirstLanes(n - i - 16 * v);
       acc[v] = _mm512_setzero_ps();
     }
     for (int64_t j = 0; j < count; ++j) {

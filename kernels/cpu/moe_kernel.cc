@@ -226,15 +226,11 @@ void GateUpRowsToTiles(const ExpertKernel& kernel, const PackedExpert& e,
   thread_local std::vector<float> act;
   act.resize(static_cast<size_t>(x.n * inter));
   GateUpRows(kernel, e, x, r0, r1, act.data());
-  constexpr int64_t kTileTokens = 16, kRowBytes = 64, kTileBytes = 1024;
-  for (int64_t t = 0; t < x.n; ++t) {
-    uint8_t* row =
-        out.tiles + (t / kTileTokens) * out.steps * kTileBytes + (t % kTileTokens) * kRowBytes;
+  for (int64_t t = 0; t < x.n; ++t)
     for (int64_t r = r0; r < r1; ++r) {
       const uint16_t v = FloatToBf16(act[t * inter + r]);
-      std::memcpy(row + (r / 32) * kTileBytes + (r % 32) * 2, &v, 2);
+      std::memcpy(out.Bf16At(t, r), &v, 2);
     }
-  }
 }
 
 void DownRows(const ExpertKernel& kernel, const PackedExpert& e, const ExpertActivations& act,

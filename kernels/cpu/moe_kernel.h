@@ -106,6 +106,11 @@ void GateUpRows(const ExpertKernel& kernel, const PackedExpert& e, const ExpertA
 struct AmxTileRows {
   uint8_t* tiles = nullptr;  // tile 0 (rows 0-15), K step 0
   int64_t steps = 0;         // K steps per 16-row tile
+
+  // Where bf16 value r of token t goes: tile t / 16, K step r / 32, row t % 16, bytes 2 (r % 32).
+  uint8_t* Bf16At(int64_t t, int64_t r) const {
+    return tiles + ((t / 16) * steps + r / 32) * 1024 + (t % 16) * 64 + (r % 32) * 2;
+  }
 };
 
 // Whether act of this call can skip its f32 rows: the AMX bf16 kernel runs gate/up and down (bf16

@@ -125,7 +125,7 @@ void AmxGateUpRows(const PackedExpert& e, const ExpertActivations& x, int64_t r0
 void AmxGateUpRowsToTiles(const PackedExpert& e, const ExpertActivations& x, int64_t r0, int64_t r1,
                           const AmxTileRows& out, const RowsAhead& ahead) {
   if (r0 >= r1 || x.n == 0) return;
-  GateUp(e, x, r0, r1, amx::Bf16ActTiles{out.tiles, out.steps}, ahead);
+  GateUp(e, x, r0, r1, amx::Bf16ActTiles{out}, ahead);
 }
 
 void AmxDownRows(const PackedExpert& e, const ExpertActivations& act, int64_t d0, int64_t d1,
