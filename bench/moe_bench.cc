@@ -26,7 +26,11 @@
 //      has no AMX int4 kernel): vpdpbusd; reference: f32 FMA); peak_ratio_best_peak ("vs best pk")
 //      = TFLOPS / the better of the two full peak measurements (best of 3 passes each) before and
 //      after, the stricter figure (a max over passes at other moments). onednn ratio = our median
-//      time / oneDNN's (< 1: we are faster).
+//      time / oneDNN's (< 1: we are faster). A "memory" line per token count (memory_events.h)
+//      gives the page faults inside our timed calls, the system's THP events during the timed
+//      repetitions and the share of the process's anonymous memory in huge pages, so that a slow
+//      repetition that paid for first-touching a buffer is told from a slow host; the JSON also
+//      holds each repetition's time, down phase and page faults ("per_rep").
 //   4. --amx-tuning K/C/G[/S[/R[/P[/E[/A]]]]],... (AMX kernels only): every repetition runs
 //      ExpertShard::Run once per listed AmxTuning (moe_kernel_impl.h: K steps per K block /
 //      token-tile pairs per chunk / weight blocks per group / S: 1 = weight tiles read with
@@ -58,6 +62,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_split.h"
 #include "bench/machine_limits.h"
+#include "bench/memory_events.h"
 #include "bench/moe_workload.h"
 #include "bench/onednn_moe.h"
 #include "kernels/cpu/isa.h"
@@ -112,6 +117,15 @@ struct TokenResult {
   double onednn_ratio = 0;     // median_ms / onednn_median_ms
   double onednn_rel_diff = 0;  // rms(ours - onednn) / rms(onednn), first warm-up call
   MoeRunPhases phases;         // median over reps of each phase's time
+  // Memory events of the timed repetitions (memory_events.h): page faults inside our timed calls
+  // (all of them, and the most in one call), system-wide THP events from the first timed call to
+  // the last, and the process's anonymous memory after them.
+  int64_t faults_in_calls = 0, faults_max_per_call = 0;
+  MemoryEvents events;
+  AnonMemory anon;
+  // Per timed repetition, in order (JSON only): time, down phase, page faults of our call.
+  std::vector<double> rep_ms, rep_down_ms;
+  std::vector<int64_t> rep_faults;
 };
 
 double RelRmsDiff(const std::vector<float>& a, const std::vector<float>& b) {
@@ -362,7 +376,10 @@ int RunMoe(const MoeOptions& o) {
     // Per variant (tuning): times and MoeRunPhases's fields, in order.
     std::vector<std::vector<double>> ms(variants);
     std::vector<std::array<std::vector<double>, 5>> phase_ms(variants);
+    std::vector<std::vector<int64_t>> rep_faults(variants);
     double timed_ms = 0, rel_diff = 0;
+    int64_t faults_in_calls = 0, faults_max_per_call = 0;
+    MemoryEvents events_begin, events_end;
     if (onednn) {
       out_onednn.resize(n * s.hidden);
       // Primitives for every per-expert token count this n can give (untimed).
@@ -380,12 +397,16 @@ int RunMoe(const MoeOptions& o) {
       b.weights = in.weights.data();
       std::vector<MoeRunPhases> phases(variants);
       std::vector<double> t(variants);
+      std::vector<int64_t> faults(variants);
+      if (rep == o.warmup) events_begin = ReadMemoryEvents();
       for (size_t i = 0; i < variants; ++i) {
         const size_t v = (rep + i) % variants;  // rotated, so no tuning always runs first
         if (!tunings.empty()) moe_internal::SetAmxTuning(tunings[v]);
+        const int64_t faults0 = ReadMemoryEvents().minor_faults;
         const auto t0 = Clock::now();
         const absl::Status st = (*shard)->Run(b, out.data(), &phases[v]);
         t[v] = std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
+        faults[v] = ReadMemoryEvents().minor_faults - faults0;
         if (!st.ok()) return Fail(st);
       }
       double t_onednn = 0;
@@ -397,6 +418,12 @@ int RunMoe(const MoeOptions& o) {
         if (rep == 0) rel_diff = RelRmsDiff(out, out_onednn);
       }
       if (rep < o.warmup) continue;
+      events_end = ReadMemoryEvents();
+      for (size_t v = 0; v < variants; ++v) {
+        faults_in_calls += faults[v];
+        faults_max_per_call = std::max(faults_max_per_call, faults[v]);
+        rep_faults[v].push_back(faults[v]);
+      }
       read_gbps.push_back(read_probe.PassGbps());  // the bandwidth this rep had about it
       peak_samples.push_back(SamplePeak(threads, peak_family.kernel));  // and the peak
       timed_ms += t[0];
@@ -436,6 +463,13 @@ int RunMoe(const MoeOptions& o) {
       r.peak_sampled_min = *peak_min;
       r.peak_sampled_max = *peak_max;
       r.tflops = flops / (r.median_ms * 1e-3) / 1e12;
+      r.rep_ms = ms[v];
+      r.rep_down_ms = phase_ms[v][3];
+      r.rep_faults = rep_faults[v];
+      r.faults_in_calls = faults_in_calls;
+      r.faults_max_per_call = faults_max_per_call;
+      r.events = events_end - events_begin;
+      r.anon = ReadAnonMemory();
       if (onednn) {
         r.has_onednn = true;
         r.onednn_median_ms = Median(onednn_ms);
@@ -496,6 +530,19 @@ int RunMoe(const MoeOptions& o) {
                  "down %.3f, combine %.3f\n",
                  (long long)r.tokens, tuned ? ", amx tuning " : "", r.amx_tuning.c_str(),
                  p.gather_ms, p.gate_up_ms, p.act_forms_ms, p.down_ms, p.combine_ms);
+  }
+  for (const TokenResult& r : results) {
+    const MemoryEvents& e = r.events;
+    std::fprintf(
+        log,
+        "%lld tokens%s%s, memory: page faults in the timed calls %lld (at most %lld in "
+        "one); THP events in those reps (system-wide): %lld faults given a huge page, %lld "
+        "denied one, %lld collapses; anonymous memory %.2f GB, %.0f%% in huge pages\n",
+        (long long)r.tokens, tuned ? ", amx tuning " : "", r.amx_tuning.c_str(),
+        (long long)r.faults_in_calls, (long long)r.faults_max_per_call,
+        (long long)e.thp_fault_alloc, (long long)e.thp_fault_fallback,
+        (long long)e.thp_collapse_alloc, r.anon.anonymous / 1e9,
+        r.anon.anonymous > 0 ? 100.0 * r.anon.in_huge_pages / r.anon.anonymous : 0.0);
   }
   std::string onednn_impl;
   if (onednn) {
@@ -565,6 +612,14 @@ int RunMoe(const MoeOptions& o) {
                          {"act_forms", r.phases.act_forms_ms},
                          {"down", r.phases.down_ms},
                          {"combine", r.phases.combine_ms}};
+      jr["memory"] = {{"page_faults_in_calls", r.faults_in_calls},
+                      {"page_faults_max_per_call", r.faults_max_per_call},
+                      {"thp_fault_alloc", r.events.thp_fault_alloc},
+                      {"thp_fault_fallback", r.events.thp_fault_fallback},
+                      {"thp_collapse_alloc", r.events.thp_collapse_alloc},
+                      {"anonymous_bytes", r.anon.anonymous},
+                      {"anonymous_huge_bytes", r.anon.in_huge_pages}};
+      jr["per_rep"] = {{"ms", r.rep_ms}, {"down_ms", r.rep_down_ms}, {"page_faults", r.rep_faults}};
       jr["onednn_median_ms"] = r.has_onednn ? nlohmann::json(r.onednn_median_ms) : nullptr;
       jr["onednn_ratio"] = r.has_onednn ? nlohmann::json(r.onednn_ratio) : nullptr;
       jr["onednn_rel_rms_diff"] = r.has_onednn ? nlohmann::json(r.onednn_rel_diff) : nullptr;

@@ -224,6 +224,9 @@ namespace {
 // best); experts on the AMX tiles take AmxTuning::task_rows (moe_kernel_impl.h): see Run.
 constexpr int64_t kRowTaskRows = 32;
 
+// Token rows of an AMX tile: an AMX expert's rows start on a multiple of this.
+constexpr int64_t kAmxTileRows = 16;
+
 // Runs fn(i, after) for i < count on the threads of the enclosing parallel region (or the one
 // thread outside one), where `after` is the index the thread runs after i (-1: none or unknown).
 // Dynamic: each thread takes the next index from `next` (zero before the region; shared by all
@@ -311,7 +314,7 @@ absl::Status ExpertShard::Run(const MoeBatch& b, float* out, MoeRunPhases* phase
         packed[e].empty() ? ActivationForms{} : ActivationFormsFor(KernelFor(n), format_.dtype, n);
     // The AMX tile form is laid out in 16-row tiles of the whole buffer: such an expert's rows
     // start on a tile (the skipped rows are never read).
-    if (forms.amx_tiles) rows = (rows + 15) / 16 * 16;
+    if (forms.amx_tiles) rows = (rows + kAmxTileRows - 1) / kAmxTileRows * kAmxTileRows;
     first_row[e] = rows;
     any_unpacked |= packed[e].empty();
     all_forms.bf16_pairs |= forms.bf16_pairs;
@@ -330,14 +333,19 @@ absl::Status ExpertShard::Run(const MoeBatch& b, float* out, MoeRunPhases* phase
     token_of_row[next_row++] = s / b.top_k;
   }
 
+  // The scratch is sized for the most rows a batch of this many slots can take (each expert's
+  // rows padded to a whole tile), not for this batch's rows: those move from call to call with
+  // the routing, and a buffer regrown by a few rows would be first touched -- page faults,
+  // zeroing and all -- inside the call.
+  const int64_t rows_bound = slots + (kAmxTileRows - 1) * std::min(num_experts, slots);
   absl::MutexLock lock(&scratch_mu_);
   Scratch& sc = scratch_;
-  float* x = sc.Floats(0, rows * h);
-  float* y = sc.Floats(1, rows * h);
-  float* act = sc.Floats(2, rows * inter);
-  float* up = any_unpacked ? sc.Floats(3, rows * inter) : nullptr;
-  sc.x_forms.Reset(rows, h, all_forms);
-  sc.act_forms.Reset(rows, inter, all_forms);
+  float* x = sc.Floats(0, rows_bound * h);
+  float* y = sc.Floats(1, rows_bound * h);
+  float* act = sc.Floats(2, rows_bound * inter);
+  float* up = any_unpacked ? sc.Floats(3, rows_bound * inter) : nullptr;
+  sc.x_forms.Reset(rows, h, all_forms, rows_bound);
+  sc.act_forms.Reset(rows, inter, all_forms, rows_bound);
   // Work is cut into tasks handed out by the schedule: phase 0, per expert: gather its tokens into
   // x and their activation forms; phase 1, per (expert, block of rows): act = silu(gate x) * up x;
   // phase 2, per expert: forms of act (none for experts of bf16 weights on AMX: phase 1 wrote act

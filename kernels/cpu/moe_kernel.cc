@@ -59,16 +59,23 @@ void ConvertToBf16Pairs(const float* x, int64_t n, int64_t k, uint32_t* out) {
 
 int64_t AmxTileSteps(int64_t k, bool int8) { return int8 ? (k + 63) / 64 : (k + 31) / 32; }
 
-void ActivationBuffer::Reset(int64_t n, int64_t k, ActivationForms forms) {
+void ActivationBuffer::Reset(int64_t n, int64_t k, ActivationForms forms, int64_t reserve_rows) {
   k_ = k;
   forms_ = forms;
-  pairs_.resize(forms.bf16_pairs ? n * Bf16PairCount(k) : 0);
+  const int64_t capacity_rows = std::max(n, reserve_rows);
+  auto size_rows = [&](auto& v, bool used, int64_t per_row) {
+    if (!used) return v.clear();
+    v.reserve(static_cast<size_t>(capacity_rows * per_row));
+    v.resize(static_cast<size_t>(n * per_row));
+  };
   const int64_t stride = Int8ActivationStride(k);
-  q8_.resize(forms.int8 ? n * stride : 0);
-  q8_scale_.resize(forms.int8 ? n : 0);
-  q8_sums32_.resize(forms.int8 ? n * stride / 32 : 0);
+  size_rows(pairs_, forms.bf16_pairs, Bf16PairCount(k));
+  size_rows(q8_, forms.int8, stride);
+  size_rows(q8_scale_, forms.int8, 1);
+  size_rows(q8_sums32_, forms.int8, stride / 32);
   tile_steps_ = forms.amx_tiles ? AmxTileSteps(k, forms.int8) : 0;
-  const int64_t tile_bytes = (n + kTileTokens - 1) / kTileTokens * tile_steps_ * kTileBytes;
+  const int64_t tile_bytes =
+      (capacity_rows + kTileTokens - 1) / kTileTokens * tile_steps_ * kTileBytes;
   if (tile_bytes > tiles_capacity_) {
     tiles_ = AllocateAlignedBytes(static_cast<size_t>(tile_bytes));
     tiles_capacity_ = tile_bytes;

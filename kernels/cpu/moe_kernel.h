@@ -146,7 +146,9 @@ struct ActivationForms {
 // starts each on a multiple of 16.
 class ActivationBuffer {
  public:
-  void Reset(int64_t n, int64_t k, ActivationForms forms);
+  // n rows of k values in `forms`. Storage is kept for at least max(n, reserve_rows) rows, so
+  // later calls up to that many rows reuse it (no allocation, no first-touch page faults).
+  void Reset(int64_t n, int64_t k, ActivationForms forms, int64_t reserve_rows = 0);
   void Fill(const float* x, int64_t r0, int64_t r1);  // x: row 0 of the [n x k] activations
   ExpertActivations View(const float* x, int64_t r0, int64_t n) const;
   // For rows that only the AMX kernels read (forms {amx_tiles}, or {amx_tiles, int8}): fills

@@ -183,5 +183,40 @@ TEST(ActivationFormsTest, TileFormOfGatheredTokensIsTheSameFromEverySource) {
   }
 }
 
+// Reset keeps storage for its reserve_rows: calls of up to that many rows reuse it (ExpertShard
+// reserves a token count's row bound, so the rows moving with the routing never regrow a buffer
+// inside a call), and the forms of the rows are those of a buffer without the reserve.
+TEST(ActivationFormsTest, ReservedRowsAreReusedInPlace) {
+  std::mt19937 rng(5);
+  for (bool int8 : {false, true}) {
+    const int64_t k = 100, reserve = 80;
+    const ActivationForms all{!int8, int8, true};
+    std::vector<float> x = Values(reserve * k, rng);
+    ActivationBuffer buf;
+    buf.Reset(16, k, all, reserve);
+    buf.Fill(x.data(), 0, 16);
+    const ExpertActivations small = buf.View(x.data(), 0, 16);
+    buf.Reset(reserve, k, all);
+    buf.Fill(x.data(), 0, reserve);
+    const ExpertActivations big = buf.View(x.data(), 0, reserve);
+    EXPECT_EQ(big.amx_tiles, small.amx_tiles) << int8;
+    EXPECT_EQ(big.bf16_pairs, small.bf16_pairs) << int8;
+    EXPECT_EQ(big.q8, small.q8) << int8;
+    EXPECT_EQ(big.q8_scale, small.q8_scale) << int8;
+    ActivationBuffer plain;
+    plain.Reset(reserve, k, all);
+    plain.Fill(x.data(), 0, reserve);
+    const ExpertActivations want = plain.View(x.data(), 0, reserve);
+    const int64_t tile_bytes = (reserve + 15) / 16 * want.amx_tile_steps * 1024;
+    EXPECT_EQ(std::memcmp(big.amx_tiles, want.amx_tiles, tile_bytes), 0) << int8;
+    if (int8) {
+      EXPECT_EQ(std::memcmp(big.q8, want.q8, reserve * Int8ActivationStride(k)), 0);
+      EXPECT_EQ(std::memcmp(big.q8_scale, want.q8_scale, reserve * sizeof(float)), 0);
+    } else {
+      EXPECT_EQ(std::memcmp(big.bf16_pairs, want.bf16_pairs, reserve * Bf16PairCount(k) * 4), 0);
+    }
+  }
+}
+
 }  // namespace
 }  // namespace tandem
