@@ -265,14 +265,6 @@ void ForTasks(int64_t count, MoeSchedule schedule, std::atomic<int64_t>* next, F
 
 }  // namespace
 
-float* ExpertShard::Scratch::Floats(int i, size_t n) {
-  if (capacity[i] < n) {
-    buffers[i] = AllocateAlignedBytes(n * sizeof(float));  // uninitialized: read only once written
-    capacity[i] = n;
-  }
-  return reinterpret_cast<float*>(buffers[i].get());
-}
-
 absl::Status ExpertShard::Run(const MoeBatch& b, float* out, MoeRunPhases* phases) const {
   const int64_t h = config_.hidden_size;
   if (b.layer < 0 || b.layer >= config_.num_layers || packed_[b.layer].empty())
@@ -340,10 +332,10 @@ absl::Status ExpertShard::Run(const MoeBatch& b, float* out, MoeRunPhases* phase
   const int64_t rows_bound = slots + (kAmxTileRows - 1) * std::min(num_experts, slots);
   absl::MutexLock lock(&scratch_mu_);
   Scratch& sc = scratch_;
-  float* x = sc.Floats(0, rows_bound * h);
-  float* y = sc.Floats(1, rows_bound * h);
-  float* act = sc.Floats(2, rows_bound * inter);
-  float* up = any_unpacked ? sc.Floats(3, rows_bound * inter) : nullptr;
+  float* x = sc.x.Reserve(rows_bound * h);
+  float* y = sc.y.Reserve(rows_bound * h);
+  float* act = sc.act.Reserve(rows_bound * inter);
+  float* up = any_unpacked ? sc.up.Reserve(rows_bound * inter) : nullptr;
   sc.x_forms.Reset(rows, h, all_forms, rows_bound);
   sc.act_forms.Reset(rows, inter, all_forms, rows_bound);
   // Work is cut into tasks handed out by the schedule: phase 0, per expert: gather its tokens into

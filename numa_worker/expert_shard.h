@@ -136,15 +136,12 @@ class ExpertShard {
   struct Scratch {
     // x, y, act, up: in transparent huge pages from 4 MB up (aligned_bytes.h), like the kernels'
     // other operands: the kernels write y and act in 64-byte pieces of up to 32 rows at once, each
-    // row on its own 4 KB page. (On the AMX Xeon the int8 down phase of a Qwen2-57B layer at 4096
-    // tokens sometimes took twice its usual ~45 ms; the busy runs after this change were no
-    // faster or slower, and did not show it: bench/RESULTS.md, seventh pass.)
-    AlignedBytes buffers[4];
-    size_t capacity[4] = {0, 0, 0, 0};
+    // row on its own 4 KB page. Never zero-filled (every call writes before it reads), and sized
+    // by Run for a token count's most rows, so a call regrows them only for more tokens than any
+    // call before it (bench/RESULTS.md, eighth pass: page faults inside the timed calls).
+    ScratchArray<float> x, y, act, up;
     ActivationBuffer x_forms, act_forms;
     ActivationBuffer token_q8;  // int8 form of each token (AMX experts of int8 weights)
-    // Buffer i with room for n floats, uninitialized when it grows.
-    float* Floats(int i, size_t n);
   };
   mutable absl::Mutex scratch_mu_;
   mutable Scratch scratch_ ABSL_GUARDED_BY(scratch_mu_);

@@ -19,4 +19,25 @@ using AlignedBytes = std::unique_ptr<uint8_t[], FreeBytes>;
 // n bytes (uninitialized); n == 0 gives null. Throws std::bad_alloc when out of memory.
 AlignedBytes AllocateAlignedBytes(size_t n);
 
+// A reusable scratch array of T (a trivial type) in AllocateAlignedBytes's memory, never
+// initialized: for buffers that every use writes before it reads, so that growing one costs no
+// zero-fill (std::vector::resize would value-initialize every new element, on the caller's clock).
+template <typename T>
+class ScratchArray {
+ public:
+  // Room for at least n values. Growing reallocates and keeps nothing of the old contents.
+  T* Reserve(int64_t n) {
+    if (n > capacity_) {
+      bytes_ = AllocateAlignedBytes(static_cast<size_t>(n) * sizeof(T));
+      capacity_ = n;
+    }
+    return data();
+  }
+  T* data() const { return reinterpret_cast<T*>(bytes_.get()); }
+
+ private:
+  AlignedBytes bytes_;
+  int64_t capacity_ = 0;
+};
+
 }  // namespace tandem

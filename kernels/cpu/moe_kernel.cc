@@ -62,28 +62,19 @@ int64_t AmxTileSteps(int64_t k, bool int8) { return int8 ? (k + 63) / 64 : (k + 
 void ActivationBuffer::Reset(int64_t n, int64_t k, ActivationForms forms, int64_t reserve_rows) {
   k_ = k;
   forms_ = forms;
-  const int64_t capacity_rows = std::max(n, reserve_rows);
-  auto size_rows = [&](auto& v, bool used, int64_t per_row) {
-    if (!used) return v.clear();
-    v.reserve(static_cast<size_t>(capacity_rows * per_row));
-    v.resize(static_cast<size_t>(n * per_row));
-  };
-  const int64_t stride = Int8ActivationStride(k);
-  size_rows(pairs_, forms.bf16_pairs, Bf16PairCount(k));
-  size_rows(q8_, forms.int8, stride);
-  size_rows(q8_scale_, forms.int8, 1);
-  size_rows(q8_sums32_, forms.int8, stride / 32);
-  tile_steps_ = forms.amx_tiles ? AmxTileSteps(k, forms.int8) : 0;
-  const int64_t tile_bytes =
-      (capacity_rows + kTileTokens - 1) / kTileTokens * tile_steps_ * kTileBytes;
-  if (tile_bytes > tiles_capacity_) {
-    tiles_ = AllocateAlignedBytes(static_cast<size_t>(tile_bytes));
-    tiles_capacity_ = tile_bytes;
+  const int64_t rows = std::max(n, reserve_rows), stride = Int8ActivationStride(k);
+  if (forms.bf16_pairs) pairs_.Reserve(rows * Bf16PairCount(k));
+  if (forms.int8) {
+    q8_.Reserve(rows * stride);
+    q8_scale_.Reserve(rows);
+    q8_sums32_.Reserve(rows * (stride / 32));
   }
+  tile_steps_ = forms.amx_tiles ? AmxTileSteps(k, forms.int8) : 0;
+  tiles_.Reserve((rows + kTileTokens - 1) / kTileTokens * tile_steps_ * kTileBytes);
 }
 
 uint8_t* ActivationBuffer::TileRow(int64_t r) {
-  return tiles_.get() + (r / kTileTokens) * tile_steps_ * kTileBytes +
+  return tiles_.data() + (r / kTileTokens) * tile_steps_ * kTileBytes +
          (r % kTileTokens) * kTileRowBytes;
 }
 
@@ -109,7 +100,7 @@ void ActivationBuffer::FillAmxTiles(const float* x, const ActivationBuffer* quan
   for (int64_t r = r0; r < r1; ++r) {
     const int64_t s = src_row != nullptr ? src_row[r - r0] : r;
     if (forms_.int8 && quantized != nullptr) {  // the token's int8 row, quantized once
-      q8_scale_[r] = quantized->q8_scale_[s];
+      q8_scale_.data()[r] = quantized->q8_scale_.data()[s];
       ScatterToTiles(reinterpret_cast<const uint8_t*>(quantized->q8_.data() + s * stride), k_, r);
       continue;
     }
@@ -117,7 +108,7 @@ void ActivationBuffer::FillAmxTiles(const float* x, const ActivationBuffer* quan
     if (HasAvx512FBw()) {  // converted straight into the row's place in each step's tile
       if (forms_.int8)
         convert_internal::QuantizeRowPieces(x + s * k_, k_, TileRow(r), kTileBytes, tile_steps_,
-                                            &q8_scale_[r]);
+                                            q8_scale_.data() + r);
       else
         convert_internal::Bf16PairsRow(x + s * k_, k_, TileRow(r), kTileBytes,
                                        tile_steps_ * kTileRowBytes);
@@ -127,7 +118,7 @@ void ActivationBuffer::FillAmxTiles(const float* x, const ActivationBuffer* quan
     if (forms_.int8) {
       q_row.resize(stride);
       sums_row.resize(stride / 32);
-      QuantizeActivations(x + s * k_, 1, k_, q_row.data(), &q8_scale_[r], sums_row.data());
+      QuantizeActivations(x + s * k_, 1, k_, q_row.data(), q8_scale_.data() + r, sums_row.data());
       ScatterToTiles(reinterpret_cast<const uint8_t*>(q_row.data()), k_, r);
       continue;
     }
@@ -180,7 +171,7 @@ ExpertActivations ActivationBuffer::View(const float* x, int64_t r0, int64_t n) 
     a.q8_sums32 = q8_sums32_.data() + r0 * (stride / 32);
   }
   if (forms_.amx_tiles && r0 % kTileTokens == 0) {
-    a.amx_tiles = tiles_.get() + (r0 / kTileTokens) * tile_steps_ * kTileBytes;
+    a.amx_tiles = tiles_.data() + (r0 / kTileTokens) * tile_steps_ * kTileBytes;
     a.amx_tile_steps = tile_steps_;
   }
   return a;

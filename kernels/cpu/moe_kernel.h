@@ -179,12 +179,12 @@ class ActivationBuffer {
   int64_t k_ = 0;
   ActivationForms forms_;
   int64_t tile_steps_ = 0;
-  std::vector<uint32_t> pairs_;
-  AlignedBytes tiles_;
-  int64_t tiles_capacity_ = 0;
-  std::vector<int8_t> q8_;
-  std::vector<float> q8_scale_;
-  std::vector<int32_t> q8_sums32_;
+  // Written by Fill / FillAmxTiles before anything reads them (rows past n and past k included).
+  ScratchArray<uint32_t> pairs_;
+  ScratchArray<uint8_t> tiles_;
+  ScratchArray<int8_t> q8_;
+  ScratchArray<float> q8_scale_;
+  ScratchArray<int32_t> q8_sums32_;
 };
 
 // The forms `kernel` reads for n tokens over weights of `dtype`: the int8 form for quantized
