@@ -28,6 +28,11 @@ void ReadProcFields(const char* path, const char* const (&names)[N], int64_t* (&
 
 }  // namespace
 
+int64_t MinorPageFaults() {
+  rusage usage{};
+  return getrusage(RUSAGE_SELF, &usage) == 0 ? usage.ru_minflt : 0;
+}
+
 MemoryEvents ReadMemoryEvents() {
   MemoryEvents e;
   rusage usage{};

@@ -21,6 +21,10 @@ struct MemoryEvents {
 
 MemoryEvents ReadMemoryEvents();
 
+// This process's minor page faults so far (getrusage alone: cheap enough to call around every
+// timed call, unlike ReadMemoryEvents, which also parses /proc/vmstat).
+int64_t MinorPageFaults();
+
 // after - before, field by field.
 MemoryEvents operator-(const MemoryEvents& after, const MemoryEvents& before);
 

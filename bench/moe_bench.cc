@@ -118,8 +118,8 @@ struct TokenResult {
   double onednn_rel_diff = 0;  // rms(ours - onednn) / rms(onednn), first warm-up call
   MoeRunPhases phases;         // median over reps of each phase's time
   // Memory events of the timed repetitions (memory_events.h): page faults inside our timed calls
-  // (all of them, and the most in one call), system-wide THP events from the first timed call to
-  // the last, and the process's anonymous memory after them.
+  // (all of them, and the most in one call), system-wide THP events from the first timed
+  // repetition to the end of the last, and the process's anonymous memory after them.
   int64_t faults_in_calls = 0, faults_max_per_call = 0;
   MemoryEvents events;
   AnonMemory anon;
@@ -379,7 +379,7 @@ int RunMoe(const MoeOptions& o) {
     std::vector<std::vector<int64_t>> rep_faults(variants);
     double timed_ms = 0, rel_diff = 0;
     int64_t faults_in_calls = 0, faults_max_per_call = 0;
-    MemoryEvents events_begin, events_end;
+    MemoryEvents events_begin;
     if (onednn) {
       out_onednn.resize(n * s.hidden);
       // Primitives for every per-expert token count this n can give (untimed).
@@ -402,11 +402,11 @@ int RunMoe(const MoeOptions& o) {
       for (size_t i = 0; i < variants; ++i) {
         const size_t v = (rep + i) % variants;  // rotated, so no tuning always runs first
         if (!tunings.empty()) moe_internal::SetAmxTuning(tunings[v]);
-        const int64_t faults0 = ReadMemoryEvents().minor_faults;
+        const int64_t faults0 = MinorPageFaults();
         const auto t0 = Clock::now();
         const absl::Status st = (*shard)->Run(b, out.data(), &phases[v]);
         t[v] = std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
-        faults[v] = ReadMemoryEvents().minor_faults - faults0;
+        faults[v] = MinorPageFaults() - faults0;
         if (!st.ok()) return Fail(st);
       }
       double t_onednn = 0;
@@ -418,7 +418,6 @@ int RunMoe(const MoeOptions& o) {
         if (rep == 0) rel_diff = RelRmsDiff(out, out_onednn);
       }
       if (rep < o.warmup) continue;
-      events_end = ReadMemoryEvents();
       for (size_t v = 0; v < variants; ++v) {
         faults_in_calls += faults[v];
         faults_max_per_call = std::max(faults_max_per_call, faults[v]);
@@ -440,6 +439,8 @@ int RunMoe(const MoeOptions& o) {
         touched += static_cast<double>((*shard)->expert_bytes(0, e));
       bytes.push_back(touched);
     }
+    const MemoryEvents events = ReadMemoryEvents() - events_begin;
+    const AnonMemory anon = ReadAnonMemory();
     const double flops = 2.0 * 3 * s.hidden * s.intermediate * n * s.top_k;
     const double read_median = Median(read_gbps);
     const auto [read_min, read_max] = std::minmax_element(read_gbps.begin(), read_gbps.end());
@@ -468,8 +469,8 @@ int RunMoe(const MoeOptions& o) {
       r.rep_faults = rep_faults[v];
       r.faults_in_calls = faults_in_calls;
       r.faults_max_per_call = faults_max_per_call;
-      r.events = events_end - events_begin;
-      r.anon = ReadAnonMemory();
+      r.events = events;
+      r.anon = anon;
       if (onednn) {
         r.has_onednn = true;
         r.onednn_median_ms = Median(onednn_ms);

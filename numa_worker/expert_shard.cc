@@ -224,9 +224,6 @@ namespace {
 // best); experts on the AMX tiles take AmxTuning::task_rows (moe_kernel_impl.h): see Run.
 constexpr int64_t kRowTaskRows = 32;
 
-// Token rows of an AMX tile: an AMX expert's rows start on a multiple of this.
-constexpr int64_t kAmxTileRows = 16;
-
 // Runs fn(i, after) for i < count on the threads of the enclosing parallel region (or the one
 // thread outside one), where `after` is the index the thread runs after i (-1: none or unknown).
 // Dynamic: each thread takes the next index from `next` (zero before the region; shared by all
@@ -272,6 +269,7 @@ absl::Status ExpertShard::Run(const MoeBatch& b, float* out, MoeRunPhases* phase
   if (b.num_tokens < 0 || b.top_k < 0 || b.top_k > config_.moe.num_experts)
     return absl::InvalidArgumentError("bad token count or top-k");
   const int64_t num_experts = config_.moe.num_experts, slots = b.num_tokens * b.top_k;
+  constexpr int64_t kTileRows = ActivationBuffer::kTileTokens;
   const std::vector<MlpWeights>& unpacked = experts_[b.layer];
   const std::vector<PackedExpert>& packed = packed_[b.layer];
   // Group the (token, choice) slots by expert (a counting sort), so each expert's weights are
@@ -306,7 +304,7 @@ absl::Status ExpertShard::Run(const MoeBatch& b, float* out, MoeRunPhases* phase
         packed[e].empty() ? ActivationForms{} : ActivationFormsFor(KernelFor(n), format_.dtype, n);
     // The AMX tile form is laid out in 16-row tiles of the whole buffer: such an expert's rows
     // start on a tile (the skipped rows are never read).
-    if (forms.amx_tiles) rows = (rows + kAmxTileRows - 1) / kAmxTileRows * kAmxTileRows;
+    if (forms.amx_tiles) rows = (rows + kTileRows - 1) / kTileRows * kTileRows;
     first_row[e] = rows;
     any_unpacked |= packed[e].empty();
     all_forms.bf16_pairs |= forms.bf16_pairs;
@@ -329,7 +327,7 @@ absl::Status ExpertShard::Run(const MoeBatch& b, float* out, MoeRunPhases* phase
   // rows padded to a whole tile), not for this batch's rows: those move from call to call with
   // the routing, and a buffer regrown by a few rows would be first touched -- page faults,
   // zeroing and all -- inside the call.
-  const int64_t rows_bound = slots + (kAmxTileRows - 1) * std::min(num_experts, slots);
+  const int64_t rows_bound = slots + (kTileRows - 1) * std::min(num_experts, slots);
   absl::MutexLock lock(&scratch_mu_);
   Scratch& sc = scratch_;
   float* x = sc.x.Reserve(rows_bound * h);

@@ -146,6 +146,10 @@ struct ActivationForms {
 // starts each on a multiple of 16.
 class ActivationBuffer {
  public:
+  // Token rows of one tile of the AMX tile form: a range of rows read as tiles starts on a
+  // multiple of this.
+  static constexpr int64_t kTileTokens = 16;
+
   // n rows of k values in `forms`. Storage is kept for at least max(n, reserve_rows) rows, so
   // later calls up to that many rows reuse it (no allocation, no first-touch page faults).
   void Reset(int64_t n, int64_t k, ActivationForms forms, int64_t reserve_rows = 0);
@@ -171,7 +175,7 @@ class ActivationBuffer {
                             int64_t n, int64_t k);
 
  private:
-  static constexpr int64_t kTileTokens = 16, kTileRowBytes = 64, kTileBytes = 1024;
+  static constexpr int64_t kTileRowBytes = 64, kTileBytes = 1024;
   void ScatterToTiles(const uint8_t* src, int64_t bytes, int64_t r);
   uint8_t* TileRow(int64_t r);    // row r % 16 of step 0 of tile r / 16 (steps 1 KB apart)
   void ZeroTileRows(int64_t r1);  // rows [r1, next multiple of 16) of the tile form
