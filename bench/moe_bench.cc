@@ -31,13 +31,14 @@
 //      repetitions and the share of the process's anonymous memory in huge pages, so that a slow
 //      repetition that paid for first-touching a buffer is told from a slow host; the JSON also
 //      holds each repetition's time, down phase and page faults ("per_rep").
-//   4. --amx-tuning K/C/G[/S[/R[/P[/E[/A]]]]],... (AMX kernels only): every repetition runs
+//   4. --amx-tuning K/C/G[/S[/R[/P[/E[/A[/D]]]]]],... (AMX kernels only): every repetition runs
 //      ExpertShard::Run once per listed AmxTuning (moe_kernel_impl.h: K steps per K block /
 //      token-tile pairs per chunk / weight blocks per group / S: 1 = weight tiles read with
 //      TILELOADDT1, the default, 0 = TILELOADD / R: rows per task, default 256 / P: software
 //      prefetch, 0 none, 1 the next K block's weights, 2 those and the next token pair's A tiles /
 //      E: 1 = epilogues deferred into the next job's K steps / A: 1 = threads claim their next
-//      task early and prefetch its first weights),
+//      task early and prefetch its first weights / D: 1 = the dynamic schedule's stages run as one
+//      dataflow stream, 0 = stage by stage with barriers),
 //      in an order rotated per repetition, on the same inputs, so tunings are compared inside one
 //      process and one stretch of the host's noise; each gets its own result row (and
 //      "amx_tuning" in the JSON).
@@ -89,13 +90,13 @@ struct MoeOptions {
   int warmup = 2;
   int reps = 7;
   double min_time_ms = 1000;  // keep timing until both reps and this much time are done
-  std::string amx_tuning;     // K/C/G[/S[/R[/P[/E[/A]]]]],...; empty: the tuning in effect
+  std::string amx_tuning;     // K/C/G[/S[/R[/P[/E[/A[/D]]]]]],...; empty: the tuning in effect
   bool json = false;
 };
 
 struct TokenResult {
   int64_t tokens = 0;
-  std::string amx_tuning;  // K/C/G/S/R/P/E/A, or empty when --amx-tuning was not given
+  std::string amx_tuning;  // K/C/G/S/R/P/E/A/D, or empty when --amx-tuning was not given
   int reps = 0;
   double median_ms = 0;
   double min_ms = 0;
@@ -163,9 +164,9 @@ absl::StatusOr<std::vector<int64_t>> ParseTokens(const std::string& list) {
 }
 
 std::string TuningName(const moe_internal::AmxTuning& t) {
-  return absl::StrFormat("%d/%d/%d/%d/%d/%d/%d/%d", t.k_steps, t.chunk_pairs, t.group_blocks,
+  return absl::StrFormat("%d/%d/%d/%d/%d/%d/%d/%d/%d", t.k_steps, t.chunk_pairs, t.group_blocks,
                          t.stream_weights ? 1 : 0, t.task_rows, t.prefetch,
-                         t.defer_epilogue ? 1 : 0, t.claim_ahead ? 1 : 0);
+                         t.defer_epilogue ? 1 : 0, t.claim_ahead ? 1 : 0, t.dataflow ? 1 : 0);
 }
 
 // --amx-tuning's list; each entry is checked by SetAmxTuning (which leaves the last one in effect;
@@ -175,16 +176,17 @@ absl::StatusOr<std::vector<moe_internal::AmxTuning>> ParseAmxTunings(const std::
   for (absl::string_view part : absl::StrSplit(list, ',', absl::SkipEmpty())) {
     const std::vector<std::string> f = absl::StrSplit(part, '/');
     moe_internal::AmxTuning t;
-    // S, R, P, E, A left out: the defaults.
-    int64_t v[8] = {0,
+    // S, R, P, E, A, D left out: the defaults.
+    int64_t v[9] = {0,
                     0,
                     0,
                     t.stream_weights ? 1 : 0,
                     t.task_rows,
                     t.prefetch,
                     t.defer_epilogue ? 1 : 0,
-                    t.claim_ahead ? 1 : 0};
-    bool ok = f.size() >= 3 && f.size() <= 8;
+                    t.claim_ahead ? 1 : 0,
+                    t.dataflow ? 1 : 0};
+    bool ok = f.size() >= 3 && f.size() <= 9;
     for (size_t i = 0; ok && i < f.size(); ++i) ok = absl::SimpleAtoi(f[i], &v[i]);
     t.k_steps = v[0];
     t.chunk_pairs = v[1];
@@ -194,11 +196,13 @@ absl::StatusOr<std::vector<moe_internal::AmxTuning>> ParseAmxTunings(const std::
     t.prefetch = static_cast<int>(v[5]);
     t.defer_epilogue = v[6] == 1;
     t.claim_ahead = v[7] == 1;
+    t.dataflow = v[8] == 1;
     auto flag = [](int64_t x) { return x == 0 || x == 1; };
-    if (!ok || !flag(v[3]) || !flag(v[6]) || !flag(v[7]) || !moe_internal::SetAmxTuning(t))
+    if (!ok || !flag(v[3]) || !flag(v[6]) || !flag(v[7]) || !flag(v[8]) ||
+        !moe_internal::SetAmxTuning(t))
       return absl::InvalidArgumentError(absl::StrFormat(
-          "--amx-tuning entry '%s' is not K/C/G[/S[/R[/P[/E[/A]]]]] with K in 1..4096, C >= 1, "
-          "G even in 2..16, S 0|1, R a multiple of 16, P 0..2, E 0|1, A 0|1",
+          "--amx-tuning entry '%s' is not K/C/G[/S[/R[/P[/E[/A[/D]]]]]] with K in 1..4096, "
+          "C >= 1, G even in 2..16, S 0|1, R a multiple of 16, P 0..2, E 0|1, A 0|1, D 0|1",
           std::string(part)));
     out.push_back(t);
   }
@@ -667,9 +671,10 @@ void AddMoeCommand(CLI::App& app, int* exit_code) {
                   "keep timing each token count until this many ms are timed (default 1000)");
   cmd->add_option(
       "--amx-tuning", o->amx_tuning,
-      "K/C/G[/S[/R[/P[/E[/A]]]]],...: AMX tunings run interleaved on the same inputs, one result "
+      "K/C/G[/S[/R[/P[/E[/A[/D]]]]]],...: AMX tunings run interleaved on the same inputs, one "
+      "result "
       "each (K steps per K block, chunk pairs, group blocks, 1 = TILELOADDT1 weights, "
-      "rows per task, prefetch 0|1|2, 1 = deferred epilogues, 1 = claim ahead)");
+      "rows per task, prefetch 0|1|2, 1 = deferred epilogues, 1 = claim ahead, 1 = dataflow)");
   cmd->add_flag("--json", o->json, "last line: one JSON object");
   cmd->callback([o, exit_code] { *exit_code = RunMoe(*o); });
 }

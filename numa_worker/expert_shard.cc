@@ -2,7 +2,10 @@
 
 #include <omp.h>
 
+#include <algorithm>
+#include <array>
 #include <atomic>
+#include <memory>
 #include <utility>
 
 #include "coordinator/models/tensor_names.h"
@@ -58,17 +61,6 @@ bool ShardPlan::OwnsExpert(int64_t e, int64_t num_experts) const {
   const int64_t base = num_experts / count, extra = num_experts % count;
   const int64_t begin = index * base + std::min<int64_t>(index, extra);
   return e >= begin && e < begin + base + (index < extra ? 1 : 0);
-}
-
-absl::StatusOr<MoeSchedule> ParseMoeSchedule(std::string_view name) {
-  if (name == "dynamic") return MoeSchedule::kDynamic;
-  if (name == "static") return MoeSchedule::kStatic;
-  return absl::InvalidArgumentError(
-      absl::StrCat("unknown schedule '", std::string(name), "': expected dynamic or static"));
-}
-
-std::string_view MoeScheduleName(MoeSchedule schedule) {
-  return schedule == MoeSchedule::kStatic ? "static" : "dynamic";
 }
 
 absl::StatusOr<std::unique_ptr<ExpertShard>> ExpertShard::Create(const ModelConfig& config,
@@ -223,42 +215,9 @@ namespace {
 // Rows of one (expert, row block) task. 32 for the row kernels (decode: many small tasks balance
 // best); experts on the AMX tiles take AmxTuning::task_rows (moe_kernel_impl.h): see Run.
 constexpr int64_t kRowTaskRows = 32;
-
-// Runs fn(i, after) for i < count on the threads of the enclosing parallel region (or the one
-// thread outside one), where `after` is the index the thread runs after i (-1: none or unknown).
-// Dynamic: each thread takes the next index from `next` (zero before the region; shared by all
-// threads); with claim_ahead it claims its next index before it runs the current one (so at the
-// end a thread may hold one task more), which lets the AMX kernels fetch that task's first weights
-// into L2 while i's last K block runs (RowsAhead, moe_kernel.h); without, after is always -1.
-// Static: thread j takes the j-th contiguous slice, after = the slice's next index. Ends with a
-// barrier.
-template <typename Fn>
-void ForTasksAhead(int64_t count, MoeSchedule schedule, bool claim_ahead,
-                   std::atomic<int64_t>* next, Fn fn) {
-  if (schedule == MoeSchedule::kDynamic && claim_ahead) {
-    int64_t i = next->fetch_add(1, std::memory_order_relaxed);
-    while (i < count) {
-      const int64_t after = next->fetch_add(1, std::memory_order_relaxed);
-      fn(i, after < count ? after : -1);
-      i = after;
-    }
-  } else if (schedule == MoeSchedule::kDynamic) {
-    for (int64_t i = next->fetch_add(1, std::memory_order_relaxed); i < count;
-         i = next->fetch_add(1, std::memory_order_relaxed))
-      fn(i, int64_t{-1});
-  } else {
-    const int64_t threads = omp_get_num_threads(), j = omp_get_thread_num();
-    const int64_t end = count * (j + 1) / threads;
-    for (int64_t i = count * j / threads; i < end; ++i) fn(i, i + 1 < end ? i + 1 : -1);
-  }
-#pragma omp barrier
-}
-
-// ForTasksAhead for phases that need no look-ahead: fn(i).
-template <typename Fn>
-void ForTasks(int64_t count, MoeSchedule schedule, std::atomic<int64_t>* next, Fn fn) {
-  ForTasksAhead(count, schedule, false, next, [&](int64_t i, int64_t) { fn(i); });
-}
+// Token rows of one gather or act-forms task (a multiple of the 16-row tiles): the last expert's
+// act forms, which the down tasks of that expert wait for, are spread over several threads.
+constexpr int64_t kFormTaskRows = 64;
 
 }  // namespace
 
@@ -336,52 +295,76 @@ absl::Status ExpertShard::Run(const MoeBatch& b, float* out, MoeRunPhases* phase
   float* up = any_unpacked ? sc.up.Reserve(rows_bound * inter) : nullptr;
   sc.x_forms.Reset(rows, h, all_forms, rows_bound);
   sc.act_forms.Reset(rows, inter, all_forms, rows_bound);
-  // Work is cut into tasks handed out by the schedule: phase 0, per expert: gather its tokens into
-  // x and their activation forms; phase 1, per (expert, block of rows): act = silu(gate x) * up x;
-  // phase 2, per expert: forms of act (none for experts of bf16 weights on AMX: phase 1 wrote act
-  // straight into the tile form down reads, GateUpRowsToTiles); phase 3, per (expert, block of
-  // rows): y = down act; phase 4, per token: out[t] = sum over its choices of w * y. Rows per task:
-  // 32 for the row kernels, AmxTuning::task_rows (256) for AMX experts (whole 16-block groups,
-  // amx_tiles.h: each A tile feeds 16 blocks). Measured on the 16-core AMX Xeon (Qwen2-57B layer,
-  // 4096 tokens, interleaved): with the K-blocked 16-block groups, 128-row tasks beat 32-row ones
-  // with 2-block groups by 4-10% (bf16 312-332 vs 343-373 ms), the down phase by 15-25%; 256-row
-  // tasks with chunks of 8 beat 128-row ones by up to 17% more (bench/RESULTS.md, fourth pass).
-  struct Task {
-    int64_t active, r0, r1;
-  };
-  std::vector<Task> up_tasks, down_tasks;
+  // Work is cut into tasks of four stages (moe_task_stream.h): per (expert, block of its rows),
+  // gather its tokens into x and their activation forms; per (expert, block of intermediate rows),
+  // act = silu(gate x) * up x; per (expert, block of its rows), the forms of act (none for experts
+  // of bf16 weights on AMX: gate/up wrote act straight into the tile form down reads,
+  // GateUpRowsToTiles); per (expert, block of hidden rows), y = down act. Then, after a barrier,
+  // per token: out[t] = sum over its choices of w * y. Rows per matrix task: 32 for the row
+  // kernels, AmxTuning::task_rows (256) for AMX experts (whole 16-block groups, amx_tiles.h: each
+  // A tile feeds 16 blocks). Measured on the 16-core AMX Xeon (Qwen2-57B layer, 4096 tokens,
+  // interleaved): with the K-blocked 16-block groups, 128-row tasks beat 32-row ones with 2-block
+  // groups by 4-10% (bf16 312-332 vs 343-373 ms), the down phase by 15-25%; 256-row tasks with
+  // chunks of 8 beat 128-row ones by up to 17% more (bench/RESULTS.md, fourth pass).
   const moe_internal::AmxTuning amx_tuning = moe_internal::GetAmxTuning();
-  const int64_t amx_task_rows = amx_tuning.task_rows;
+  std::vector<MoeTask> by_stage[kMoeStages];
   for (size_t i = 0; i < active.size(); ++i) {
     const Active& a = active[i];
-    const int64_t task_rows =
-        a.forms.amx_tiles ? amx_task_rows : kRowTaskRows;  // amx_tiles: the expert runs on AMX
-    for (int64_t r = 0; r < inter; r += task_rows)
-      up_tasks.push_back({static_cast<int64_t>(i), r, std::min(inter, r + task_rows)});
-    for (int64_t r = 0; r < h; r += task_rows)
-      down_tasks.push_back({static_cast<int64_t>(i), r, std::min(h, r + task_rows)});
+    const int64_t e = static_cast<int64_t>(i);
+    const int64_t task_rows = a.forms.amx_tiles ? amx_tuning.task_rows : kRowTaskRows;
+    auto cut = [&](MoeStage stage, int64_t rows_total, int64_t step) {
+      for (int64_t r = 0; r < rows_total; r += step)
+        by_stage[stage].push_back({stage, e, r, std::min(rows_total, r + step)});
+    };
+    cut(kGatherStage, a.n, kFormTaskRows);
+    cut(kGateUpStage, inter, task_rows);
+    cut(kActFormsStage, a.n, kFormTaskRows);
+    cut(kDownStage, h, task_rows);
   }
-  // With AMX experts, each thread claims its next matrix task early and passes it to the kernel,
-  // which prefetches that task's first weights (ForTasksAhead).
+  MoeTaskStream stream(by_stage, static_cast<int64_t>(active.size()),
+                       schedule_ == MoeSchedule::kDynamic && amx_tuning.dataflow);
+  // With AMX experts, each thread claims its next task early and passes it to the kernel, which
+  // prefetches that task's first weights (ForTasksAhead).
   const bool claim_ahead = all_forms.amx_tiles && amx_tuning.claim_ahead;
-  auto rows_ahead = [&](const std::vector<Task>& tasks, int64_t after) {
-    if (after < 0 || !active[tasks[after].active].packed) return RowsAhead{};
-    const Task& t = tasks[after];
-    return RowsAhead{&packed[active[t.active].expert], t.r0, t.r1};
+  auto rows_ahead = [&](int64_t after) {
+    if (after < 0) return RowsAhead{};
+    const MoeTask& t = stream.task(after);
+    const Active& a = active[t.expert];
+    if ((t.stage != kGateUpStage && t.stage != kDownStage) || !a.packed) return RowsAhead{};
+    return RowsAhead{&packed[a.expert], t.r0, t.r1};
   };
-  // Phase 1 and 3 tasks; `after`: the task this thread runs next (ForTasksAhead).
-  auto gate_up_task = [&](int64_t task, int64_t after) {
-    const Active& a = active[up_tasks[task].active];
-    const int64_t r0 = up_tasks[task].r0, r1 = up_tasks[task].r1;
+  // Only the packed experts' rows need the extra activation forms.
+  auto needs_forms = [&](const Active& a) {
+    return a.forms.bf16_pairs || a.forms.int8 || a.forms.amx_tiles;
+  };
+  bool any_amx_int8 = false;
+  for (const Active& a : active) any_amx_int8 |= a.forms.amx_tiles && a.forms.int8;
+  // The tasks of each stage; `after`: the task this thread runs next (MoeTaskStream::Run).
+  auto gather = [&](Active& a, int64_t r0, int64_t r1) {
+    // Rows [r0, r1) of the expert; blocks start on a multiple of 16 rows (kFormTaskRows), as the
+    // tile form wants. Gate/up waits for all of them, so one block prepares act's direct tiles.
+    if (a.act_tiles && r0 == 0)
+      a.act_out = sc.act_forms.DirectTiles(a.first_row, a.first_row + a.n);
+    const int64_t first = a.first_row + r0, last = a.first_row + r1;
+    if (a.forms.amx_tiles) {  // straight from the tokens' rows into the tile form
+      sc.x_forms.FillAmxTiles(b.hidden, a.forms.int8 ? &sc.token_q8 : nullptr,
+                              token_of_row.data() + first, first, last);
+      return;
+    }
+    for (int64_t r = first; r < last; ++r)
+      std::copy(b.hidden + token_of_row[r] * h, b.hidden + (token_of_row[r] + 1) * h, x + r * h);
+    if (needs_forms(a)) sc.x_forms.Fill(x, first, last);
+  };
+  auto gate_up = [&](const Active& a, int64_t r0, int64_t r1, int64_t after) {
     float* g = act + a.first_row * inter;
     if (a.act_tiles) {  // act's f32 rows are skipped: down reads only its tile form
       GateUpRowsToTiles(KernelFor(a.n), packed[a.expert], sc.x_forms.View(x, a.first_row, a.n), r0,
-                        r1, a.act_out, rows_ahead(up_tasks, after));
+                        r1, a.act_out, rows_ahead(after));
       return;
     }
     if (a.packed) {
       GateUpRows(KernelFor(a.n), packed[a.expert], sc.x_forms.View(x, a.first_row, a.n), r0, r1, g,
-                 rows_ahead(up_tasks, after));
+                 rows_ahead(after));
       return;
     }
     const MlpWeights& w = unpacked[a.expert];
@@ -391,74 +374,68 @@ absl::Status ExpertShard::Run(const MoeBatch& b, float* out, MoeRunPhases* phase
     LinearRowRange(xe, a.n, w.up, r0, r1, u);
     for (int64_t i = 0; i < a.n; ++i) SiluMul(g + i * inter + r0, u + i * inter + r0, r1 - r0);
   };
-  auto down_task = [&](int64_t task, int64_t after) {
-    const Active& a = active[down_tasks[task].active];
-    const int64_t r0 = down_tasks[task].r0, r1 = down_tasks[task].r1;
+  auto act_forms = [&](const Active& a, int64_t r0, int64_t r1) {
+    const int64_t first = a.first_row + r0, last = a.first_row + r1;
+    if (a.act_tiles) return;  // written by gate/up
+    if (a.forms.amx_tiles)
+      sc.act_forms.FillAmxTiles(act, nullptr, nullptr, first, last);
+    else if (needs_forms(a))
+      sc.act_forms.Fill(act, first, last);
+  };
+  auto down = [&](const Active& a, int64_t r0, int64_t r1, int64_t after) {
     float* ye = y + a.first_row * h;
     if (a.packed) {
       DownRows(KernelFor(a.n), packed[a.expert], sc.act_forms.View(act, a.first_row, a.n), r0, r1,
-               ye, rows_ahead(down_tasks, after));
+               ye, rows_ahead(after));
     } else {
       LinearRowRange(act + a.first_row * inter, a.n, unpacked[a.expert].down, r0, r1, ye);
     }
   };
-  // Only the packed experts' rows need the extra activation forms.
-  auto needs_forms = [&](const Active& a) {
-    return a.forms.bf16_pairs || a.forms.int8 || a.forms.amx_tiles;
+  // Stage ends (wall clock) for MoeRunPhases: per thread, when it finished its last task of each
+  // stage.
+  std::vector<std::array<double, kMoeStages>> stage_end(phases != nullptr ? omp_get_max_threads()
+                                                                          : 0);
+  auto run_task = [&](const MoeTask& t, int64_t after) {
+    Active& a = active[t.expert];
+    switch (t.stage) {
+      case kGatherStage:
+        gather(a, t.r0, t.r1);
+        break;
+      case kGateUpStage:
+        gate_up(a, t.r0, t.r1, after);
+        break;
+      case kActFormsStage:
+        act_forms(a, t.r0, t.r1);
+        break;
+      default:
+        down(a, t.r0, t.r1, after);
+        break;
+    }
+    if (phases != nullptr) {
+      double& end = stage_end[omp_get_thread_num()][t.stage];
+      end = std::max(end, omp_get_wtime());
+    }
   };
   const int64_t work = rows * h * inter * 3;
-  const int64_t num_active = static_cast<int64_t>(active.size());
-  std::atomic<int64_t> next[5] = {0, 0, 0, 0, 0};
-  bool any_amx_int8 = false;
-  for (const Active& a : active) any_amx_int8 |= a.forms.amx_tiles && a.forms.int8;
+  std::atomic<int64_t> next[kMoeStages + 1] = {};
   constexpr int64_t kTokensPerBlock = 32;
   const int64_t token_blocks = (b.num_tokens + kTokensPerBlock - 1) / kTokensPerBlock;
   if (any_amx_int8) sc.token_q8.Reset(b.num_tokens, h, ActivationForms{.int8 = true});
-  // ForTasks ends on a barrier, so one thread's clock after each phase times the phase.
-  double marks[6] = {};
-  auto mark = [&](int i) {
-    if (phases != nullptr && omp_get_thread_num() == 0) marks[i] = omp_get_wtime();
-  };
+  double start = 0, stream_end = 0, combine_end = 0;
 #pragma omp parallel if (work >= (1 << 18))
   {
-    mark(0);
+    if (phases != nullptr && omp_get_thread_num() == 0) start = omp_get_wtime();
     // AMX experts of int8 weights take each token's int8 row, quantized once here (a token goes
     // to top_k experts). bf16 ones convert a token's f32 row into each of its rows' tiles: a
     // bf16 copy of every token first measured no faster (the gather writes the tiles either way).
     if (any_amx_int8) {
-      ForTasks(token_blocks, schedule_, &next[4], [&](int64_t i) {
+      ForTasks(token_blocks, schedule_, &next[kMoeStages], [&](int64_t i) {
         sc.token_q8.Fill(b.hidden, i * kTokensPerBlock,
                          std::min(b.num_tokens, (i + 1) * kTokensPerBlock));
       });
     }
-    ForTasks(num_active, schedule_, &next[0], [&](int64_t i) {
-      Active& a = active[i];
-      if (a.act_tiles) a.act_out = sc.act_forms.DirectTiles(a.first_row, a.first_row + a.n);
-      if (a.forms.amx_tiles) {  // straight from the tokens' rows into the tile form
-        sc.x_forms.FillAmxTiles(b.hidden, a.forms.int8 ? &sc.token_q8 : nullptr,
-                                token_of_row.data() + a.first_row, a.first_row, a.first_row + a.n);
-        return;
-      }
-      for (int64_t r = a.first_row; r < a.first_row + a.n; ++r)
-        std::copy(b.hidden + token_of_row[r] * h, b.hidden + (token_of_row[r] + 1) * h, x + r * h);
-      if (needs_forms(a)) sc.x_forms.Fill(x, a.first_row, a.first_row + a.n);
-    });
-    mark(1);
-    ForTasksAhead(static_cast<int64_t>(up_tasks.size()), schedule_, claim_ahead, &next[1],
-                  gate_up_task);
-    mark(2);
-    ForTasks(num_active, schedule_, &next[2], [&](int64_t i) {
-      const Active& a = active[i];
-      if (a.act_tiles) return;  // written by gate/up
-      if (a.forms.amx_tiles)
-        sc.act_forms.FillAmxTiles(act, nullptr, nullptr, a.first_row, a.first_row + a.n);
-      else if (needs_forms(a))
-        sc.act_forms.Fill(act, a.first_row, a.first_row + a.n);
-    });
-    mark(3);
-    ForTasksAhead(static_cast<int64_t>(down_tasks.size()), schedule_, claim_ahead, &next[3],
-                  down_task);
-    mark(4);
+    stream.Run(schedule_, claim_ahead, next, run_task);
+    if (phases != nullptr && omp_get_thread_num() == 0) stream_end = omp_get_wtime();
     std::vector<const float*> token_rows(b.top_k);  // this thread's: a token's rows of y
 #pragma omp for schedule(static)
     for (int64_t t = 0; t < b.num_tokens; ++t) {
@@ -468,12 +445,26 @@ absl::Status ExpertShard::Run(const MoeBatch& b, float* out, MoeRunPhases* phase
       }
       WeightedRowSum(token_rows.data(), b.weights + t * b.top_k, b.top_k, h, out + t * h);
     }
-    mark(5);  // after the loop's implied barrier
+    // after the loop's implied barrier
+    if (phases != nullptr && omp_get_thread_num() == 0) combine_end = omp_get_wtime();
   }
   if (phases != nullptr) {
-    double* fields[5] = {&phases->gather_ms, &phases->gate_up_ms, &phases->act_forms_ms,
-                         &phases->down_ms, &phases->combine_ms};
-    for (int i = 0; i < 5; ++i) *fields[i] = (marks[i + 1] - marks[i]) * 1e3;
+    // Each stage's phase runs from the end of the one before to when its last task finished (with
+    // the dataflow, the stages overlap: a phase is the time by which the stage outlasted the one
+    // before); down ends with the stream, so the phases sum to the call's parallel part.
+    double ends[kMoeStages] = {};
+    double previous = start;
+    for (int k = 0; k < kMoeStages; ++k) {
+      ends[k] = previous;
+      for (const auto& thread_ends : stage_end) ends[k] = std::max(ends[k], thread_ends[k]);
+      previous = ends[k];
+    }
+    ends[kDownStage] = stream_end;
+    phases->gather_ms = (ends[kGatherStage] - start) * 1e3;
+    phases->gate_up_ms = (ends[kGateUpStage] - ends[kGatherStage]) * 1e3;
+    phases->act_forms_ms = (ends[kActFormsStage] - ends[kGateUpStage]) * 1e3;
+    phases->down_ms = (ends[kDownStage] - ends[kActFormsStage]) * 1e3;
+    phases->combine_ms = (combine_end - stream_end) * 1e3;
   }
   return absl::OkStatus();
 }

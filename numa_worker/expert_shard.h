@@ -25,6 +25,7 @@
 #include "kernels/cpu/moe_format.h"
 #include "kernels/cpu/moe_kernel.h"
 #include "kernels/cpu/moe_pack.h"
+#include "numa_worker/moe_task_stream.h"  // MoeSchedule
 
 namespace tandem {
 
@@ -41,16 +42,6 @@ struct ShardPlan {
   bool OwnsExpert(int64_t e, int64_t num_experts) const;
 };
 
-// How Run hands out its (expert, row block) tasks to the pinned threads.
-//   kDynamic: threads take the next task from a shared atomic counter (an expert with many tokens
-//             does not hold up the others);
-//   kStatic:  thread i takes the i-th contiguous slice of the task list (for measuring the
-//             difference).
-enum class MoeSchedule { kDynamic, kStatic };
-// "dynamic" | "static"; InvalidArgument otherwise.
-absl::StatusOr<MoeSchedule> ParseMoeSchedule(std::string_view name);
-std::string_view MoeScheduleName(MoeSchedule schedule);
-
 struct ExpertShardOptions {
   // The CPU kernel (kernels/cpu/isa.h): kAuto takes the best this machine runs; asking for one it
   // cannot run is FailedPrecondition.
@@ -63,7 +54,9 @@ struct ExpertShardOptions {
 };
 
 // Wall time of each phase of one ExpertShard::Run, in ms (their sum is the call's time less the
-// grouping of tokens by expert before the threads start).
+// grouping of tokens by expert before the threads start). Under the dataflow schedule
+// (moe_task_stream.h) the stages overlap, and a phase is the time from the end of the phase before
+// to when the stage's last task finished (0 when it finished first).
 struct MoeRunPhases {
   double gather_ms = 0;     // tokens copied to their experts' rows, activation forms of x
   double gate_up_ms = 0;    // act = silu(gate x) * up x

@@ -73,7 +73,9 @@
 //                                (AmxTuning::defer_epilogue);
 //   TANDEM_MOE_TASK_ROWS=<16 k>  rows of ExpertShard::Run's AMX tasks (AmxTuning::task_rows);
 //   TANDEM_MOE_CLAIM_AHEAD=<0|1> ExpertShard::Run's threads claim their next AMX task early and
-//                                prefetch its first weights (AmxTuning::claim_ahead).
+//                                prefetch its first weights (AmxTuning::claim_ahead);
+//   TANDEM_MOE_DATAFLOW=<0|1>    ExpertShard::Run's dynamic schedule runs its stages as one
+//                                dataflow stream, or stage by stage (AmxTuning::dataflow).
 // TANDEM_AMX_EMULATE (never set by the build): the tile instructions become scalar C++ on
 // per-thread tile state, so that the kernels' indexing can be tested on machines without AMX
 // (TDPBF16PS is emulated in plain f32, so bf16 results match the hardware only to rounding).
@@ -230,6 +232,7 @@ inline Tuning& MutableTuning() {
     t.prefetch = static_cast<int>(EnvInt("TANDEM_AMX_PREFETCH", 0, 2, t.prefetch));
     t.defer_epilogue = EnvInt("TANDEM_AMX_DEFER", 0, 1, t.defer_epilogue ? 1 : 0) != 0;
     t.claim_ahead = EnvInt("TANDEM_MOE_CLAIM_AHEAD", 0, 1, t.claim_ahead ? 1 : 0) != 0;
+    t.dataflow = EnvInt("TANDEM_MOE_DATAFLOW", 0, 1, t.dataflow ? 1 : 0) != 0;
     const int64_t rows = EnvInt("TANDEM_MOE_TASK_ROWS", 16, 1 << 20, t.task_rows);
     if (rows % 16 == 0) t.task_rows = rows;
     return t;

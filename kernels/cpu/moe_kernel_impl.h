@@ -83,9 +83,14 @@ struct AmxTuning {
   // runs the current one and hands it to the kernel as RowsAhead (moe_kernel.h), so the prefetch
   // also covers the first K block of a thread's next task (expert_shard.cc, ForTasksAhead).
   bool claim_ahead = true;
+  // ExpertShard::Run's dynamic schedule runs its stages as one dataflow stream (each expert's
+  // tasks wait only for that expert's previous stage; numa_worker/moe_task_stream.h) rather than
+  // stage by stage with a barrier between (false, for measuring; the static schedule always is).
+  bool dataflow = true;
 };
 // The tuning in effect (defaults, or $TANDEM_AMX_KSTEPS / _CHUNK / _GROUP / _STREAM_B / _PREFETCH /
-// _DEFER and $TANDEM_MOE_TASK_ROWS / _CLAIM_AHEAD), and a replacement for tests and measurements:
+// _DEFER and $TANDEM_MOE_TASK_ROWS / _CLAIM_AHEAD / _DATAFLOW), and a replacement for tests and
+// measurements:
 // call only while no AMX kernel runs (it is not synchronized). Set rejects values out of range with
 // false.
 AmxTuning GetAmxTuning();

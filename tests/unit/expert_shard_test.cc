@@ -4,7 +4,9 @@
 #include "numa_worker/expert_shard.h"
 
 #include <gtest/gtest.h>
+#include <omp.h>
 
+#include <chrono>
 #include <cmath>
 #include <random>
 
@@ -117,19 +119,21 @@ TEST_P(ExpertShardTest, RunEqualsTheSumOfExpertForwardsUnderBothSchedules) {
     ASSERT_TRUE((*fixed)->Run(b.view(tokens), out_s.data()).ok());
     EXPECT_EQ(out_d, out_s) << "tokens=" << tokens;
     // Rows per AMX task only change how the rows are cut into tasks, not any row's sums; claiming
-    // tasks ahead (and prefetching them) changes only which thread runs which.
+    // tasks ahead (and prefetching them) and running the stages as a dataflow or stage by stage
+    // change only which thread runs which task when.
     const moe_internal::AmxTuning defaults = moe_internal::GetAmxTuning();
     for (int64_t rows : {16, 48, 256}) {
-      for (bool claim_ahead : {false, true}) {
+      for (int variant = 0; variant < 4; ++variant) {
         moe_internal::AmxTuning t = defaults;
         t.task_rows = rows;
-        t.claim_ahead = claim_ahead;
+        t.claim_ahead = (variant & 1) != 0;
+        t.dataflow = (variant & 2) != 0;
         if (!moe_internal::SetAmxTuning(t)) continue;  // no AMX kernels in this build
         std::vector<float> out_r(tokens * kHidden, NAN), out_rs(tokens * kHidden, NAN);
         ASSERT_TRUE((*dynamic)->Run(b.view(tokens), out_r.data()).ok());
         ASSERT_TRUE((*fixed)->Run(b.view(tokens), out_rs.data()).ok());
         EXPECT_EQ(out_r, out_d) << "tokens=" << tokens << " task rows " << rows << " claim ahead "
-                                << claim_ahead;
+                                << t.claim_ahead << " dataflow " << t.dataflow;
         EXPECT_EQ(out_rs, out_d) << "static, tokens=" << tokens << " task rows " << rows;
       }
     }
@@ -157,6 +161,50 @@ TEST_P(ExpertShardTest, RunEqualsTheSumOfExpertForwardsUnderBothSchedules) {
     EXPECT_LT(max_diff / max_ref, (*dynamic)->kernel() == CpuKernel::kAmx ? 2e-2 : 1e-5)
         << "tokens=" << tokens;
   }
+}
+
+// The dataflow stream (moe_task_stream.h) with more threads than cores and than some experts'
+// tasks: the same bits as stage by stage, every phase reported, none negative, and together no
+// longer than the call.
+TEST_P(ExpertShardTest, DataflowEqualsStageByStageOnManyThreads) {
+  auto shard = ExpertShard::FromWeights(Config(), RandomExperts(5), Options(MoeSchedule::kDynamic));
+  ASSERT_TRUE(shard.ok()) << shard.status();
+  std::mt19937 rng(4);
+  const int64_t tokens = 300;
+  const Batch b = RandomBatch(tokens, rng);
+  const moe_internal::AmxTuning defaults = moe_internal::GetAmxTuning();
+  const int threads = omp_get_max_threads();
+  std::vector<float> expected;
+  for (int num_threads : {1, 7}) {
+    omp_set_num_threads(num_threads);
+    for (bool dataflow : {false, true}) {
+      moe_internal::AmxTuning t = defaults;
+      t.dataflow = dataflow;
+      if (!moe_internal::SetAmxTuning(t)) GTEST_SKIP() << "no AMX tuning in this build";
+      for (int rep = 0; rep < 3; ++rep) {
+        std::vector<float> out(tokens * kHidden, NAN);
+        MoeRunPhases phases;
+        const auto begin = std::chrono::steady_clock::now();
+        ASSERT_TRUE((*shard)->Run(b.view(tokens), out.data(), &phases).ok());
+        const double call_ms =
+            std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - begin)
+                .count();
+        if (expected.empty()) expected = out;
+        EXPECT_EQ(out, expected) << num_threads << " threads, dataflow " << dataflow;
+        const double parts[] = {phases.gather_ms, phases.gate_up_ms, phases.act_forms_ms,
+                                phases.down_ms, phases.combine_ms};
+        double sum = 0;
+        for (double ms : parts) {
+          EXPECT_GE(ms, 0.0) << num_threads << " threads, dataflow " << dataflow;
+          sum += ms;
+        }
+        EXPECT_GT(phases.gate_up_ms + phases.down_ms, 0.0);
+        EXPECT_LE(sum, call_ms + 1e-3);
+      }
+    }
+  }
+  omp_set_num_threads(threads);
+  moe_internal::SetAmxTuning(defaults);
 }
 
 TEST_P(ExpertShardTest, BadBatchesAreRefused) {
