@@ -6,7 +6,8 @@
 //   * ExpertForward: one expert, all rows, serially on the calling thread.
 //   * GateUpRows / DownRows: one row range of one phase, serially, for a parallel scheduler that
 //     hands out (expert, row block) tasks itself: phase 1 writes act = silu(gate x) * up x for
-//     intermediate rows [r0, r1); after all of phase 1, phase 2 writes y for hidden rows [d0, d1).
+//     intermediate rows [r0, r1); after all of the expert's phase 1, phase 2 writes y for hidden
+//     rows [d0, d1).
 //     Ranges that start and end on multiples of 16 (or at the matrix end) avoid recomputing the
 //     16-row blocks they share with a neighbour; any range is correct, and a row's value does not
 //     depend on how the rows were split into ranges (bit-identical to ExpertForward).

@@ -81,7 +81,8 @@ struct AmxTuning {
   bool defer_epilogue = true;
   // ExpertShard::Run's matrix phases with AMX experts: each thread claims its next task before it
   // runs the current one and hands it to the kernel as RowsAhead (moe_kernel.h), so the prefetch
-  // also covers the first K block of a thread's next task (expert_shard.cc, ForTasksAhead).
+  // also covers the first K block of a thread's next task (numa_worker/moe_task_stream.h,
+  // ForTasksAhead).
   bool claim_ahead = true;
   // ExpertShard::Run's dynamic schedule runs its stages as one dataflow stream (each expert's
   // tasks wait only for that expert's previous stage; numa_worker/moe_task_stream.h) rather than
