@@ -3,7 +3,6 @@
 #include <omp.h>
 
 #include <algorithm>
-#include <array>
 #include <atomic>
 #include <memory>
 #include <utility>
@@ -392,9 +391,11 @@ absl::Status ExpertShard::Run(const MoeBatch& b, float* out, MoeRunPhases* phase
     }
   };
   // Stage ends (wall clock) for MoeRunPhases: per thread, when it finished its last task of each
-  // stage.
-  std::vector<std::array<double, kMoeStages>> stage_end(phases != nullptr ? omp_get_max_threads()
-                                                                          : 0);
+  // stage (a cache line per thread: each writes its own after every task).
+  struct alignas(64) StageEnds {
+    double at[kMoeStages] = {};
+  };
+  std::vector<StageEnds> stage_end(phases != nullptr ? omp_get_max_threads() : 0);
   auto run_task = [&](const MoeTask& t, int64_t after) {
     Active& a = active[t.expert];
     switch (t.stage) {
@@ -412,7 +413,7 @@ absl::Status ExpertShard::Run(const MoeBatch& b, float* out, MoeRunPhases* phase
         break;
     }
     if (phases != nullptr) {
-      double& end = stage_end[omp_get_thread_num()][t.stage];
+      double& end = stage_end[omp_get_thread_num()].at[t.stage];
       end = std::max(end, omp_get_wtime());
     }
   };
@@ -456,7 +457,7 @@ absl::Status ExpertShard::Run(const MoeBatch& b, float* out, MoeRunPhases* phase
     double previous = start;
     for (int k = 0; k < kMoeStages; ++k) {
       ends[k] = previous;
-      for (const auto& thread_ends : stage_end) ends[k] = std::max(ends[k], thread_ends[k]);
+      for (const StageEnds& thread_ends : stage_end) ends[k] = std::max(ends[k], thread_ends.at[k]);
       previous = ends[k];
     }
     ends[kDownStage] = stream_end;

@@ -56,7 +56,7 @@ struct ExpertShardOptions {
 // Wall time of each phase of one ExpertShard::Run, in ms (their sum is the call's time less the
 // grouping of tokens by expert before the threads start). Under the dataflow schedule
 // (moe_task_stream.h) the stages overlap, and a phase is the time from the end of the phase before
-// to when the stage's last task finished (0 when it finished first).
+// to when the stage's last task finished.
 struct MoeRunPhases {
   double gather_ms = 0;     // tokens copied to their experts' rows, activation forms of x
   double gate_up_ms = 0;    // act = silu(gate x) * up x

@@ -11,6 +11,7 @@
 #include <cstdint>
 #include <memory>
 #include <string_view>
+#include <thread>
 #include <vector>
 
 #include "absl/status/statusor.h"
@@ -75,20 +76,30 @@ struct MoeTask {
   int64_t expert, r0, r1;
 };
 
-// One expert's unfinished tasks of each stage but the last. A task finishes with Finish (release)
-// and a task of the next stage starts after WaitFor (acquire) sees its stage at zero, so all that
-// the expert's earlier tasks wrote is visible to it. Cache-line sized: threads of other experts
-// update their counters without sharing a line.
+// One expert's unfinished tasks of each stage but the last. A task finishes with Finish (release),
+// and a task of stage k starts after WaitForStagesBefore(k) (acquire) has seen every earlier stage
+// at zero, so all that the expert's earlier tasks wrote is visible to it -- also when a stage in
+// between has no tasks. Cache-line sized: threads of other experts update their counters without
+// sharing a line.
 class alignas(64) StageCounters {
  public:
   void Add(MoeStage stage) { left_[stage].fetch_add(1, std::memory_order_relaxed); }
   void Finish(MoeStage stage) { left_[stage].fetch_sub(1, std::memory_order_release); }
-  // Returns when every task of `stage` has finished (at once when the stage had none).
-  void WaitFor(MoeStage stage) const {
-    while (left_[stage].load(std::memory_order_acquire) > 0) _mm_pause();
+  // Returns when every task of the stages before `stage` has finished. Spins: Run's threads are
+  // one per core and a wait lasts at most a task; past kSpinsBeforeYield pauses it also yields,
+  // so that where threads outnumber cores (tests) it does not hold the core of the thread it waits
+  // for.
+  void WaitForStagesBefore(MoeStage stage) const {
+    for (int k = 0; k < stage; ++k) {
+      for (int spins = 0; left_[k].load(std::memory_order_acquire) > 0; ++spins) {
+        _mm_pause();
+        if (spins >= kSpinsBeforeYield) std::this_thread::yield();
+      }
+    }
   }
 
  private:
+  static constexpr int kSpinsBeforeYield = 4096;  // ~0.1-0.5 ms of pauses
   std::atomic<int64_t> left_[kDownStage] = {};
 };
 
@@ -98,10 +109,13 @@ class alignas(64) StageCounters {
 // stream runs without barriers: a thread waits only when it reaches a task whose expert's
 // previous stage is still running, not after every stage for its last task (the tails, when every
 // thread but the last idles), and the memory-bound act forms (the tile unit idles while they run)
-// overlap other experts' matrix tasks. A task's dependencies come before it in the stream and
-// claims go in stream order, so a thread waits only on tasks that a thread runs or waits on tasks
-// earlier still: the stream cannot deadlock. (Interleaving the stages of successive experts, so
-// that gathers also overlap matrix tasks, measured slower: up to 21% at 4096 tokens,
+// overlap other experts' matrix tasks. Why it cannot deadlock: a task's dependencies come before it
+// in the stream, and claims go in stream order, so every task before a claimed one is claimed too
+// -- by a thread that runs it, waits on tasks earlier still, or (claiming ahead) holds it while it
+// runs an earlier task; the earliest unfinished task can always run. A held task may keep the
+// tasks that wait for it spinning for the rest of its holder's current task (at the gate/up-to-act
+// forms transition: a share of a percent of the call). (Interleaving the stages of successive
+// experts, so that gathers also overlap matrix tasks, measured slower: up to 21% at 4096 tokens,
 // bench/RESULTS.md, ninth pass.)
 class MoeTaskStream {
  public:
@@ -115,7 +129,7 @@ class MoeTaskStream {
   bool dataflow() const { return dataflow_; }
 
   // Runs every task on the threads of the enclosing parallel region (or the one thread outside
-  // one): waits until the task's expert has finished the stage before, runs fn(task, after)
+  // one): waits until the task's expert has finished the stages before, runs fn(task, after)
   // (`after`: the index of the task this thread runs next, or -1, as ForTasksAhead's), and counts
   // it finished. `next` holds kMoeStages counters, zero before the region. Ends with a barrier.
   // Call once per stream.
@@ -124,7 +138,7 @@ class MoeTaskStream {
     auto run = [&](int64_t i, int64_t after) {
       const MoeTask& t = order_[i];
       StageCounters& c = counters_[t.expert];
-      if (t.stage != kGatherStage) c.WaitFor(static_cast<MoeStage>(t.stage - 1));
+      c.WaitForStagesBefore(t.stage);
       fn(t, after);
       if (t.stage != kDownStage) c.Finish(t.stage);
     };

@@ -1,8 +1,9 @@
 // MoeTaskStream (numa_worker/moe_task_stream.h), the order and schedule of ExpertShard::Run's
 // stages: every task is in the stream once, in stage order (so after its expert's tasks of the
 // stage before); when run, no task starts before those have finished -- in the dataflow and
-// stage by stage, under both schedules, with and without claiming ahead. The first task of each expert's gather and
-// gate/up stages is slow, so a task that did not wait for it would start while it still runs.
+// stage by stage, under both schedules, with and without claiming ahead. The first task of each
+// expert's gather and gate/up stages is slow, so a task that did not wait for it would start while
+// it still runs.
 #include "numa_worker/moe_task_stream.h"
 
 #include <gtest/gtest.h>
@@ -43,8 +44,9 @@ TEST(MoeTaskStreamTest, EveryTaskComesOnceAndAfterItsExpertsStageBefore) {
     for (int64_t i = 0; i < stream.size(); ++i) {
       const MoeTask& t = stream.task(i);
       ++seen[{t.stage, t.expert, t.r0}];
-      if (t.stage != kGatherStage)
-        EXPECT_EQ(done[t.stage - 1][t.expert], TasksOf(t.stage - 1, t.expert)) << i;
+      for (int k = 0; k < t.stage; ++k) {
+        EXPECT_EQ(done[k][t.expert], TasksOf(k, t.expert)) << i;
+      }
       ++done[t.stage][t.expert];
       EXPECT_GE(t.stage, last_stage) << "stage order: " << i;
       last_stage = t.stage;
@@ -67,16 +69,21 @@ TEST(MoeTaskStreamTest, TasksWaitForTheirExpertsPreviousStage) {
         std::atomic<int64_t> finished[kMoeStages][kExperts] = {};
         std::atomic<int> early{0}, bad_after{0};
         std::atomic<int64_t> next[kMoeStages] = {};
+        // Per thread: the task it said it runs next (`after`), -1 for none.
+        std::vector<int64_t> announced(6, -1);
 #pragma omp parallel num_threads(6)
         stream.Run(schedule, claim_ahead, next, [&](const MoeTask& t, int64_t after) {
-          if (after != -1 && (after < 0 || after >= stream.size())) ++bad_after;
-          if (t.stage != kGatherStage &&
-              finished[t.stage - 1][t.expert].load() != TasksOf(t.stage - 1, t.expert))
-            ++early;
+          const int64_t i = &t - &stream.task(0);
+          int64_t& said = announced[omp_get_thread_num()];
+          if ((said != -1 && said != i) || (after != -1 && after <= i) || after >= stream.size())
+            ++bad_after;
+          said = after;
+          // Every earlier stage of the expert, also past a stage without tasks (expert 2).
+          for (int k = 0; k < t.stage; ++k)
+            if (finished[k][t.expert].load() != TasksOf(k, t.expert)) ++early;
           if ((t.stage == kGatherStage || t.stage == kGateUpStage) && t.r0 == 0)
             std::this_thread::sleep_for(std::chrono::milliseconds(2));
-          for (int64_t i = 0; i < stream.size(); ++i)
-            if (&stream.task(i) == &t) ++runs[i];
+          ++runs[i];
           ++finished[t.stage][t.expert];
         });
         const std::string what = std::string(MoeScheduleName(schedule)) +
