@@ -213,6 +213,36 @@ TEST_P(ExpertShardTest, DataflowEqualsStageByStageOnManyThreads) {
   }
 }
 
+// Edges of the task stream: a batch of no tokens runs no task and writes nothing; a batch whose
+// tokens all go to one expert (the others have no tasks at all) equals the same tokens routed one
+// by one.
+TEST_P(ExpertShardTest, EmptyBatchesAndASingleBusyExpert) {
+  auto shard = ExpertShard::FromWeights(Config(), RandomExperts(9), Options(MoeSchedule::kDynamic));
+  ASSERT_TRUE(shard.ok()) << shard.status();
+  std::mt19937 rng(6);
+  Batch b = RandomBatch(120, rng);
+  std::vector<float> untouched(kHidden, 7.0f);
+  ASSERT_TRUE((*shard)->Run(b.view(0), untouched.data()).ok());
+  EXPECT_EQ(untouched, std::vector<float>(kHidden, 7.0f));
+  for (int32_t& id : b.ids) id = 3;
+  std::vector<float> all(120 * kHidden, NAN), one(kHidden, NAN);
+  ASSERT_TRUE((*shard)->Run(b.view(120), all.data()).ok());
+  for (int64_t t : {0, 57, 119}) {
+    Batch single;
+    single.hidden.assign(b.hidden.begin() + t * kHidden, b.hidden.begin() + (t + 1) * kHidden);
+    single.ids.assign(kTopK, 3);
+    single.weights.assign(b.weights.begin() + t * kTopK, b.weights.begin() + (t + 1) * kTopK);
+    ASSERT_TRUE((*shard)->Run(single.view(1), one.data()).ok());
+    double max_diff = 0, max_ref = 0;
+    for (int64_t d = 0; d < kHidden; ++d) {
+      max_diff = std::max(max_diff, double{std::abs(all[t * kHidden + d] - one[d])});
+      max_ref = std::max(max_ref, double{std::abs(one[d])});
+    }
+    // One token alone keeps f32 activations; 240 rows of one expert take bf16 ones on AMX.
+    EXPECT_LT(max_diff / max_ref, (*shard)->kernel() == CpuKernel::kAmx ? 2e-2 : 1e-5) << t;
+  }
+}
+
 TEST_P(ExpertShardTest, BadBatchesAreRefused) {
   auto shard = ExpertShard::FromWeights(Config(), RandomExperts(7), Options(MoeSchedule::kDynamic));
   ASSERT_TRUE(shard.ok()) << shard.status();
