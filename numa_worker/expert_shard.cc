@@ -305,6 +305,13 @@ absl::Status ExpertShard::Run(const MoeBatch& b, float* out, MoeRunPhases* phase
   // interleaved): with the K-blocked 16-block groups, 128-row tasks beat 32-row ones with 2-block
   // groups by 4-10% (bf16 312-332 vs 343-373 ms), the down phase by 15-25%; 256-row tasks with
   // chunks of 8 beat 128-row ones by up to 17% more (bench/RESULTS.md, fourth pass).
+  // Only the packed experts' rows need the extra activation forms; act's come from gate/up
+  // itself where it writes the tile form (act_tiles), and such experts get no act-forms tasks
+  // (their down tasks wait for gate/up directly): a task that does nothing could still be held by
+  // a thread claiming ahead while it runs a long matrix task, and keep that expert's down waiting.
+  auto needs_forms = [&](const Active& a) {
+    return a.forms.bf16_pairs || a.forms.int8 || a.forms.amx_tiles;
+  };
   const moe_internal::AmxTuning amx_tuning = moe_internal::GetAmxTuning();
   std::vector<MoeTask> by_stage[kMoeStages];
   for (size_t i = 0; i < active.size(); ++i) {
@@ -317,7 +324,7 @@ absl::Status ExpertShard::Run(const MoeBatch& b, float* out, MoeRunPhases* phase
     };
     cut(kGatherStage, a.n, kFormTaskRows);
     cut(kGateUpStage, inter, task_rows);
-    cut(kActFormsStage, a.n, kFormTaskRows);
+    if (needs_forms(a) && !a.act_tiles) cut(kActFormsStage, a.n, kFormTaskRows);
     cut(kDownStage, h, task_rows);
   }
   MoeTaskStream stream(by_stage, static_cast<int64_t>(active.size()),
@@ -331,10 +338,6 @@ absl::Status ExpertShard::Run(const MoeBatch& b, float* out, MoeRunPhases* phase
     const Active& a = active[t.expert];
     if ((t.stage != kGateUpStage && t.stage != kDownStage) || !a.packed) return RowsAhead{};
     return RowsAhead{&packed[a.expert], t.r0, t.r1};
-  };
-  // Only the packed experts' rows need the extra activation forms.
-  auto needs_forms = [&](const Active& a) {
-    return a.forms.bf16_pairs || a.forms.int8 || a.forms.amx_tiles;
   };
   bool any_amx_int8 = false;
   for (const Active& a : active) any_amx_int8 |= a.forms.amx_tiles && a.forms.int8;
@@ -375,10 +378,9 @@ absl::Status ExpertShard::Run(const MoeBatch& b, float* out, MoeRunPhases* phase
   };
   auto act_forms = [&](const Active& a, int64_t r0, int64_t r1) {
     const int64_t first = a.first_row + r0, last = a.first_row + r1;
-    if (a.act_tiles) return;  // written by gate/up
     if (a.forms.amx_tiles)
       sc.act_forms.FillAmxTiles(act, nullptr, nullptr, first, last);
-    else if (needs_forms(a))
+    else
       sc.act_forms.Fill(act, first, last);
   };
   auto down = [&](const Active& a, int64_t r0, int64_t r1, int64_t after) {
