@@ -327,8 +327,7 @@ absl::Status ExpertShard::Run(const MoeBatch& b, float* out, MoeRunPhases* phase
     if (needs_forms(a) && !a.act_tiles) cut(kActFormsStage, a.n, kFormTaskRows);
     cut(kDownStage, h, task_rows);
   }
-  MoeTaskStream stream(by_stage, static_cast<int64_t>(active.size()),
-                       schedule_ == MoeSchedule::kDynamic && amx_tuning.dataflow);
+  MoeTaskStream stream(by_stage, static_cast<int64_t>(active.size()), amx_tuning.dataflow);
   // With AMX experts, each thread claims its next task early and passes it to the kernel, which
   // prefetches that task's first weights (ForTasksAhead).
   const bool claim_ahead = all_forms.amx_tiles && amx_tuning.claim_ahead;
@@ -457,7 +456,7 @@ absl::Status ExpertShard::Run(const MoeBatch& b, float* out, MoeRunPhases* phase
     // before); down ends with the stream, so the phases sum to the call's parallel part.
     double ends[kMoeStages] = {};
     double previous = start;
-    for (int k = 0; k < kMoeStages; ++k) {
+    for (int k = 0; k < kDownStage; ++k) {
       ends[k] = previous;
       for (const StageEnds& thread_ends : stage_end) ends[k] = std::max(ends[k], thread_ends.at[k]);
       previous = ends[k];

@@ -121,18 +121,18 @@ class alignas(64) StageCounters {
 class MoeTaskStream {
  public:
   // by_stage[k]: stage k's tasks, of experts in [0, num_experts); an expert with no tasks of a
-  // stage is done with it.
+  // stage is done with it. `dataflow`: run as one stream where the schedule is dynamic.
   MoeTaskStream(const std::vector<MoeTask> (&by_stage)[kMoeStages], int64_t num_experts,
                 bool dataflow);
 
   int64_t size() const { return static_cast<int64_t>(order_.size()); }
   const MoeTask& task(int64_t i) const { return order_[i]; }
-  bool dataflow() const { return dataflow_; }
 
   // Runs every task on the threads of the enclosing parallel region (or the one thread outside
   // one): waits until the task's expert has finished the stages before, runs fn(task, after)
   // (`after`: the index of the task this thread runs next, or -1, as ForTasksAhead's), and counts
-  // it finished. `next` holds kMoeStages counters, zero before the region. Ends with a barrier.
+  // it finished; as a dataflow when the stream was made for one and `schedule` is dynamic, else
+  // stage by stage. `next` holds kMoeStages counters, zero before the region. Ends with a barrier.
   // Call once per stream.
   template <typename Fn>
   void Run(MoeSchedule schedule, bool claim_ahead, std::atomic<int64_t>* next, Fn fn) {
@@ -143,7 +143,7 @@ class MoeTaskStream {
       fn(t, after);
       if (t.stage != kDownStage) c.Finish(t.stage);
     };
-    if (dataflow_) {
+    if (dataflow_ && schedule == MoeSchedule::kDynamic) {
       ForTasksAhead(0, size(), schedule, claim_ahead, &next[0], run);
       return;
     }

@@ -64,7 +64,7 @@ TEST(MoeTaskStreamTest, TasksWaitForTheirExpertsPreviousStage) {
   for (MoeSchedule schedule : {MoeSchedule::kDynamic, MoeSchedule::kStatic}) {
     for (bool dataflow : {false, true}) {
       for (bool claim_ahead : {false, true}) {
-        MoeTaskStream stream(by_stage, kExperts, dataflow && schedule == MoeSchedule::kDynamic);
+        MoeTaskStream stream(by_stage, kExperts, dataflow);
         std::vector<std::atomic<int>> runs(stream.size());
         std::atomic<int64_t> finished[kMoeStages][kExperts] = {};
         std::atomic<int> early{0}, bad_after{0};
