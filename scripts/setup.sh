@@ -8,7 +8,7 @@ packages=(
   libhwloc-dev libnuma-dev
   libcpp-httplib-dev
   python3-grpcio python3-protobuf
-  libdnnl-dev
+  libdnnl-dev ocl-icd-opencl-dev  # dnnl-config.cmake asks for OpenCL (a Recommends, not a Depends)
   libgtest-dev
 )
 SUDO=""
