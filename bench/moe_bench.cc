@@ -13,13 +13,17 @@
 //      --experts overrides the count; by default all, or as many as fit, our packed copy plus
 //      oneDNN's (and at least the bf16 copy that is whole while packing), in 60% of MemAvailable.
 //   3. Per token count: --warmup untimed then timed repetitions (at least --reps, and until our
-//      timed calls reach --min-time-ms, so short decode calls get many samples), each on new
+//      timed calls reach --min-time-ms, so short decode calls get many samples), each of
+//      --calls-per-rep calls (default 1) back to back before the samples, each call on new
 //      random tokens and routing (moe_workload.h: decode cycles through the experts so each call
-//      reads its weights from DRAM); each repetition times ExpertShard::Run and then oneDNN on the
-//      same inputs (oneDNN's primitives are created before the warm-up). Median times; effective
-//      bandwidth = stored bytes (ExpertShard::expert_bytes) of the distinct experts touched / time;
-//      TFLOPS (TOPS for int formats) = 2 * 3 * hidden * inter * tokens * top_k / time.
-//      bandwidth_ratio = effective / the median of the read passes between this token count's
+//      reads its weights from DRAM); each call times ExpertShard::Run and then oneDNN on the
+//      same inputs (oneDNN's primitives are created before the warm-up). With one call per
+//      repetition every timed call follows the samples' 1 GiB read pass and peak pass; a server
+//      runs its layers' calls back to back, as the later calls of a repetition do (the times of
+//      the first and of the later calls are also given apart). Median times over the calls;
+//      effective bandwidth = stored bytes (ExpertShard::expert_bytes) of the distinct experts
+//      touched / time; TFLOPS (TOPS for int formats) = 2 * 3 * hidden * inter * tokens * top_k /
+//      time. bandwidth_ratio = effective / the median of the read passes between this token count's
 //      repetitions (printed as "read GB/s"); peak_ratio = TFLOPS / the median of the peak passes
 //      between the repetitions (printed as "peak"), of the kernel's family (bf16: amx: AMX bf16,
 //      avx512: vdpbf16ps; int8 on amx: AMX tdpbssd; int8 / int4 on avx512 (and int4 on amx, which
@@ -31,14 +35,15 @@
 //      repetitions and the share of the process's anonymous memory in huge pages, so that a slow
 //      repetition that paid for first-touching a buffer is told from a slow host; the JSON also
 //      holds each repetition's time, down phase and page faults ("per_rep").
-//   4. --amx-tuning K/C/G[/S[/R[/P[/E[/A[/D]]]]]],... (AMX kernels only): every repetition runs
+//   4. --amx-tuning K/C/G[/S[/R[/P[/E[/A[/D[/Y]]]]]]],... (AMX kernels only): every repetition runs
 //      ExpertShard::Run once per listed AmxTuning (moe_kernel_impl.h: K steps per K block /
 //      token-tile pairs per chunk / weight blocks per group / S: 1 = weight tiles read with
 //      TILELOADDT1, the default, 0 = TILELOADD / R: rows per task, default 256 / P: software
 //      prefetch, 0 none, 1 the next K block's weights, 2 those and the next token pair's A tiles /
 //      E: 1 = epilogues deferred into the next job's K steps / A: 1 = threads claim their next
 //      task early and prefetch its first weights / D: 1 = the dynamic schedule's stages run as one
-//      dataflow stream, 0 = stage by stage with barriers),
+//      dataflow stream, 0 = stage by stage with barriers / Y: 1 = down's y lines written with
+//      non-temporal stores),
 //      in an order rotated per repetition, on the same inputs, so tunings are compared inside one
 //      process and one stretch of the host's noise; each gets its own result row (and
 //      "amx_tuning" in the JSON).
@@ -90,15 +95,18 @@ struct MoeOptions {
   int warmup = 2;
   int reps = 7;
   double min_time_ms = 1000;  // keep timing until both reps and this much time are done
-  std::string amx_tuning;     // K/C/G[/S[/R[/P[/E[/A[/D]]]]]],...; empty: the tuning in effect
+  int calls_per_rep = 1;      // calls back to back per repetition (between the samples)
+  std::string amx_tuning;     // K/C/G[/S[/R[/P[/E[/A[/D[/Y]]]]]]],...; empty: the tuning in effect
   bool json = false;
 };
 
 struct TokenResult {
   int64_t tokens = 0;
   std::string amx_tuning;  // K/C/G/S/R/P/E/A/D, or empty when --amx-tuning was not given
-  int reps = 0;
+  int reps = 0;            // timed calls (repetitions x --calls-per-rep)
   double median_ms = 0;
+  // With --calls-per-rep > 1: the median of the first calls of the repetitions and of the others.
+  double median_ms_first_call = 0, median_ms_later_calls = 0;
   double min_ms = 0;
   double bytes = 0;  // median over reps of the bytes touched
   double gbps = 0;
@@ -164,9 +172,10 @@ absl::StatusOr<std::vector<int64_t>> ParseTokens(const std::string& list) {
 }
 
 std::string TuningName(const moe_internal::AmxTuning& t) {
-  return absl::StrFormat("%d/%d/%d/%d/%d/%d/%d/%d/%d", t.k_steps, t.chunk_pairs, t.group_blocks,
+  return absl::StrFormat("%d/%d/%d/%d/%d/%d/%d/%d/%d/%d", t.k_steps, t.chunk_pairs, t.group_blocks,
                          t.stream_weights ? 1 : 0, t.task_rows, t.prefetch,
-                         t.defer_epilogue ? 1 : 0, t.claim_ahead ? 1 : 0, t.dataflow ? 1 : 0);
+                         t.defer_epilogue ? 1 : 0, t.claim_ahead ? 1 : 0, t.dataflow ? 1 : 0,
+                         t.stream_y ? 1 : 0);
 }
 
 // --amx-tuning's list; each entry is checked by SetAmxTuning (which leaves the last one in effect;
@@ -176,17 +185,18 @@ absl::StatusOr<std::vector<moe_internal::AmxTuning>> ParseAmxTunings(const std::
   for (absl::string_view part : absl::StrSplit(list, ',', absl::SkipEmpty())) {
     const std::vector<std::string> f = absl::StrSplit(part, '/');
     moe_internal::AmxTuning t;
-    // S, R, P, E, A, D left out: the defaults.
-    int64_t v[9] = {0,
-                    0,
-                    0,
-                    t.stream_weights ? 1 : 0,
-                    t.task_rows,
-                    t.prefetch,
-                    t.defer_epilogue ? 1 : 0,
-                    t.claim_ahead ? 1 : 0,
-                    t.dataflow ? 1 : 0};
-    bool ok = f.size() >= 3 && f.size() <= 9;
+    // S, R, P, E, A, D, Y left out: the defaults.
+    int64_t v[10] = {0,
+                     0,
+                     0,
+                     t.stream_weights ? 1 : 0,
+                     t.task_rows,
+                     t.prefetch,
+                     t.defer_epilogue ? 1 : 0,
+                     t.claim_ahead ? 1 : 0,
+                     t.dataflow ? 1 : 0,
+                     t.stream_y ? 1 : 0};
+    bool ok = f.size() >= 3 && f.size() <= 10;
     for (size_t i = 0; ok && i < f.size(); ++i) ok = absl::SimpleAtoi(f[i], &v[i]);
     t.k_steps = v[0];
     t.chunk_pairs = v[1];
@@ -197,12 +207,14 @@ absl::StatusOr<std::vector<moe_internal::AmxTuning>> ParseAmxTunings(const std::
     t.defer_epilogue = v[6] == 1;
     t.claim_ahead = v[7] == 1;
     t.dataflow = v[8] == 1;
+    t.stream_y = v[9] == 1;
     auto flag = [](int64_t x) { return x == 0 || x == 1; };
-    if (!ok || !flag(v[3]) || !flag(v[6]) || !flag(v[7]) || !flag(v[8]) ||
+    if (!ok || !flag(v[3]) || !flag(v[6]) || !flag(v[7]) || !flag(v[8]) || !flag(v[9]) ||
         !moe_internal::SetAmxTuning(t))
       return absl::InvalidArgumentError(absl::StrFormat(
-          "--amx-tuning entry '%s' is not K/C/G[/S[/R[/P[/E[/A[/D]]]]]] with K in 1..4096, "
-          "C >= 1, G even in 2..16, S 0|1, R a multiple of 16, P 0..2, E 0|1, A 0|1, D 0|1",
+          "--amx-tuning entry '%s' is not K/C/G[/S[/R[/P[/E[/A[/D[/Y]]]]]]] with K in 1..4096, "
+          "C >= 1, G even in 2..16, S 0|1, R a multiple of 16, P 0..2, E 0|1, A 0|1, D 0|1, "
+          "Y 0|1",
           std::string(part)));
     out.push_back(t);
   }
@@ -280,6 +292,8 @@ int RunMoe(const MoeOptions& o) {
     onednn_status = "n/a for int4 (oneDNN 2.6 has no int4 matmul)";
   }
   if (o.warmup < 0 || o.reps < 5) return Fail(absl::InvalidArgumentError("--reps must be >= 5"));
+  if (o.calls_per_rep < 1 || o.calls_per_rep > 1000)
+    return Fail(absl::InvalidArgumentError("--calls-per-rep must be in [1, 1000]"));
   auto shape = FindMoeShape(o.shape);
   if (!shape.ok()) return Fail(shape.status());
   auto tokens = ParseTokens(o.tokens);
@@ -379,6 +393,9 @@ int RunMoe(const MoeOptions& o) {
     std::vector<double> bytes, onednn_ms, read_gbps, peak_samples;
     // Per variant (tuning): times and MoeRunPhases's fields, in order.
     std::vector<std::vector<double>> ms(variants);
+    // The same times split by the call's place in its repetition (--calls-per-rep > 1): the first
+    // follows the samples (a 1 GiB read pass, a peak pass), the later ones a call like themselves.
+    std::vector<std::vector<double>> ms_first_call(variants), ms_later_calls(variants);
     std::vector<std::array<std::vector<double>, 5>> phase_ms(variants);
     std::vector<std::vector<int64_t>> rep_faults(variants);
     double timed_ms = 0, rel_diff = 0;
@@ -391,57 +408,62 @@ int RunMoe(const MoeOptions& o) {
       if (!st.ok()) return Fail(st);
     }
     for (int rep = 0; rep < o.warmup + o.reps || timed_ms < o.min_time_ms; ++rep) {
-      const MoeInputs in = routing.Next(n);
-      MoeBatch b;
-      b.layer = 0;
-      b.num_tokens = n;
-      b.top_k = s.top_k;
-      b.hidden = in.hidden.data();
-      b.expert_ids = in.ids.data();
-      b.weights = in.weights.data();
-      std::vector<MoeRunPhases> phases(variants);
-      std::vector<double> t(variants);
-      std::vector<int64_t> faults(variants);
       if (rep == o.warmup) events_begin = ReadMemoryEvents();
-      for (size_t i = 0; i < variants; ++i) {
-        const size_t v = (rep + i) % variants;  // rotated, so no tuning always runs first
-        if (!tunings.empty()) moe_internal::SetAmxTuning(tunings[v]);
-        const int64_t faults0 = MinorPageFaults();
-        const auto t0 = Clock::now();
-        const absl::Status st = (*shard)->Run(b, out.data(), &phases[v]);
-        t[v] = std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
-        faults[v] = MinorPageFaults() - faults0;
-        if (!st.ok()) return Fail(st);
-      }
-      double t_onednn = 0;
-      if (onednn) {
-        const auto d0 = Clock::now();
-        const absl::Status sd = onednn->Run(in, out_onednn.data());
-        t_onednn = std::chrono::duration<double, std::milli>(Clock::now() - d0).count();
-        if (!sd.ok()) return Fail(sd);
-        if (rep == 0) rel_diff = RelRmsDiff(out, out_onednn);
+      // --calls-per-rep calls back to back (each on new inputs), then the samples.
+      for (int call = 0; call < o.calls_per_rep; ++call) {
+        const MoeInputs in = routing.Next(n);
+        MoeBatch b;
+        b.layer = 0;
+        b.num_tokens = n;
+        b.top_k = s.top_k;
+        b.hidden = in.hidden.data();
+        b.expert_ids = in.ids.data();
+        b.weights = in.weights.data();
+        std::vector<MoeRunPhases> phases(variants);
+        std::vector<double> t(variants);
+        std::vector<int64_t> faults(variants);
+        for (size_t i = 0; i < variants; ++i) {
+          const size_t v = (rep + i) % variants;  // rotated, so no tuning always runs first
+          if (!tunings.empty()) moe_internal::SetAmxTuning(tunings[v]);
+          const int64_t faults0 = MinorPageFaults();
+          const auto t0 = Clock::now();
+          const absl::Status st = (*shard)->Run(b, out.data(), &phases[v]);
+          t[v] = std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
+          faults[v] = MinorPageFaults() - faults0;
+          if (!st.ok()) return Fail(st);
+        }
+        double t_onednn = 0;
+        if (onednn) {
+          const auto d0 = Clock::now();
+          const absl::Status sd = onednn->Run(in, out_onednn.data());
+          t_onednn = std::chrono::duration<double, std::milli>(Clock::now() - d0).count();
+          if (!sd.ok()) return Fail(sd);
+          if (rep == 0) rel_diff = RelRmsDiff(out, out_onednn);
+        }
+        if (rep < o.warmup) continue;
+        for (size_t v = 0; v < variants; ++v) {
+          faults_in_calls += faults[v];
+          faults_max_per_call = std::max(faults_max_per_call, faults[v]);
+          rep_faults[v].push_back(faults[v]);
+        }
+        timed_ms += t[0];
+        for (size_t v = 0; v < variants; ++v) {
+          ms[v].push_back(t[v]);
+          (call == 0 ? ms_first_call[v] : ms_later_calls[v]).push_back(t[v]);
+          const MoeRunPhases& p = phases[v];
+          const double split[5] = {p.gather_ms, p.gate_up_ms, p.act_forms_ms, p.down_ms,
+                                   p.combine_ms};
+          for (int i = 0; i < 5; ++i) phase_ms[v][i].push_back(split[i]);
+        }
+        if (onednn) onednn_ms.push_back(t_onednn);
+        double touched = 0;
+        for (int32_t e : in.distinct_ids)
+          touched += static_cast<double>((*shard)->expert_bytes(0, e));
+        bytes.push_back(touched);
       }
       if (rep < o.warmup) continue;
-      for (size_t v = 0; v < variants; ++v) {
-        faults_in_calls += faults[v];
-        faults_max_per_call = std::max(faults_max_per_call, faults[v]);
-        rep_faults[v].push_back(faults[v]);
-      }
       read_gbps.push_back(read_probe.PassGbps());  // the bandwidth this rep had about it
       peak_samples.push_back(SamplePeak(threads, peak_family.kernel));  // and the peak
-      timed_ms += t[0];
-      for (size_t v = 0; v < variants; ++v) {
-        ms[v].push_back(t[v]);
-        const MoeRunPhases& p = phases[v];
-        const double split[5] = {p.gather_ms, p.gate_up_ms, p.act_forms_ms, p.down_ms,
-                                 p.combine_ms};
-        for (int i = 0; i < 5; ++i) phase_ms[v][i].push_back(split[i]);
-      }
-      if (onednn) onednn_ms.push_back(t_onednn);
-      double touched = 0;
-      for (int32_t e : in.distinct_ids)
-        touched += static_cast<double>((*shard)->expert_bytes(0, e));
-      bytes.push_back(touched);
     }
     const MemoryEvents events = ReadMemoryEvents() - events_begin;
     const AnonMemory anon = ReadAnonMemory();
@@ -456,6 +478,10 @@ int RunMoe(const MoeOptions& o) {
       if (!tunings.empty()) r.amx_tuning = TuningName(tunings[v]);
       r.reps = static_cast<int>(ms[v].size());
       r.median_ms = Median(ms[v]);
+      if (o.calls_per_rep > 1) {
+        r.median_ms_first_call = Median(ms_first_call[v]);
+        r.median_ms_later_calls = Median(ms_later_calls[v]);
+      }
       r.min_ms = *std::min_element(ms[v].begin(), ms[v].end());
       r.bytes = Median(bytes);
       const auto& pm = phase_ms[v];
@@ -518,16 +544,25 @@ int RunMoe(const MoeOptions& o) {
   }
   std::fprintf(
       log,
-      "(median of >= %d reps and >= %.0f ms after %d warm-up; bw ratio vs read GB/s: the "
+      "(median of >= %d reps x %d calls and >= %.0f ms after %d warm-up; bw ratio vs read GB/s: "
+      "the "
       "median of read passes between the reps (%.2f before the run, %.2f after); peak ratio "
       "vs peak: the median of %s peak passes between the reps; vs best pk: vs %.3f %s, the "
       "better of the full measurements before and after)\n",
-      o.reps, o.min_time_ms, o.warmup, lim_before.read_gbps, lim_after.read_gbps, peak_kind.c_str(),
-      peak, ops);
+      o.reps, o.calls_per_rep, o.min_time_ms, o.warmup, lim_before.read_gbps, lim_after.read_gbps,
+      peak_kind.c_str(), peak, ops);
   for (const TokenResult& r : results)
     std::fprintf(log, "%lld tokens%s%s: peak passes between the reps %.3f-%.3f %s\n",
                  (long long)r.tokens, tuned ? ", amx tuning " : "", r.amx_tuning.c_str(),
                  r.peak_sampled_min, r.peak_sampled_max, ops);
+  if (o.calls_per_rep > 1) {
+    for (const TokenResult& r : results)
+      std::fprintf(log,
+                   "%lld tokens%s%s: %d calls per rep, median ms of the first calls %.3f (after "
+                   "the samples), of the later ones %.3f (after a call)\n",
+                   (long long)r.tokens, tuned ? ", amx tuning " : "", r.amx_tuning.c_str(),
+                   o.calls_per_rep, r.median_ms_first_call, r.median_ms_later_calls);
+  }
   for (const TokenResult& r : results) {
     const MoeRunPhases& p = r.phases;
     std::fprintf(log,
@@ -587,6 +622,7 @@ int RunMoe(const MoeOptions& o) {
     j["min_reps"] = o.reps;
     j["min_time_ms"] = o.min_time_ms;
     j["warmup"] = o.warmup;
+    j["calls_per_rep"] = o.calls_per_rep;
     j["limits"] = LimitsJson(lim);  // the better of the two measurements (peak_ratio_best_peak)
     j["limits"]["peak_kind"] = peak_kind;
     j["limits"]["peak_tflops"] = peak;
@@ -612,6 +648,10 @@ int RunMoe(const MoeOptions& o) {
                               {"peak_ratio_best_peak", r.peak_ratio_best_peak}});
       nlohmann::json& jr = j["results"].back();
       if (tuned) jr["amx_tuning"] = r.amx_tuning;
+      if (o.calls_per_rep > 1) {
+        jr["median_ms_first_call"] = r.median_ms_first_call;
+        jr["median_ms_later_calls"] = r.median_ms_later_calls;
+      }
       jr["phases_ms"] = {{"gather", r.phases.gather_ms},
                          {"gate_up", r.phases.gate_up_ms},
                          {"act_forms", r.phases.act_forms_ms},
@@ -669,12 +709,15 @@ void AddMoeCommand(CLI::App& app, int* exit_code) {
   cmd->add_option("--reps", o->reps, "timed calls per token count (>= 5; median reported)");
   cmd->add_option("--min-time-ms", o->min_time_ms,
                   "keep timing each token count until this many ms are timed (default 1000)");
+  cmd->add_option("--calls-per-rep", o->calls_per_rep,
+                  "calls back to back per repetition, each timed, the samples after the last "
+                  "(default 1)");
   cmd->add_option(
       "--amx-tuning", o->amx_tuning,
-      "K/C/G[/S[/R[/P[/E[/A[/D]]]]]],...: AMX tunings run interleaved on the same inputs, one "
-      "result "
-      "each (K steps per K block, chunk pairs, group blocks, 1 = TILELOADDT1 weights, "
-      "rows per task, prefetch 0|1|2, 1 = deferred epilogues, 1 = claim ahead, 1 = dataflow)");
+      "K/C/G[/S[/R[/P[/E[/A[/D[/Y]]]]]]],...: AMX tunings run interleaved on the same inputs, one "
+      "result each (K steps per K block, chunk pairs, group blocks, 1 = TILELOADDT1 weights, "
+      "rows per task, prefetch 0|1|2, 1 = deferred epilogues, 1 = claim ahead, 1 = dataflow, "
+      "1 = non-temporal y stores)");
   cmd->add_flag("--json", o->json, "last line: one JSON object");
   cmd->callback([o, exit_code] { *exit_code = RunMoe(*o); });
 }

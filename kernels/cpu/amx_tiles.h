@@ -75,7 +75,9 @@
 //   TANDEM_MOE_CLAIM_AHEAD=<0|1> ExpertShard::Run's threads claim their next AMX task early and
 //                                prefetch its first weights (AmxTuning::claim_ahead);
 //   TANDEM_MOE_DATAFLOW=<0|1>    ExpertShard::Run's dynamic schedule runs its stages as one
-//                                dataflow stream, or stage by stage (AmxTuning::dataflow).
+//                                dataflow stream, or stage by stage (AmxTuning::dataflow);
+//   TANDEM_AMX_STREAM_Y=<0|1>    down's y lines written with non-temporal stores
+//                                (AmxTuning::stream_y).
 // TANDEM_AMX_EMULATE (never set by the build): the tile instructions become scalar C++ on
 // per-thread tile state, so that the kernels' indexing can be tested on machines without AMX
 // (TDPBF16PS is emulated in plain f32, so bf16 results match the hardware only to rounding).
@@ -233,6 +235,7 @@ inline Tuning& MutableTuning() {
     t.defer_epilogue = EnvInt("TANDEM_AMX_DEFER", 0, 1, t.defer_epilogue ? 1 : 0) != 0;
     t.claim_ahead = EnvInt("TANDEM_MOE_CLAIM_AHEAD", 0, 1, t.claim_ahead ? 1 : 0) != 0;
     t.dataflow = EnvInt("TANDEM_MOE_DATAFLOW", 0, 1, t.dataflow ? 1 : 0) != 0;
+    t.stream_y = EnvInt("TANDEM_AMX_STREAM_Y", 0, 1, t.stream_y ? 1 : 0) != 0;
     const int64_t rows = EnvInt("TANDEM_MOE_TASK_ROWS", 16, 1 << 20, t.task_rows);
     if (rows % 16 == 0) t.task_rows = rows;
     return t;
@@ -751,16 +754,21 @@ TANDEM_AMX void StoreGateUp(const C* c, int64_t tb, int64_t te, int64_t t0, int6
 }
 
 // y[(t0 + t) * hidden + r] = the down value, t in [tb, te), r in [lo, hi) of the block at
-// `first`; c: the block's tile of token tile 0 (tile 1 at + 1 KB).
+// `first`; c: the block's tile of token tile 0 (tile 1 at + 1 KB). stream: whole, aligned 64-byte
+// lines go out with a non-temporal store (AmxTuning::stream_y; the caller fences).
 template <typename C, class Values>
 TANDEM_AMX void StoreDown(const C* c, int64_t tb, int64_t te, int64_t t0, int64_t first, int64_t lo,
-                          int64_t hi, const Values& values, float* y, int64_t hidden) {
+                          int64_t hi, const Values& values, float* y, int64_t hidden, bool stream) {
   constexpr int64_t kB = PackedMatrix::kBlockRows;
   const __mmask16 lanes = LaneRange(lo - first, hi - first);
   for (int64_t t = tb; t < te; ++t) {
     const C* src = c + (t / kTileRows) * kTileRows * kB + (t % kTileRows) * kB;
-    _mm512_mask_storeu_ps(y + (t0 + t) * hidden + first, lanes,
-                          values(src, 2, first, lanes, t0 + t));
+    float* dst = y + (t0 + t) * hidden + first;
+    const __m512 v = values(src, 2, first, lanes, t0 + t);
+    if (stream && lanes == 0xFFFF && (reinterpret_cast<uintptr_t>(dst) & 63) == 0)
+      _mm512_stream_ps(dst, v);
+    else
+      _mm512_mask_storeu_ps(dst, lanes, v);
   }
 }
 
@@ -838,6 +846,7 @@ TANDEM_AMX void DownRowGroups(const PackedExpert& e, int64_t d0, int64_t d1, flo
   LoadTiles();
   const int64_t b_end = (d1 + kB - 1) / kB;
   const int64_t group = GetTuning().group_blocks;
+  const bool stream_y = GetTuning().stream_y;
   for (int64_t b = d0 / kB; b < b_end; b += group) {
     WeightGroup w;
     w.nwb = static_cast<int>(std::min<int64_t>(group, b_end - b));
@@ -858,11 +867,14 @@ TANDEM_AMX void DownRowGroups(const PackedExpert& e, int64_t d0, int64_t d1, flo
       for (int jj = 0; jj < (two_b ? 2 : 1); ++jj) {
         const int64_t first = (b + j + jj) * kB;
         StoreDown(reinterpret_cast<const C*>(out + 2 * jj * kTileBytes), tb, te, t0, first,
-                  std::max(d0, first), std::min(d1, first + kB), values, y, hidden);
+                  std::max(d0, first), std::min(d1, first + kB), values, y, hidden, stream_y);
       }
     };
     run(w, epilogue);
   }
+  // Non-temporal stores are weakly ordered: make them visible before whoever reads y is told
+  // that this call is done (a release store or a barrier orders only ordinary stores).
+  if (stream_y) _mm_sfence();
   ReleaseTiles();
 }
 

@@ -88,6 +88,13 @@ struct AmxTuning {
   // tasks wait only for that expert's previous stage; numa_worker/moe_task_stream.h) rather than
   // stage by stage with a barrier between (false, for measuring; the static schedule always is).
   bool dataflow = true;
+  // The down projection's y values go to memory with non-temporal stores (MOVNTPS, whole 64-byte
+  // lines only; the rest as before): y is read back only by the combine, after the whole down
+  // stage, by when most of it has left the caches anyway, so the stores skip reading each line
+  // first. In one process on the GPU machine's Xeon (Qwen2-57B): int8 1024 tokens 44.27 -> 44.04
+  // ms, bf16 1024 79.10 -> 78.98, int8 4096 158.9 -> 156.5 (the down phase gains 0.1-1.2 ms, the
+  // combine, reading y from memory, loses 0.04-0.16; bench/RESULTS.md, tenth pass).
+  bool stream_y = true;
 };
 // The tuning in effect (defaults, or $TANDEM_AMX_KSTEPS / _CHUNK / _GROUP / _STREAM_B / _PREFETCH /
 // _DEFER and $TANDEM_MOE_TASK_ROWS / _CLAIM_AHEAD / _DATAFLOW), and a replacement for tests and

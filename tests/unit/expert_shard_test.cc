@@ -120,20 +120,23 @@ TEST_P(ExpertShardTest, RunEqualsTheSumOfExpertForwardsUnderBothSchedules) {
     EXPECT_EQ(out_d, out_s) << "tokens=" << tokens;
     // Rows per AMX task only change how the rows are cut into tasks, not any row's sums; claiming
     // tasks ahead (and prefetching them) and running the stages as a dataflow or stage by stage
-    // change only which thread runs which task when.
+    // change only which thread runs which task when; non-temporal y stores only how y's lines
+    // reach memory (the combine, on other threads, must still see them all).
     const moe_internal::AmxTuning defaults = moe_internal::GetAmxTuning();
     for (int64_t rows : {16, 48, 256}) {
-      for (int variant = 0; variant < 4; ++variant) {
+      for (int variant = 0; variant < 8; ++variant) {
         moe_internal::AmxTuning t = defaults;
         t.task_rows = rows;
         t.claim_ahead = (variant & 1) != 0;
         t.dataflow = (variant & 2) != 0;
+        t.stream_y = (variant & 4) != 0;
         if (!moe_internal::SetAmxTuning(t)) continue;  // no AMX kernels in this build
         std::vector<float> out_r(tokens * kHidden, NAN), out_rs(tokens * kHidden, NAN);
         ASSERT_TRUE((*dynamic)->Run(b.view(tokens), out_r.data()).ok());
         ASSERT_TRUE((*fixed)->Run(b.view(tokens), out_rs.data()).ok());
         EXPECT_EQ(out_r, out_d) << "tokens=" << tokens << " task rows " << rows << " claim ahead "
-                                << t.claim_ahead << " dataflow " << t.dataflow;
+                                << t.claim_ahead << " dataflow " << t.dataflow << " stream y "
+                                << t.stream_y;
         EXPECT_EQ(out_rs, out_d) << "static, tokens=" << tokens << " task rows " << rows;
       }
     }

@@ -472,7 +472,11 @@ TEST_F(AmxKernelTest, EveryTuningGivesTheSameBits) {
                                              {1, 100, 6, true, 256, 0, true},
                                              {14, 8, 16, true, 256, 1, true},
                                              {4096, 4, 2, true, 256, 2, true},
-                                             {3, 1, 16, false, 256, 1, true}};
+                                             {3, 1, 16, false, 256, 1, true},
+                                             // y stores ordinary (the 10th field; default:
+                                             // non-temporal) and non-temporal
+                                             {14, 8, 16, true, 256, 1, true, true, true, false},
+                                             {4096, 4, 2, true, 256, 2, false, true, true, true}};
   ASSERT_FALSE(moe_internal::SetAmxTuning({0, 4, 2}));
   ASSERT_FALSE(moe_internal::SetAmxTuning({16, 0, 2}));
   ASSERT_FALSE(moe_internal::SetAmxTuning({16, 4, 3}));
