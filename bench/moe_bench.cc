@@ -34,7 +34,7 @@
 //      gives the page faults inside our timed calls, the system's THP events during the timed
 //      repetitions and the share of the process's anonymous memory in huge pages, so that a slow
 //      repetition that paid for first-touching a buffer is told from a slow host; the JSON also
-//      holds each repetition's time, down phase and page faults ("per_rep").
+//      holds each timed call's time, down phase and page faults ("per_rep").
 //   4. --amx-tuning K/C/G[/S[/R[/P[/E[/A[/D[/Y]]]]]]],... (AMX kernels only): every repetition runs
 //      ExpertShard::Run once per listed AmxTuning (moe_kernel_impl.h: K steps per K block /
 //      token-tile pairs per chunk / weight blocks per group / S: 1 = weight tiles read with
@@ -132,7 +132,8 @@ struct TokenResult {
   int64_t faults_in_calls = 0, faults_max_per_call = 0;
   MemoryEvents events;
   AnonMemory anon;
-  // Per timed repetition, in order (JSON only): time, down phase, page faults of our call.
+  // Per timed call (every call of every timed repetition), in order (JSON only): time, down
+  // phase, page faults.
   std::vector<double> rep_ms, rep_down_ms;
   std::vector<int64_t> rep_faults;
 };
@@ -409,6 +410,7 @@ int RunMoe(const MoeOptions& o) {
     }
     for (int rep = 0; rep < o.warmup + o.reps || timed_ms < o.min_time_ms; ++rep) {
       if (rep == o.warmup) events_begin = ReadMemoryEvents();
+      const bool timed = rep >= o.warmup;
       // --calls-per-rep calls back to back (each on new inputs), then the samples.
       for (int call = 0; call < o.calls_per_rep; ++call) {
         const MoeInputs in = routing.Next(n);
@@ -438,9 +440,9 @@ int RunMoe(const MoeOptions& o) {
           const absl::Status sd = onednn->Run(in, out_onednn.data());
           t_onednn = std::chrono::duration<double, std::milli>(Clock::now() - d0).count();
           if (!sd.ok()) return Fail(sd);
-          if (rep == 0) rel_diff = RelRmsDiff(out, out_onednn);
+          if (rep == 0 && call == 0) rel_diff = RelRmsDiff(out, out_onednn);
         }
-        if (rep < o.warmup) continue;
+        if (!timed) continue;
         for (size_t v = 0; v < variants; ++v) {
           faults_in_calls += faults[v];
           faults_max_per_call = std::max(faults_max_per_call, faults[v]);
@@ -461,7 +463,7 @@ int RunMoe(const MoeOptions& o) {
           touched += static_cast<double>((*shard)->expert_bytes(0, e));
         bytes.push_back(touched);
       }
-      if (rep < o.warmup) continue;
+      if (!timed) continue;
       read_gbps.push_back(read_probe.PassGbps());  // the bandwidth this rep had about it
       peak_samples.push_back(SamplePeak(threads, peak_family.kernel));  // and the peak
     }

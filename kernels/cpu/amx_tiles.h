@@ -761,11 +761,12 @@ TANDEM_AMX void StoreDown(const C* c, int64_t tb, int64_t te, int64_t t0, int64_
                           int64_t hi, const Values& values, float* y, int64_t hidden, bool stream) {
   constexpr int64_t kB = PackedMatrix::kBlockRows;
   const __mmask16 lanes = LaneRange(lo - first, hi - first);
+  const bool whole_lines = stream && lanes == 0xFFFF;
   for (int64_t t = tb; t < te; ++t) {
     const C* src = c + (t / kTileRows) * kTileRows * kB + (t % kTileRows) * kB;
     float* dst = y + (t0 + t) * hidden + first;
     const __m512 v = values(src, 2, first, lanes, t0 + t);
-    if (stream && lanes == 0xFFFF && (reinterpret_cast<uintptr_t>(dst) & 63) == 0)
+    if (whole_lines && (reinterpret_cast<uintptr_t>(dst) & 63) == 0)
       _mm512_stream_ps(dst, v);
     else
       _mm512_mask_storeu_ps(dst, lanes, v);
